@@ -28,3 +28,14 @@ class Batch:
 
         return Batch(tuple(t.to(device, non_blocking=non_blocking) for t in self.g_input),
                      mv(self.real), mv(self.target), self.index)
+
+
+@dataclass
+class EvalSample:
+    """One image of a deterministic evaluation set (tensors without a batch dimension)."""
+
+    name: str
+    g_input: tuple[torch.Tensor, ...]  # generator inputs, e.g. (lr,) or (lr_up, cond)
+    hr: torch.Tensor  # (3, H, W) float in [0, 1]
+    lr: torch.Tensor  # (3, h, w) float in [0, 1], for display and the bicubic baseline
+    scale: int  # SR factor of this sample (PSNR/SSIM border crop)
