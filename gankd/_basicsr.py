@@ -23,9 +23,9 @@ from basicsr.utils.matlab_functions import imresize  # noqa: E402
 
 __all__ = [
     "RRDB",
+    "DiffJPEG",
     "RRDBNet",
     "UNetDiscriminatorSN",
-    "DiffJPEG",
     "USMSharp",
     "calculate_niqe",
     "calculate_psnr",

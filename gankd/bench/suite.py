@@ -1,0 +1,142 @@
+"""Suites and runs: what a benchmark run is, resolved from YAML and the command line.
+
+A suite (``benchmarks/<name>.yaml``) lists methods, models, student ratios and seeds, and per
+model the settings that differ from the model family's defaults
+(``benchmarks/models/<family>.yaml``: teacher, discriminator, data, recipe, training, evaluation).
+A run is one (suite, model, method, ratio, seed, data); its resolved config is written beside its
+results and defines it completely.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gankd.config import from_mapping, load_yaml, merge, to_dict
+from gankd.datasets.config import DataConfig
+from gankd.engine.config import RecipeConfig, TrainConfig
+from gankd.errors import ConfigError, unknown_choice
+from gankd.models import zoo
+from gankd.paths import benchmarks_dir
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    size: int = 64  # input side (LR side for rrdbnet, output side for gcfsr)
+    threads: int = 2
+    warmup: int = 3
+    repeats: int = 10
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    metrics: tuple[str, ...] = ("psnr", "ssim", "lpips", "fid", "niqe")
+    batch_size: int = 4
+    metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    grid_crops: int = 3  # evaluation images whose outputs are kept for the report's image grid
+
+
+@dataclass(frozen=True)
+class ModelSetup:
+    """Everything about one model family in a suite."""
+
+    family: str
+    teacher: str  # zoo entry of the teacher generator
+    discriminator: str  # zoo entry of the teacher-size discriminator
+    data: DataConfig
+    recipe: RecipeConfig
+    train: TrainConfig
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    student: dict[str, Any] = field(default_factory=dict)  # student arch overrides (e.g. num_block)
+    #: None: the teacher's pretrained weights (its zoo entry names them); else how
+    #: `gankd teacher` trains it (the family recipe, this schedule), cached by config hash.
+    teacher_train: TrainConfig | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    name: str
+    description: str
+    methods: tuple[str, ...]
+    models: dict[str, ModelSetup]
+    ratios: tuple[float, ...] = (0.25,)
+    seeds: tuple[int, ...] = (0,)
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    suite: str
+    model: str
+    method: str
+    ratio: float
+    seed: int
+    data: str
+
+    @property
+    def rel_dir(self) -> Path:
+        return Path(self.suite) / self.model / f"r{self.ratio:g}" / self.method / f"seed{self.seed}"
+
+
+def suite_names() -> list[str]:
+    return sorted(p.stem for p in benchmarks_dir().glob("*.yaml"))
+
+
+def family_names() -> list[str]:
+    return sorted(p.stem for p in (benchmarks_dir() / "models").glob("*.yaml"))
+
+
+def load_suite(name_or_path: str) -> SuiteConfig:
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        if name_or_path not in suite_names():
+            raise unknown_choice("suite", name_or_path, suite_names())
+        path = benchmarks_dir() / f"{name_or_path}.yaml"
+    raw = load_yaml(path)
+    where = path.name
+    models_raw = raw.pop("models", None)
+    if not isinstance(models_raw, dict) or not models_raw:
+        raise ConfigError(f"{where}: 'models' must map model names to their settings")
+    models = {}
+    for fam, over in models_raw.items():
+        if fam not in family_names():
+            raise unknown_choice(f"model in {where}:", fam, family_names())
+        base = load_yaml(benchmarks_dir() / "models" / f"{fam}.yaml")
+        setup = from_mapping(ModelSetup, merge(base, over or {}), f"{where}: models.{fam}")
+        zoo.get(setup.teacher), zoo.get(setup.discriminator)  # names checked here, once
+        models[fam] = setup
+    suite = from_mapping(SuiteConfig, {**raw, "models": {}}, where)
+    suite = dataclasses.replace(suite, models=models, path=str(path))
+    from gankd.methods import METHODS
+
+    for m in suite.methods:
+        METHODS.get(m)
+    for m in suite.method_options:
+        if m not in METHODS:
+            raise unknown_choice(f"method in {where}: method_options", m, METHODS.names())
+    return suite
+
+
+def check_ratio(value: str | float) -> float:
+    try:
+        r = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"student ratio must be a number in (0, 1], e.g. 0.25; got {value!r}") from None
+    if not 0 < r <= 1:
+        paper = ", ".join(map(str, zoo.RATIOS))
+        raise ConfigError(f"student ratio must be in (0, 1] (the paper ratios: {paper}); got {value!r}")
+    return r
+
+
+def resolved(suite: SuiteConfig, spec: RunSpec) -> dict[str, Any]:
+    """The complete config of one run, as written to its folder."""
+    from gankd.methods import method_config
+
+    setup = suite.models[spec.model]
+    mcfg = method_config(spec.method, suite.method_options.get(spec.method), f"{spec.suite}: method_options")
+    return {"run": to_dict(spec), "setup": to_dict(setup), "method": to_dict(mcfg)}

@@ -1,0 +1,53 @@
+"""Sweeps: every (model, ratio, seed, method) of a suite as independent jobs.
+
+Jobs are ordered model -> ratio -> seed -> method, so the teacher, its training pool and its
+cached outputs are built by the first job and reused by the rest. Finished runs are skipped,
+interrupted ones resume. To spread a sweep over machines, give each job-array task a shard::
+
+    gankd sweep --suite cpu --shard $((SLURM_ARRAY_TASK_ID+1))/$SLURM_ARRAY_TASK_COUNT
+
+with a results folder they share (``--results``) or merged afterwards (copy the run folders under
+one ``results/runs``; ``gankd report`` reads whatever is there).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from gankd.bench.suite import RunSpec, SuiteConfig
+from gankd.engine.trainer import NonFiniteLoss
+from gankd.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def jobs(suite: SuiteConfig, data: str) -> list[RunSpec]:
+    return [RunSpec(suite.name, model, method, ratio, seed, data)
+            for model in suite.models for ratio in suite.ratios for seed in suite.seeds
+            for method in suite.methods]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard must be K/N with 1 <= K <= N, got {text!r}") from None
+    if not 1 <= k <= n:
+        raise ConfigError(f"--shard must be K/N with 1 <= K <= N, got {text!r}")
+    return k, n
+
+
+def run_jobs(specs: list[RunSpec], suite: SuiteConfig, results: Path, progress: bool = True) -> list[RunSpec]:
+    """Runs each job; a run whose loss turns NaN is recorded as failed and the sweep goes on."""
+    from gankd.bench.run import run
+
+    failures = []
+    for i, spec in enumerate(specs, 1):
+        log.info("[%d/%d] %s", i, len(specs), spec.rel_dir)
+        try:
+            run(spec, suite, results, progress=progress)
+        except NonFiniteLoss as exc:
+            log.error("%s failed: %s", spec.rel_dir, exc)
+            failures.append(spec)
+    return failures

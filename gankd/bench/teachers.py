@@ -1,0 +1,116 @@
+"""Where a run's teacher comes from.
+
+- A zoo entry with ``weights`` (Real-ESRGAN x4plus): the converted offline asset, or the official
+  file named by ``GANKD_WEIGHTS_<ASSET>``; loaded with strict key matching.
+- A family with ``teacher_train`` (GCFSR, whose released checkpoints sit behind links no machine
+  here reaches): ``GANKD_WEIGHTS_<ZOO ENTRY>`` (e.g. ``GANKD_WEIGHTS_GCFSR_512`` for a released
+  ``params_ema``) when given, else the teacher ``gankd teacher`` trained with the family recipe
+  at the suite's scale, cached under ``$GANKD_CACHE/teachers/<config hash>/``. Training it is the
+  ``scratch`` method with the teacher-size network as "student"; its EMA weights are the teacher.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gankd import atomic
+from gankd.assets import store
+from gankd.bench.locks import file_lock
+from gankd.bench.suite import ModelSetup
+from gankd.config import to_dict
+from gankd.errors import ConfigError
+from gankd.models import zoo
+from gankd.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedTeacher:
+    net: nn.Module
+    identity: str  # zoo entry + sha256 of the weights: keys every teacher cache
+    source: str  # human-readable provenance for the report
+
+
+def _entry_env(entry: zoo.ZooEntry) -> str:
+    return "GANKD_WEIGHTS_" + entry.name.upper()
+
+
+def load_teacher(setup: ModelSetup, data: str, pool_seed: int = 0, progress: bool = True) -> LoadedTeacher:
+    entry = zoo.get(setup.teacher)
+    net = entry.build()
+    user = os.environ.get(_entry_env(entry))
+    if user:
+        path = Path(user).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{_entry_env(entry)} points to {path}, which does not exist")
+        state = store.read_state_dict(path)
+        net.load_state_dict(state, strict=True)
+        return LoadedTeacher(net, f"{entry.name}:{atomic.sha256_file(path)[:16]}", f"user file {path}")
+    if entry.weights:
+        asset = store.get(entry.weights)
+        state, source = store.load(asset, prepare_missing=True)
+        net.load_state_dict(state, strict=True)
+        sha = store.user_file(asset)
+        digest = atomic.sha256_file(sha) if sha else json.loads(
+            store.converted_path(asset).with_suffix(".json").read_text())["sha256"]
+        return LoadedTeacher(net, f"{entry.name}:{digest[:16]}", source)
+    if setup.teacher_train is None:
+        raise ConfigError(f"teacher {entry.name} has no pretrained weights and the suite gives no "
+                          f"teacher_train schedule; set {_entry_env(entry)} to a checkpoint")
+    path = trained_teacher_path(setup, data, pool_seed)
+    if not path.is_file():
+        train_teacher(setup, data, pool_seed, progress=progress)
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    return LoadedTeacher(net, f"{entry.name}:{atomic.sha256_file(path)[:16]}",
+                         f"trained by gankd teacher ({setup.teacher_train.steps} steps), {path.parent.name}")
+
+
+def teacher_key(setup: ModelSetup, data: str, pool_seed: int) -> str:
+    blob = json.dumps({"teacher": to_dict(zoo.get(setup.teacher)), "d": to_dict(zoo.get(setup.discriminator)),
+                       "recipe": to_dict(setup.recipe), "train": to_dict(setup.teacher_train),
+                       "data": to_dict(setup.data), "source": data, "pool_seed": pool_seed},
+                      sort_keys=True, default=str)
+    return atomic.sha256_bytes(blob.encode())[:16]
+
+
+def trained_teacher_path(setup: ModelSetup, data: str, pool_seed: int) -> Path:
+    return cache_dir() / "teachers" / f"{setup.teacher}-{teacher_key(setup, data, pool_seed)}" / "teacher.pth"
+
+
+def train_teacher(setup: ModelSetup, data: str, pool_seed: int = 0, progress: bool = True) -> Path:
+    """Train (or resume training) the family's teacher; one process at a time per config."""
+    from gankd.bench.compose import make_method, seeded_build
+    from gankd.bench.data import training_sampler
+    from gankd.engine.recipe import Recipe
+    from gankd.engine.trainer import Trainer
+    from gankd.methods import method_config
+
+    assert setup.teacher_train is not None
+    path = trained_teacher_path(setup, data, pool_seed)
+    with file_lock(path.parent / ".lock"):
+        if path.is_file():
+            return path
+        entry = zoo.get(setup.teacher)
+        net = seeded_build(entry, pool_seed)
+        recipe = Recipe(setup.recipe)
+        method = make_method("scratch", method_config("scratch"), net, None, zoo.get(setup.discriminator),
+                             recipe, total_steps=setup.teacher_train.steps, ratio=1.0)
+        sampler = training_sampler(setup, data, setup.teacher_train, pool_seed, seed=pool_seed)
+        trainer = Trainer(setup.teacher_train, net, method, None, sampler, run_dir=path.parent,
+                          progress=progress, desc=f"teacher {entry.name}")
+        result = trainer.fit()
+        atomic.torch_save(path, {k: v.cpu() for k, v in trainer.ema.state_dict().items()})
+        atomic.write_json(path.with_name("teacher.json"), {
+            "entry": entry.name, "steps": result.steps, "wall_time_s": result.wall_time_s,
+            "history": result.history, "sha256": atomic.sha256_file(path)})
+        for ck in (path.parent / "checkpoints").glob("step_*"):
+            ck.unlink()
+        return path

@@ -1,0 +1,120 @@
+"""The ``gankd`` command: parses, validates arguments once, hands over to gankd.bench.
+
+Exit codes: 0 ok; 1 a run failed (message says why); 2 bad arguments or config (the message
+lists the valid choices); 130 interrupted (run the same command again to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gankd.errors import ConfigError, GankdError, unknown_choice
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gankd", description="Knowledge distillation of SR GANs: a benchmark.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def run_args(sp: argparse.ArgumentParser, method: bool = True) -> None:
+        if method:
+            sp.add_argument("--method", required=True, help="distillation method (gankd list)")
+            sp.add_argument("--model", required=True, help="model family: realesrgan | gcfsr")
+            sp.add_argument("--student", default="0.25", help="student width ratio r (default 0.25)")
+            sp.add_argument("--seed", default="0", help="run seed (default 0)")
+        sp.add_argument("--suite", default="cpu", help="suite name or YAML path (default cpu)")
+        sp.add_argument("--data", default="builtin", help="'builtin' or a folder of images")
+        sp.add_argument("--results", type=Path, default=None, help="results folder (default results/)")
+        sp.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    sp = sub.add_parser("bench", help="train, evaluate, append to the leaderboard, refresh the report")
+    run_args(sp)
+    sp.add_argument("--force", action="store_true", help="start the run over even if done or resumable")
+    sp.add_argument("--no-report", action="store_true", help="skip refreshing reports/")
+
+    sp = sub.add_parser("sweep", help="every method x model x ratio x seed of a suite; skips finished runs")
+    run_args(sp, method=False)
+    sp.add_argument("--shard", default="1/1", help="K/N: run only every N-th job starting at K (job arrays)")
+    sp.add_argument("--dry-list", action="store_true", help="print the jobs and exit")
+
+    sp = sub.add_parser("teacher", help="train (or find) the teacher of a family without pretrained weights")
+    sp.add_argument("--model", required=True)
+    sp.add_argument("--suite", default="cpu")
+    sp.add_argument("--data", default="builtin")
+    sp.add_argument("--quiet", action="store_true")
+
+    sp = sub.add_parser("report", help="reports/leaderboard.{csv,html} from results/")
+    sp.add_argument("--results", type=Path, default=None)
+    sp.add_argument("--out", type=Path, default=None)
+
+    sp = sub.add_parser("regress", help="smoke suite vs results/baselines/smoke.json")
+    sp.add_argument("--update", action="store_true", help="rewrite the baseline on purpose")
+    sp.add_argument("--baseline", type=Path, default=None)
+    sp.add_argument("--suite", default="smoke")
+    sp.add_argument("--quiet", action="store_true")
+
+    sub.add_parser("zoo", help="params and GMACs of every model config")
+    sub.add_parser("list", help="registered methods, models, datasets, metrics, suites")
+    sp = sub.add_parser("assets", help="fetch and convert the offline weights")
+    sp.add_argument("--force", action="store_true", help="convert again even if the cache verifies")
+    return p
+
+
+def _int(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"gankd: error: {exc}", file=sys.stderr)
+        return 2
+    except GankdError as exc:
+        print(f"gankd: failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ngankd: interrupted; run the same command again to resume from the last checkpoint",
+              file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from gankd.bench import commands
+
+    if args.command == "bench":
+        suite = commands.suite(args.suite)
+        spec = commands.run_spec(suite, args.model, args.method, args.student, _int("--seed", args.seed),
+                                 args.data)
+        return commands.bench(spec, suite, args.results, progress=not args.quiet, force=args.force,
+                              report=not args.no_report)
+    if args.command == "sweep":
+        return commands.sweep(commands.suite(args.suite), args.data, args.results, args.shard,
+                              progress=not args.quiet, dry=args.dry_list)
+    if args.command == "teacher":
+        return commands.teacher(commands.suite(args.suite), args.model, args.data, progress=not args.quiet)
+    if args.command == "report":
+        return commands.report(args.results, args.out)
+    if args.command == "regress":
+        return commands.regress(args.suite, args.baseline, update=args.update, progress=not args.quiet)
+    if args.command == "zoo":
+        return commands.zoo()
+    if args.command == "list":
+        return commands.listing()
+    if args.command == "assets":
+        return commands.assets(force=args.force)
+    raise unknown_choice("command", args.command, [])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

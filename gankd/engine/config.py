@@ -1,0 +1,59 @@
+"""Configs of the engine: the base recipe of a model family and the training schedule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    """The base recipe of a model family: losses, optimizers, EMA (SPEC section 4).
+
+    Family values live in ``benchmarks/models/<family>.yaml``; these defaults are Real-ESRGAN's.
+    """
+
+    pixel_weight: float = 1.0
+    perceptual_weight: float = 1.0
+    #: VGG layer -> weight, VGG19 names (conv taken before ReLU, as BasicSR's PerceptualLoss);
+    #: with no VGG19 weights offline each maps to its VGG16 equivalent (reported).
+    perceptual_layers: dict[str, float] = field(default_factory=lambda: {
+        "conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0, "conv5_4": 1.0})
+    perceptual_network: Literal["vgg19", "vgg16"] = "vgg19"
+    perceptual_criterion: Literal["l1", "l2"] = "l1"
+    #: vanilla: BCE on logits (Real-ESRGAN); nonsat_logistic: softplus form (StyleGAN2 / GCFSR)
+    gan_type: Literal["vanilla", "nonsat_logistic"] = "vanilla"
+    gan_weight: float = 0.1
+    r1_weight: float = 0.0
+    r1_every: int = 16
+    lr_g: float = 1e-4
+    betas_g: tuple[float, float] = (0.9, 0.99)
+    lr_d: float = 1e-4
+    betas_d: tuple[float, float] = (0.9, 0.99)
+    ema_decay: float = 0.999
+
+    def __post_init__(self) -> None:
+        if self.r1_every < 1:
+            raise ValueError("r1_every must be >= 1")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError("ema_decay must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 4
+    log_every: int = 10
+    val_every: int = 0  # 0: no validation curve
+    ckpt_every: int = 0  # 0: only at the end
+    ckpt_keep: int = 2
+    grad_clip: float | None = None  # off by default, as in the papers
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = None  # CPU threads (torch.set_num_threads); None leaves torch's default
+    bf16: bool = True  # autocast on CUDA only; CPU runs in fp32
+    channels_last: bool = True  # CUDA only
+    compile: bool = False  # torch.compile the generators (CUDA)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be >= 1")

@@ -1,0 +1,110 @@
+"""The protocol every distillation method implements, and what the engine hands it.
+
+A method is an ``nn.Module`` (so its extra networks -- discriminators, adapters, connectors --
+live in its state dict and checkpoints). It declares:
+
+- ``discriminators``: an ``nn.ModuleDict``; the engine gives each its own optimizer and steps
+  those ``active_discriminators(step)`` names after each generator step;
+- ``generator_side()``: trainable parameters beside the student's that the generator optimizer
+  updates (adapters, connectors);
+- ``student_taps`` / ``teacher_taps``: module names whose outputs it needs; the engine hooks them
+  and passes the features in the ``Step`` record;
+- ``generator_terms(step)`` and ``discriminator_terms(step, active)``: *weighted* loss terms by
+  name; the engine sums, backpropagates, logs each by name.
+
+The engine freezes every discriminator during the generator step (gradients still flow *through*
+them to the student) and steps only the generator optimizer there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from gankd.datasets.batch import Batch
+from gankd.engine.recipe import Recipe
+from gankd.engine.teacher import Teacher, TeacherOutput
+
+
+@dataclass
+class Setup:
+    """What a method receives when it is built."""
+
+    student: nn.Module
+    teacher: Teacher | None
+    recipe: Recipe
+    #: builds a fresh discriminator at a width ratio of the teacher-size one (1.0 = teacher size)
+    make_discriminator: Callable[[float], nn.Module]
+    #: module names of ``k`` matching taps: (student names, teacher names)
+    tap_pairs: Callable[[int], tuple[list[str], list[str]]]
+    total_steps: int
+    ratio: float
+    #: the side of the images discriminators see (fixed-size discriminators need it)
+    image_size: int = 0
+
+
+@dataclass
+class Step:
+    """One training step as a method sees it."""
+
+    step: int
+    batch: Batch
+    fake: torch.Tensor  # student output, attached to the graph
+    student_features: list[torch.Tensor] = field(default_factory=list)
+    teacher: TeacherOutput | None = None
+    d_step: int = 0  # how many discriminator steps were taken before this one (lazy R1)
+
+
+class Method(nn.Module):
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    uses_teacher: ClassVar[bool] = True
+
+    def __init__(self, cfg: Any, setup: Setup) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.recipe = setup.recipe
+        self.discriminators = nn.ModuleDict()
+        self.student_taps: list[str] = []
+        self.teacher_taps: list[str] = []
+
+    def generator_side(self) -> list[nn.Parameter]:
+        return []
+
+    def stage(self, step: int) -> str:
+        return "main"
+
+    def active_discriminators(self, step: int) -> list[str]:
+        return list(self.discriminators)
+
+    def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def discriminator_terms(self, s: Step, active: list[str]) -> dict[str, torch.Tensor]:
+        """Each active D judges ``real_for(s, name)`` against the student's output."""
+        terms: dict[str, torch.Tensor] = {}
+        for name in active:
+            for k, v in self.recipe.discriminator_terms(self.discriminators[name], self.real_for(s, name),
+                                                       s.fake.detach(), s.d_step).items():
+                terms[f"{name}/{k}"] = v
+        return terms
+
+    def real_for(self, s: Step, disc: str) -> torch.Tensor:
+        """What discriminator ``disc`` is shown as real: the real images, unless a method says
+        otherwise (AKDG's distillation D sees the teacher's output)."""
+        return s.batch.real
+
+    # -- helpers shared by methods built on the base recipe -------------------------------
+    def base_terms(self, s: Step, disc: str | None = "d") -> dict[str, torch.Tensor]:
+        """The model's base recipe: supervised terms to the paired target and the adversarial
+        term against discriminator ``disc`` (None: no adversarial term)."""
+        terms: dict[str, torch.Tensor] = {}
+        if s.batch.target is not None:
+            terms.update(self.recipe.supervised_terms(s.fake, s.batch.target))
+        if disc is not None:
+            terms["gan"] = self.recipe.generator_adversarial(self.discriminators[disc](s.fake))
+        return terms

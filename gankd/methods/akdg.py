@@ -1,0 +1,47 @@
+"""AKDG (Tsunashima et al., ICPR 2020): adversarial knowledge distillation with a distillation
+discriminator.
+
+Two discriminators, both from scratch: ``d`` judges real HR vs S(x) (the base recipe) and
+``d_kd`` judges T(x) as real vs S(x) as fake. The student adds an adversarial term against
+``d_kd``: it learns to produce what the distillation discriminator takes for the teacher's output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gankd.config import ours, paper
+from gankd.engine.method import Method, Setup, Step
+from gankd.methods import METHODS
+
+
+@dataclass(frozen=True)
+class AKDGConfig:
+    kd_weight: float = ours(1.0, "lambda_kd relative to the recipe's GAN weight")
+    d_width: float = ours(1.0, "width of the real-data discriminator (teacher size)")
+    d_kd_width: float = paper(1.0, "the distillation D shares the base D's architecture")
+
+
+@METHODS.register("akdg")
+class AKDG(Method):
+    name = "akdg"
+    Config = AKDGConfig
+
+    def __init__(self, cfg: AKDGConfig, setup: Setup) -> None:
+        super().__init__(cfg, setup)
+        self.discriminators["d"] = setup.make_discriminator(cfg.d_width)
+        self.discriminators["d_kd"] = setup.make_discriminator(cfg.d_kd_width)
+
+    def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
+        terms = self.base_terms(s, "d")
+        logits = self.discriminators["d_kd"](s.fake)
+        terms["kd_adv"] = self.cfg.kd_weight * self.recipe.generator_adversarial(logits)
+        return terms
+
+    def real_for(self, s: Step, disc: str) -> torch.Tensor:
+        if disc == "d_kd":
+            assert s.teacher is not None
+            return s.teacher.image
+        return s.batch.real

@@ -1,0 +1,130 @@
+"""DCD (Hu et al., CVPR 2023): discriminator-cooperated feature-map distillation.
+
+Taps ``k`` intermediate features of S and T at matching depths (RRDB block outputs / GCFSR
+decoder levels). A connector per tap -- 1x1 conv (C -> 3, no bias) + BatchNorm + ReLU -- turns
+each feature into a 3-channel pseudo-image. Both pseudo-images go through the co-trained
+discriminator; L_DCD sums, over taps, the L1 distance between the discriminator's penultimate
+activations for the student's and the teacher's pseudo-image. Student connectors are trained with
+the student; teacher connectors stay at their random init; teacher features are detached. Plus
+output KD between S(x) and T(x): Gram-matrix style loss over VGG16 relu1_2..relu4_3 and a feature
+L1 at relu2_2 (the released code's VGGFeature and AGD weights 1e4, 1e1).
+
+Deviations from the released code, on purpose (SPEC section 4):
+- the student keeps its adversarial term (the release computes it and never adds it);
+- the discriminator tap is resolved by name and checked: the release hooked a name that matches
+  no module of its pix2pix discriminator, so its DCD term was silently zero;
+- teacher connectors are frozen (the release put them in the student's optimizer); all
+  connectors' BatchNorm uses batch statistics and keeps no running ones, so nothing about a
+  teacher connector ever changes;
+- the co-trained discriminator judges real HR vs S(x) (the release trained it against the
+  teacher's outputs, with the teacher co-trained too).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gankd.config import ours, paper
+from gankd.engine.method import Method, Setup, Step
+from gankd.engine.taps import FeatureTaps, tap_channels
+from gankd.methods import METHODS
+
+STYLE_LAYERS = ("conv1_2", "conv2_2", "conv3_3", "conv4_3")  # relu taken after each
+FEATURE_LAYER = "conv2_2"
+
+
+@dataclass(frozen=True)
+class DCDConfig:
+    taps: int = paper(4, "the release taps 4 generator layers")
+    cd_weight: float = ours(1.0, "lambda_CD; the release sets it per script, not in the paper")
+    style_weight: float = paper(1e4, "AGD_weights[0] of the release (Gram style on VGG16 relu1_2..4_3)")
+    feature_weight: float = paper(10.0, "AGD_weights[1] of the release (L1 on VGG16 relu2_2)")
+    d_width: float = paper(1.0, "the teacher-size discriminator, co-trained from scratch")
+
+
+def connector(channels: int, trainable: bool) -> nn.Sequential:
+    conv = nn.Conv2d(channels, 3, kernel_size=1, bias=False)
+    # The release's init: He-normal over fan-out of a 1x1 conv, BN weight 1 and bias 0.
+    nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / 3))
+    # Batch statistics in training and evaluation alike, no running buffers: a frozen teacher
+    # connector then has no state that could drift.
+    bn = nn.BatchNorm2d(3, track_running_stats=False)
+    seq = nn.Sequential(conv, bn, nn.ReLU())
+    for p in seq.parameters():
+        p.requires_grad_(trainable)
+    return seq
+
+
+def gram(x: torch.Tensor) -> torch.Tensor:
+    n, c, h, w = x.shape
+    f = x.reshape(n, c, h * w)
+    return f @ f.transpose(1, 2) / (c * h * w)
+
+
+@METHODS.register("dcd")
+class DCD(Method):
+    name = "dcd"
+    Config = DCDConfig
+
+    def __init__(self, cfg: DCDConfig, setup: Setup) -> None:
+        super().__init__(cfg, setup)
+        from gankd.metrics.vgg import VGGFeatures
+
+        self.discriminators["d"] = setup.make_discriminator(cfg.d_width)
+        self.student_taps, self.teacher_taps = setup.tap_pairs(cfg.taps)
+        s_ch = tap_channels(setup.student, self.student_taps)
+        t_ch = tap_channels(setup.teacher.net, self.teacher_taps) if setup.teacher else s_ch
+        self.student_connectors = nn.ModuleList(connector(c, trainable=True) for c in s_ch)
+        self.teacher_connectors = nn.ModuleList(connector(c, trainable=False) for c in t_ch)
+        disc = self.discriminators["d"]
+        self._penultimate = FeatureTaps(disc, [disc.penultimate], "discriminator tap", on_input=True)
+        self._d_size = getattr(disc, "fixed_input_size", None)
+        vgg = VGGFeatures(list(STYLE_LAYERS), network="vgg16")
+        self.__dict__["_vgg"] = vgg  # frozen loss network: kept out of the state dict
+
+    def generator_side(self) -> list[nn.Parameter]:
+        return list(self.student_connectors.parameters())
+
+    def _to_d(self, pseudo: torch.Tensor) -> torch.Tensor:
+        if self._d_size and pseudo.shape[-1] != self._d_size:
+            pseudo = F.interpolate(pseudo, size=(self._d_size, self._d_size), mode="bilinear",
+                                   align_corners=False)
+        return pseudo
+
+    def _d_features(self, pseudo: torch.Tensor) -> torch.Tensor:
+        with self._penultimate:
+            self.discriminators["d"](self._to_d(pseudo))
+            return self._penultimate.collect()[0]
+
+    def dcd_loss(self, s: Step) -> torch.Tensor:
+        assert s.teacher is not None
+        loss = s.fake.new_zeros(())
+        for fs, ft, cs, ct in zip(s.student_features, s.teacher.features, self.student_connectors,
+                                  self.teacher_connectors):
+            act_s = self._d_features(cs(fs))
+            with torch.no_grad():
+                act_t = self._d_features(ct(ft.detach()))
+            loss = loss + F.l1_loss(act_s, act_t)
+        return loss
+
+    def output_kd(self, s: Step) -> dict[str, torch.Tensor]:
+        assert s.teacher is not None
+        vgg = self.__dict__["_vgg"].to(s.fake.device)
+        fs = {k: F.relu(v) for k, v in vgg(s.fake).items()}
+        with torch.no_grad():
+            ft = {k: F.relu(v) for k, v in vgg(s.teacher.image).items()}
+        style = sum(F.l1_loss(gram(fs[k]), gram(ft[k])) for k in STYLE_LAYERS)
+        return {"kd_style": self.cfg.style_weight * style,
+                "kd_feat": self.cfg.feature_weight * F.l1_loss(fs[FEATURE_LAYER], ft[FEATURE_LAYER])}
+
+    def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
+        terms = self.base_terms(s, "d")
+        terms["dcd"] = self.cfg.cd_weight * self.dcd_loss(s)
+        terms.update(self.output_kd(s))
+        return terms
+

@@ -1,0 +1,39 @@
+"""MSE-method (Aguinaldo et al., 2019, "Compressing GANs using Knowledge Distillation"): the
+student imitates the teacher's output pixel by pixel, added to the base recipe.
+
+Loss: base + lambda * MSE(S(x), T(x)). The paper's joint variant keeps the adversarial term;
+so does ours (same teacher-size discriminator as scratch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from gankd.config import ours
+from gankd.engine.method import Method, Setup, Step
+from gankd.methods import METHODS
+
+
+@dataclass(frozen=True)
+class MSEConfig:
+    weight: float = ours(1.0, "lambda of the MSE(S(x), T(x)) term; on the scale of the L1 term")
+    d_width: float = ours(1.0, "teacher-size discriminator, as scratch")
+
+
+@METHODS.register("mse")
+class MSE(Method):
+    name = "mse"
+    Config = MSEConfig
+
+    def __init__(self, cfg: MSEConfig, setup: Setup) -> None:
+        super().__init__(cfg, setup)
+        self.discriminators["d"] = setup.make_discriminator(cfg.d_width)
+
+    def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
+        assert s.teacher is not None
+        terms = self.base_terms(s, "d")
+        terms["kd_mse"] = self.cfg.weight * F.mse_loss(s.fake, s.teacher.image)
+        return terms

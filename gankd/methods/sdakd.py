@@ -1,0 +1,91 @@
+"""SDAKD (Kaparinos & Mezaris, 2025): a three-stage, student-discriminator-aware distillation.
+
+The paper's code is not public; this follows what its abstract and summaries state, and marks
+every default it does not state as ours:
+
+- stage 1: supervised only (the base recipe's L1 + perceptual to the HR target); no
+  discriminator is stepped, no feature loss;
+- stage 2: stage 1 + feature-map distillation. Per tap, an MLP adapted to the reduced channels,
+  MLP(F_s) = conv1x1(C_s -> C_h) -> ReLU -> conv1x1(C_h -> C_t), regressed (L2) onto the detached
+  teacher feature F_t;
+- stage 3: stage 2 + adversarial training against a *student-size* discriminator (width r of
+  the teacher's); no teacher-size discriminator exists in this method.
+
+Stage lengths are fractions of the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gankd.config import ours, paper
+from gankd.engine.method import Method, Setup, Step
+from gankd.engine.taps import tap_channels
+from gankd.errors import ConfigError
+from gankd.methods import METHODS
+
+STAGES = ("supervised", "features", "adversarial")
+
+
+@dataclass(frozen=True)
+class SDAKDConfig:
+    stage_fractions: tuple[float, float, float] = ours((0.2, 0.3, 0.5), "stage lengths as run fractions")
+    taps: int = ours(4, "feature maps distilled (evenly spaced depths)")
+    feature_weight: float = ours(1.0, "weight of the MLP feature-distillation L2")
+    hidden: int = ours(0, "MLP hidden channels C_h; 0 means C_t (the teacher's channels)")
+    d_width: float | None = paper(None, "discriminator at the student's width ratio r (None = r)")
+
+    def __post_init__(self) -> None:
+        if any(f < 0 for f in self.stage_fractions) or abs(sum(self.stage_fractions) - 1) > 1e-6:
+            raise ValueError(f"stage_fractions must be >= 0 and sum to 1, got {self.stage_fractions}")
+
+
+def adapter(c_s: int, c_t: int, hidden: int) -> nn.Sequential:
+    h = hidden or c_t
+    return nn.Sequential(nn.Conv2d(c_s, h, 1), nn.ReLU(), nn.Conv2d(h, c_t, 1))
+
+
+@METHODS.register("sdakd")
+class SDAKD(Method):
+    name = "sdakd"
+    Config = SDAKDConfig
+
+    def __init__(self, cfg: SDAKDConfig, setup: Setup) -> None:
+        super().__init__(cfg, setup)
+        if setup.teacher is None:
+            raise ConfigError("sdakd needs a teacher")
+        self.discriminators["d"] = setup.make_discriminator(cfg.d_width or setup.ratio)
+        self.student_taps, self.teacher_taps = setup.tap_pairs(cfg.taps)
+        c_s = tap_channels(setup.student, self.student_taps)
+        c_t = tap_channels(setup.teacher.net, self.teacher_taps)
+        self.adapters = nn.ModuleList(adapter(s, t, cfg.hidden) for s, t in zip(c_s, c_t))
+        f1, f2, _ = cfg.stage_fractions
+        # Stage k starts at the first step whose index reaches its fraction of the run.
+        self.boundaries = (round(f1 * setup.total_steps), round((f1 + f2) * setup.total_steps))
+
+    def stage_index(self, step: int) -> int:
+        return sum(step >= b for b in self.boundaries)
+
+    def stage(self, step: int) -> str:
+        return STAGES[self.stage_index(step)]
+
+    def generator_side(self) -> list[nn.Parameter]:
+        return list(self.adapters.parameters())
+
+    def active_discriminators(self, step: int) -> list[str]:
+        return ["d"] if self.stage_index(step) == 2 else []
+
+    def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
+        stage = self.stage_index(s.step)
+        terms = self.base_terms(s, "d" if stage == 2 else None)
+        if stage >= 1:
+            assert s.teacher is not None
+            loss = s.fake.new_zeros(())
+            for f_s, f_t, mlp in zip(s.student_features, s.teacher.features, self.adapters):
+                loss = loss + F.mse_loss(mlp(f_s), f_t.detach())
+            terms["kd_feat"] = self.cfg.feature_weight * loss
+        return terms

@@ -1,0 +1,228 @@
+"""Each method's losses, judged by what receives gradients and what changes (SPEC section 4)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from gankd.engine.trainer import NonFiniteLoss
+from gankd.errors import ConfigError
+from gankd.methods import METHODS
+
+ALL = ["scratch", "mse", "akdg", "dcd", "sdakd"]
+
+
+def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_all_methods_registered():
+    assert set(ALL) <= set(METHODS.names())
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_one_step_teacher_frozen_student_moves_terms_logged(make_trainer, method):
+    # sdakd's stage 3 from the first step, so every one of its terms is exercised.
+    overrides = {"stage_fractions": [0.0, 0.0, 1.0]} if method == "sdakd" else None
+    tr = make_trainer(method, steps=1, method_overrides=overrides)
+    teacher_before = params(tr.teacher.net)
+    student_before = params(tr.student)
+    terms = tr.train_step()
+    assert same(params(tr.teacher.net), teacher_before)
+    assert not tr.teacher.net.training
+    assert not same(params(tr.student), student_before)
+    assert all(torch.isfinite(torch.tensor(v)) for v in terms.values())
+    expected = {
+        "scratch": {"g/l1", "g/percep", "g/gan", "d/d/real", "d/d/fake"},
+        "mse": {"g/l1", "g/percep", "g/gan", "g/kd_mse", "d/d/real", "d/d/fake"},
+        "akdg": {"g/l1", "g/percep", "g/gan", "g/kd_adv", "d/d/real", "d/d/fake",
+                 "d/d_kd/real", "d/d_kd/fake"},
+        "dcd": {"g/l1", "g/percep", "g/gan", "g/dcd", "g/kd_style", "g/kd_feat", "d/d/real", "d/d/fake"},
+        "sdakd": {"g/l1", "g/percep", "g/gan", "g/kd_feat", "d/d/real", "d/d/fake"},
+    }[method]
+    assert set(terms) == expected
+
+
+def test_scratch_does_not_touch_the_teacher(make_trainer):
+    tr = make_trainer("scratch", steps=1)
+    calls = []
+    tr.teacher.net.register_forward_hook(lambda *a: calls.append(1))
+    tr.train_step()
+    assert calls == []
+
+
+def test_mse_term_is_mse_to_teacher_output(make_trainer):
+    tr = make_trainer("mse", steps=1, method_overrides={"weight": 2.5})
+    batch = tr.sampler.pool.batch(torch.tensor([0, 1]))
+    with torch.no_grad():
+        t = tr.teacher.outputs(batch).image
+        s = tr.student(*batch.g_input)
+    from gankd.engine.method import Step
+
+    terms = tr.method.generator_terms(Step(0, batch, s, [], tr.teacher.outputs(batch)))
+    assert torch.allclose(terms["kd_mse"], 2.5 * torch.nn.functional.mse_loss(s, t))
+
+
+# -- AKDG ---------------------------------------------------------------------------------
+def test_akdg_kd_discriminator_sees_teacher_as_real_and_student_as_fake(make_trainer):
+    tr = make_trainer("akdg", steps=1)
+    seen: list[torch.Tensor] = []
+    tr.method.discriminators["d_kd"].register_forward_pre_hook(lambda m, inp: seen.append(inp[0].detach()))
+    batch = tr.sampler.pool.batch(tr.sampler.perm[:2])
+    with torch.no_grad():
+        t_img = tr.teacher.outputs(batch).image
+        s_img = tr.student(*batch.g_input)
+    tr.train_step()
+    # G step: the student output; D step: the teacher output as real, the student output as fake.
+    assert len(seen) == 3
+    assert torch.allclose(seen[0], s_img, atol=1e-6)
+    assert torch.equal(seen[1], t_img)
+    assert torch.allclose(seen[2], s_img, atol=1e-6)
+    assert not torch.allclose(seen[1], batch.real)
+
+
+def test_akdg_both_discriminators_step(make_trainer):
+    tr = make_trainer("akdg", steps=1)
+    before = {k: params(d) for k, d in tr.method.discriminators.items()}
+    tr.train_step()
+    for k, d in tr.method.discriminators.items():
+        assert not same(params(d), before[k]), k
+
+
+# -- DCD ----------------------------------------------------------------------------------
+def test_dcd_taps_exist_in_both_networks(make_trainer):
+    tr = make_trainer("dcd", steps=1)
+    m = tr.method
+    assert len(m.student_taps) == len(m.teacher_taps) == m.cfg.taps
+    s_mods, t_mods = dict(tr.student.named_modules()), dict(tr.teacher.net.named_modules())
+    assert all(n in s_mods for n in m.student_taps)
+    assert all(n in t_mods for n in m.teacher_taps)
+    assert m.teacher_taps[-1] == "body.3" and m.student_taps[-1] == "body.1"
+
+
+def test_dcd_tap_that_matches_nothing_is_an_error(make_trainer, monkeypatch):
+    from gankd.models.rrdbnet_arch import RRDBNetSR
+
+    monkeypatch.setattr(RRDBNetSR, "feature_taps", lambda self, k: ["body.does_not_exist"] * k)
+    with pytest.raises(ConfigError, match="does_not_exist"):
+        make_trainer("dcd", steps=1)
+
+
+def test_dcd_gradients_reach_student_and_connectors_through_d_not_d_itself(make_trainer):
+    tr = make_trainer("dcd", steps=1)
+    m = tr.method
+    d_before = params(m.discriminators["d"])
+    tconn_before = params(m.teacher_connectors)
+    batch = tr.sampler.pool.batch(torch.tensor([0, 1]))
+    from gankd.engine.method import Step
+    from gankd.engine.taps import FeatureTaps
+
+    for d in m.discriminators.values():
+        d.requires_grad_(False)
+    with FeatureTaps(tr.student, m.student_taps) as taps:
+        fake = tr.student(*batch.g_input)
+        feats = taps.collect()
+    s = Step(0, batch, fake, feats, tr.teacher.outputs(batch))
+    m.dcd_loss(s).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.student_connectors.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tr.student.body.parameters())
+    assert all(p.grad is None for p in m.discriminators["d"].parameters())
+    assert all(p.grad is None for p in m.teacher_connectors.parameters())
+    # A whole step: the generator step leaves D alone (only its own D step moves it) and the
+    # teacher connectors never change.
+    tr2 = make_trainer("dcd", steps=1)
+    d2 = params(tr2.method.discriminators["d"])
+    tr2.method.active_discriminators = lambda step: []  # generator step only
+    tr2.train_step()
+    assert same(params(tr2.method.discriminators["d"]), d2)
+    tr.train_step()
+    assert same(params(m.teacher_connectors), tconn_before)
+    assert not same(params(m.discriminators["d"]), d_before)
+
+
+def test_dcd_loss_is_not_silently_zero(make_trainer):
+    tr = make_trainer("dcd", steps=1)
+    terms = tr.train_step()
+    assert terms["g/dcd"] > 0
+
+
+# -- SDAKD --------------------------------------------------------------------------------
+def test_sdakd_stage_boundaries_follow_fractions(make_trainer):
+    tr = make_trainer("sdakd", steps=10, method_overrides={"stage_fractions": [0.2, 0.3, 0.5]})
+    stages = [tr.method.stage(i) for i in range(10)]
+    assert stages == ["supervised"] * 2 + ["features"] * 3 + ["adversarial"] * 5
+
+
+def test_sdakd_bad_fractions_rejected():
+    from gankd.methods import method_config
+
+    with pytest.raises(ConfigError, match="sum to 1"):
+        method_config("sdakd", {"stage_fractions": [0.5, 0.5, 0.5]})
+
+
+def test_sdakd_stages(make_trainer):
+    tr = make_trainer("sdakd", steps=3, method_overrides={"stage_fractions": [1 / 3, 1 / 3, 1 / 3]})
+    m = tr.method
+    d = m.discriminators["d"]
+    # The only discriminator is student-size: width r of the teacher-size one.
+    assert list(m.discriminators) == ["d"]
+    assert d.conv0.out_channels == 16 * 0.5
+
+    d0, a0 = params(d), params(m.adapters)
+    terms1 = tr.train_step()  # stage 1
+    assert "g/kd_feat" not in terms1 and "g/gan" not in terms1
+    assert not any(k.startswith("d/") for k in terms1)
+    assert same(params(d), d0) and same(params(m.adapters), a0)
+
+    terms2 = tr.train_step()  # stage 2
+    assert "g/kd_feat" in terms2 and "g/gan" not in terms2
+    assert not any(k.startswith("d/") for k in terms2)
+    assert same(params(d), d0)
+    assert not same(params(m.adapters), a0)
+
+    terms3 = tr.train_step()  # stage 3
+    assert {"g/kd_feat", "g/gan", "d/d/real", "d/d/fake"} <= set(terms3)
+    assert not same(params(d), d0)
+
+
+# -- engine -------------------------------------------------------------------------------
+def test_non_finite_loss_names_step_and_term(make_trainer):
+    tr = make_trainer("mse", steps=2)
+    orig = tr.method.generator_terms
+
+    def poisoned(s):
+        terms = orig(s)
+        terms["kd_mse"] = terms["kd_mse"] * float("nan")
+        return terms
+
+    tr.method.generator_terms = poisoned
+    with pytest.raises(NonFiniteLoss, match=r"'g/kd_mse'.*step 0") as info:
+        tr.train_step()
+    assert info.value.step == 0 and info.value.term == "g/kd_mse"
+
+
+@pytest.mark.parametrize("method", ["akdg", "sdakd"])
+def test_resume_matches_uninterrupted_run(make_trainer, tmp_path, method):
+    overrides = {"stage_fractions": [0.25, 0.25, 0.5]} if method == "sdakd" else None
+    full = make_trainer(method, steps=4, method_overrides=overrides)
+    full.fit()
+
+    run = tmp_path / "run"
+    first = make_trainer(method, steps=4, run_dir=run, ckpt_every=2, method_overrides=overrides)
+    first.cfg = dataclasses.replace(first.cfg, steps=2)  # "killed" after the step-2 checkpoint
+    first.fit()
+    second = make_trainer(method, steps=4, run_dir=run, ckpt_every=2, method_overrides=overrides, seed=0)
+    result = second.fit()
+    assert result.resumed_from == 2
+    for k, v in full.student.state_dict().items():
+        assert torch.equal(v, second.student.state_dict()[k]), k
+    for k, v in full.ema.state_dict().items():
+        assert torch.equal(v, second.ema.state_dict()[k]), k
+    for k, v in full.method.state_dict().items():
+        assert torch.equal(v, second.method.state_dict()[k]), k
