@@ -45,6 +45,8 @@ class Asset:
     licence: str
     load_user: UserLoader | None = None  # reads an official file (e.g. BasicSR .pth)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: bump when the converter's output changes: caches of an older version are rebuilt
+    converter_version: int = 1
 
     @property
     def env_var(self) -> str:
@@ -133,19 +135,24 @@ def prepare(asset: Asset, force: bool = False) -> Path:
         "archive_sha256": atomic.sha256_file(archive),
         "members": list(asset.members),
         "licence": asset.licence,
+        "converter_version": asset.converter_version,
     })
     return path
 
 
 def verify(asset: Asset) -> bool:
-    """True when the converted file exists and matches the sha256 recorded at conversion."""
+    """True when the converted file exists, matches the sha256 recorded at conversion and was
+    made by the current converter."""
     path = converted_path(asset)
     side = path.with_suffix(".json")
     if not (path.is_file() and side.is_file()):
         return False
     try:
-        recorded = json.loads(side.read_text())["sha256"]
+        meta = json.loads(side.read_text())
+        recorded = meta["sha256"]
     except (ValueError, KeyError):
+        return False
+    if meta.get("converter_version", 1) != asset.converter_version:
         return False
     return recorded == atomic.sha256_file(path)
 
