@@ -181,7 +181,7 @@ def test_final_linear_width_follows_channels_at_4x4() -> None:
 def test_outputs_equal_original_code(case: int) -> None:
     golden = json.loads((DATA / "gcfsr_original_golden.json").read_text())
     c = golden["cases"][case]
-    model = build(c["arch"], **c["kwargs"]).eval()
+    model = build(c["arch"], **c["kwargs"], signed_io=True).eval()  # the original's [-1, 1]
     g = torch.Generator().manual_seed(c["weight_seed"])
     shapes = {k: v.shape for k, v in model.state_dict().items()}
     model.load_state_dict({k: torch.randn(shapes[k], generator=g) for k in sorted(shapes)}, strict=True)
@@ -385,3 +385,23 @@ def test_fvcore_counts_every_conv() -> None:
     lower = sum(m.weight.shape[1] * m.weight.shape[2] * 9 * (16 * 2 ** ((i + 1) // 2)) ** 2
                 for i, m in enumerate(convs) if not m.upsample)
     assert flops.total() > lower
+
+
+def test_unit_range_io_is_the_signed_network_in_disguise() -> None:
+    """gankd feeds [0, 1] images; the network underneath sees the original's [-1, 1]."""
+    torch.manual_seed(0)
+    unit = GCFSR(out_size=32, narrow=0.125).eval()
+    signed = GCFSR(out_size=32, narrow=0.125, signed_io=True).eval()
+    signed.load_state_dict(unit.state_dict())
+    unit.set_random_noise(False)
+    signed.set_random_noise(False)
+    x, cond = unit.example_inputs(2, 32)
+    with torch.no_grad():
+        a = unit(x, cond)
+        b = signed(x * 2 - 1, cond)
+    assert torch.allclose(a, (b + 1) / 2, atol=1e-6)
+    d_unit = StyleGAN2D(out_size=32, narrow=0.125)
+    d_signed = StyleGAN2D(out_size=32, narrow=0.125, signed_io=True)
+    d_signed.load_state_dict(d_unit.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(d_unit(x), d_signed(x * 2 - 1), atol=1e-6)

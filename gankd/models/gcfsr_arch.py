@@ -110,14 +110,17 @@ class GCFSR(nn.Module):
         cond_norm: divisor of the scale in the condition; default ``out_size / 16`` (see
             :func:`default_cond_norm`). Not part of the network; kept here so callers building
             the condition (:meth:`condition`) use the value the model was trained with.
+        signed_io: images in and out in [-1, 1] as in the original code (its mean 0.5 / std 0.5
+            normalisation). Default False: gankd's convention, [0, 1] in and out, mapped to
+            [-1, 1] inside ``forward`` -- released checkpoints work unchanged either way.
 
     ``forward(x, in_size)``:
-        x: (N, 3, out_size, out_size), the LR face bicubic-upsampled to the output size,
-            normalised to [-1, 1] (the original's mean 0.5 / std 0.5).
+        x: (N, 3, out_size, out_size), the LR face bicubic-upsampled to the output size, in
+            [0, 1] ([-1, 1] with ``signed_io``).
         in_size: (N, 1) or (1, 1) float tensor ``scale / cond_norm`` (:func:`gcfsr_condition`).
             Ignored by a blind model, which uses 1 as the original does (may be None then).
         noise: optional list of ``num_layers`` maps (1 or N, 1, H, W) overriding the noise.
-        returns the SR image (N, 3, out_size, out_size) in [-1, 1] (not clamped).
+        returns the SR image (N, 3, out_size, out_size) in the input's range (not clamped).
     """
 
     width_keys: ClassVar[tuple[str, ...]] = ("narrow",)
@@ -127,8 +130,9 @@ class GCFSR(nn.Module):
 
     def __init__(self, out_size: int = 512, num_style_feat: int = 512, channel_multiplier: int = 2,
                  resample_kernel: Sequence[float] = (1, 3, 3, 1), narrow: float = 1.0, blind: bool = False,
-                 cond_norm: float | None = None) -> None:
+                 cond_norm: float | None = None, signed_io: bool = False) -> None:
         super().__init__()
+        self.signed_io = signed_io
         log_size = _check_out_size(out_size, "GCFSR")
         ch = _channels(narrow, channel_multiplier, out_size, "GCFSR")
         self.out_size = out_size
@@ -216,8 +220,8 @@ class GCFSR(nn.Module):
         if size != self.out_size:
             raise ValueError(f"GCFSR(out_size={self.out_size}) takes inputs at its output size, got {size}")
         device = self.final_linear.weight.device
-        x = torch.rand(batch, 3, size, size, device=device) * 2 - 1
-        return x, self.condition(4.0, batch)
+        x = torch.rand(batch, 3, size, size, device=device)
+        return (x * 2 - 1 if self.signed_io else x), self.condition(4.0, batch)
 
     def decoder_levels(self) -> list[str]:
         """Module names of the last StyleConv at each decoder resolution (16, 32, ..., out_size)."""
@@ -257,6 +261,8 @@ class GCFSR(nn.Module):
     def forward(self, x: torch.Tensor, in_size: torch.Tensor | None = None,
                 noise: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
         _check_image(x, self.out_size, f"GCFSR(out_size={self.out_size})")
+        if not self.signed_io:
+            x = x * 2 - 1
         b = x.shape[0]
         cond = self._in_size(in_size, b, x)
         noises = self._noise(noise)
@@ -283,7 +289,7 @@ class GCFSR(nn.Module):
             out = self.style_convs[2 * lvl - 1](out, latent[:, i + 1], noises[i + 1],
                                                  scales1[lvl], scales2[lvl], shifts[lvl])
             skip = to_rgb(out, latent[:, i + 2], skip)
-        return skip
+        return skip if self.signed_io else (skip + 1) / 2
 
 
 @MODELS.register("stylegan2_d")
@@ -292,15 +298,20 @@ class StyleGAN2D(nn.Module):
     ``StyleGAN2Discriminator_no_std``, used by GCFSR training); one logit per image, shape (N, 1).
 
     Keys and channel table are the original's (= BasicSR's StyleGAN2Discriminator except that
-    ``final_conv`` has no extra stddev input channel).
+    ``final_conv`` has no extra stddev input channel). Images in [0, 1] (gankd's convention),
+    mapped to the original's [-1, 1] inside; ``signed_io=True`` takes [-1, 1] directly.
+    It judges images of exactly ``out_size``: ``fixed_input_size`` says so to callers that feed
+    it other maps (DCD's pseudo-images are resized to it).
     """
 
     width_keys: ClassVar[tuple[str, ...]] = ("narrow",)
     penultimate: ClassVar[str] = "final_linear.1"
 
     def __init__(self, out_size: int = 512, channel_multiplier: int = 2,
-                 resample_kernel: Sequence[float] = (1, 3, 3, 1), narrow: float = 1.0) -> None:
+                 resample_kernel: Sequence[float] = (1, 3, 3, 1), narrow: float = 1.0,
+                 signed_io: bool = False) -> None:
         super().__init__()
+        self.signed_io = signed_io
         log_size = _check_out_size(out_size, "StyleGAN2D")
         ch = _channels(narrow, channel_multiplier, out_size, "StyleGAN2D")
         self.out_size = out_size
@@ -323,9 +334,16 @@ class StyleGAN2D(nn.Module):
         if size != self.out_size:
             raise ValueError(f"StyleGAN2D(out_size={self.out_size}) takes images of that size, got {size}")
         device = self.final_conv[0].weight.device
-        return (torch.rand(batch, 3, size, size, device=device) * 2 - 1,)
+        x = torch.rand(batch, 3, size, size, device=device)
+        return (x * 2 - 1 if self.signed_io else x,)
+
+    @property
+    def fixed_input_size(self) -> int:
+        return self.out_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_image(x, self.out_size, f"StyleGAN2D(out_size={self.out_size})")
+        if not self.signed_io:
+            x = x * 2 - 1
         out = self.final_conv(self.conv_body(x))
         return self.final_linear(out.reshape(out.shape[0], -1))
