@@ -5,11 +5,15 @@ linear layers and (batched) matrix products, so its total is reported here as MA
 total, with fvcore's own rules: batch/group/layer/instance norm (a few per element), nearest and
 bilinear upsampling (1 and 4 per output element) and adaptive average pooling.
 
-Not counted (fvcore has no handle for them; they are collected in ``Complexity.uncounted`` with
-their number of calls): element-wise arithmetic (residual adds, scaling, noise injection), the
-activations (LeakyReLU, ...), ``pixel_shuffle``/``pixel_unshuffle``, bicubic interpolation,
-spectral-norm's ``weight / sigma`` (``mv``/``dot``/``div``) and the weight modulation and
-demodulation of StyleGAN-style convolutions (their grouped convolution itself is counted).
+fvcore treats shape and memory ops (view, cat, pad, ...) and ``relu``/``clamp``/``max`` as free
+and says nothing about them. Not counted either, but listed in ``Complexity.uncounted`` with
+their number of calls (fvcore has no handle for them): element-wise arithmetic (residual adds,
+scaling, noise injection), the activations (LeakyReLU, ...), ``pixel_shuffle``/``pixel_unshuffle``,
+``F.interpolate(mode="bicubic")``, spectral-norm's ``weight / sigma`` (``mv``/``dot``/``div``)
+and the weight modulation and demodulation of StyleGAN-style convolutions (their grouped
+convolution itself is counted). The bicubic baseline of ``gankd.metrics.evaluate`` is an einsum
+over 4 taps per axis, which fvcore does count: 4 MACs per output value and pass (to 4
+significant digits: fvcore parses generic einsum costs from numpy's ``einsum_path`` printout).
 For the SR networks here these are well under 1% of the conv MACs.
 
 Parameters are ``sum(p.numel() for p in model.parameters())``: buffers (spectral-norm ``u``/``v``,

@@ -10,12 +10,14 @@ would see. HR images go through the same quantisation (a no-op for images loaded
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -79,30 +81,31 @@ def check_on_device(model: nn.Module, device: torch.device | str) -> None:
 # --------------------------------------------------------------------------- bicubic baseline
 
 
-def _matlab_cubic(x: torch.Tensor) -> torch.Tensor:
+def _matlab_cubic(x: np.ndarray) -> np.ndarray:
     # Keys' cubic with a = -0.5, MATLAB imresize's 'bicubic' (torch's bicubic uses a = -0.75)
-    ax = x.abs()
-    ax2, ax3 = ax * ax, ax * ax * ax
-    near = (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1)
-    far = (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))
+    ax = np.abs(x)
+    near = (1.5 * ax**3 - 2.5 * ax**2 + 1) * (ax <= 1)
+    far = (-0.5 * ax**3 + 2.5 * ax**2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))
     return near + far
 
 
+@functools.lru_cache(maxsize=64)
 def matlab_upsample_taps(in_len: int, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (out, 4) and weights (out, 4) of MATLAB ``imresize(x, scale, 'bicubic')``, scale >= 1.
 
     Output pixel ``i`` (1-based) sits at input coordinate ``u = i / s + (1 - 1 / s) / 2``; its four
     taps are the input pixels within 2 of ``u``, mirrored at the borders (MATLAB's symmetric
     padding, ``0 -> 1``, ``-1 -> 2``). Upsampling needs no antialiasing, so the kernel is unscaled.
+    Computed in numpy, so that a traced forward (fvcore, export) sees constants; cached per size:
+    the returned tensors are shared, never modify them.
     """
-    out_len = in_len * scale
-    u = torch.arange(1, out_len + 1, dtype=torch.float64) / scale + 0.5 * (1 - 1 / scale)
-    taps = torch.floor(u - 2).unsqueeze(1) + torch.arange(1, 5, dtype=torch.float64)  # 1-based
-    weights = _matlab_cubic(u.unsqueeze(1) - taps)
-    weights = weights / weights.sum(1, keepdim=True)
-    idx = (taps.long() - 1) % (2 * in_len)  # mirror with period 2L (inputs of 1 pixel included)
-    idx = torch.where(idx >= in_len, 2 * in_len - 1 - idx, idx)
-    return idx, weights.float()
+    u = np.arange(1, in_len * scale + 1) / scale + 0.5 * (1 - 1 / scale)
+    taps = np.floor(u - 2)[:, None] + np.arange(1, 5)  # 1-based input indices
+    weights = _matlab_cubic(u[:, None] - taps)
+    weights /= weights.sum(1, keepdims=True)
+    idx = (taps.astype(np.int64) - 1) % (2 * in_len)  # mirror with period 2L (1-pixel inputs too)
+    idx = np.where(idx >= in_len, 2 * in_len - 1 - idx, idx)
+    return torch.from_numpy(idx), torch.from_numpy(weights.astype(np.float32))
 
 
 def matlab_bicubic_upsample(x: torch.Tensor, scale: int) -> torch.Tensor:
@@ -110,7 +113,7 @@ def matlab_bicubic_upsample(x: torch.Tensor, scale: int) -> torch.Tensor:
 
     Vectorised: one gather of the 4 taps and a weighted sum per axis (H first, as BasicSR does).
     """
-    n, c, h, w = x.shape
+    n, c, h, w = (int(d) for d in x.shape)  # plain ints also under jit tracing (fvcore)
     idx_h, w_h = matlab_upsample_taps(h, scale)
     idx_w, w_w = matlab_upsample_taps(w, scale)
     dev, dt = x.device, x.dtype
