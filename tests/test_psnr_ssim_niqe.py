@@ -60,13 +60,14 @@ def distort(img: torch.Tensor, kind: str, seed: int = 0) -> torch.Tensor:
         return _chw(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1] / 255.0)
     if kind == "shift":
         return torch.roll(img, shifts=(1, -2), dims=(1, 2))
-    if kind == "bicubic_x2":
-        small = bsr.imresize(img, 0.5)
-        return bsr.imresize(small, 2.0)[:, :img.shape[1], :img.shape[2]].clamp(0, 1)
+    if kind == "down_up_x2":  # the SR setting: detail lost by downsampling, smooth reconstruction
+        h, w = img.shape[1:]
+        small = cv2.resize(_hwc(img), ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
+        return _chw(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)).clamp(0, 1)
     raise ValueError(kind)
 
 
-DISTORTIONS = ["noise", "faint_noise", "blur", "jpeg", "shift", "bicubic_x2"]
+DISTORTIONS = ["noise", "faint_noise", "blur", "jpeg", "shift", "down_up_x2"]
 
 
 def basicsr_psnr_ssim(sr: torch.Tensor, hr: torch.Tensor, crop: int) -> tuple[float, float]:

@@ -5,7 +5,7 @@ BasicSR's validation turns an RGB tensor into a BGR uint8 image (``tensor2img``:
 ITU-R BT.601 YCbCr with ``to_y_channel``, then PSNR is ``10 log10(255^2 / MSE)`` in float64 and SSIM
 is Wang et al.'s with an 11x11 Gaussian window (sigma 1.5), valid mode, mean of the SSIM map.
 
-This module reproduces that pipeline in batched torch code instead of calling BasicSR per image:
+This module reproduces that pipeline in torch instead of calling BasicSR's numpy/cv2 code:
 the Y conversion keeps BasicSR's precision steps (the 8-bit levels divided by 255 in float32, the
 weighted sum in float64, the result stored back as float32) and the Gaussian window is applied as
 two separable 1-D passes in float64. ``tests/test_psnr_ssim_niqe.py`` checks both metrics against
@@ -14,6 +14,7 @@ BasicSR to 1e-6 on real photos.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -68,9 +69,23 @@ def psnr_y(sr: torch.Tensor, hr: torch.Tensor, crop_border: int) -> torch.Tensor
     Identical images give ``inf``, as in BasicSR.
     """
     _check_pair(sr, hr)
-    y1 = crop(y_channel(quantize_8bit(sr)), crop_border)
-    y2 = crop(y_channel(quantize_8bit(hr)), crop_border)
-    mse = (y1 - y2).square().mean(dim=(-2, -1))
+    return _per_image(_psnr_one, sr, hr, crop_border)
+
+
+def _per_image(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], sr: torch.Tensor,
+               hr: torch.Tensor, crop_border: int) -> torch.Tensor:
+    # One image at a time: the float64 temporaries of a whole batch fall out of the CPU caches
+    # (measured: a batch of eight 512x512 images is 3-4x slower per image than a loop over them).
+    out = []
+    for a, b in zip(sr, hr):
+        x = crop(y_channel(quantize_8bit(a[None])), crop_border)
+        y = crop(y_channel(quantize_8bit(b[None])), crop_border)
+        out.append(fn(x, y))
+    return torch.cat(out)
+
+
+def _psnr_one(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    mse = (x - y).square().mean(dim=(-2, -1))
     return 10.0 * torch.log10(255.0**2 / mse)  # mse == 0 -> inf
 
 
@@ -105,13 +120,15 @@ def ssim_y(sr: torch.Tensor, hr: torch.Tensor, crop_border: int) -> torch.Tensor
     pixels).
     """
     _check_pair(sr, hr)
-    x = crop(y_channel(quantize_8bit(sr)), crop_border)
-    y = crop(y_channel(quantize_8bit(hr)), crop_border)
-    h, w = x.shape[-2:]
+    h, w = (d - 2 * crop_border for d in sr.shape[-2:])
     if h < _SSIM_WINDOW or w < _SSIM_WINDOW:
         raise ValueError(f"SSIM needs at least {_SSIM_WINDOW}x{_SSIM_WINDOW} pixels after cropping "
-                         f"{crop_border} per edge; got {h}x{w}")
-    stats = torch.stack([x, y, x * x, y * y, x * y], dim=1)  # (N, 5, H, W)
+                         f"{crop_border} per edge; got {max(h, 0)}x{max(w, 0)}")
+    return _per_image(_ssim_one, sr, hr, crop_border)
+
+
+def _ssim_one(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    stats = torch.stack([x, y, x * x, y * y, x * y], dim=1)  # (1, 5, H, W)
     stats = _filter_valid(_filter_valid(stats, -2), -1)
     mu1, mu2, e11, e22, e12 = stats.unbind(1)
     mu1_sq, mu2_sq, mu12 = mu1 * mu1, mu2 * mu2, mu1 * mu2
