@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Iterator
@@ -103,23 +104,42 @@ def test_batches_group_equal_shapes_and_keep_outputs() -> None:
     assert res.metrics["psnr"] == pytest.approx(one_by_one.metrics["psnr"], abs=1e-9)
 
 
-@pytest.fixture
-def missing_metric() -> Iterator[str]:
-    name = "_test_missing_weights"
+@contextlib.contextmanager
+def registered(name: str, cls: type[ImageMetric]) -> Iterator[str]:
+    """A test-only metric in the real registry, removed afterwards."""
     assert name not in METRICS
-
-    class NeedsWeights(ImageMetric):
-        higher_is_better: ClassVar[dict[str, bool]] = {"x": True}
-
-        def __init__(self, scale: int, device: torch.device | str = "cpu") -> None:
-            raise MissingAssetError("weights for the test metric are not in the cache")
-
-    NeedsWeights.name = name
-    METRICS.register(name)(NeedsWeights)
+    cls.name = name
+    METRICS.register(name)(cls)
     try:
         yield name
     finally:
         del METRICS._items[name]
+
+
+class NeedsWeights(ImageMetric):
+    higher_is_better: ClassVar[dict[str, bool]] = {"x": True}
+
+    def __init__(self, scale: int, device: torch.device | str = "cpu") -> None:
+        raise MissingAssetError("weights for the test metric are not in the cache")
+
+
+class Undeclared(ImageMetric):
+    higher_is_better: ClassVar[dict[str, bool]] = {"declared": True}
+
+    def reset(self) -> None:
+        pass
+
+    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
+        pass
+
+    def compute(self) -> dict[str, float]:
+        return {"declared": 1.0, "surprise": 2.0}
+
+
+@pytest.fixture
+def missing_metric() -> Iterator[str]:
+    with registered("_test_missing_weights", NeedsWeights) as name:
+        yield name
 
 
 def test_a_metric_without_weights_is_recorded_as_missing(missing_metric: str) -> None:
@@ -127,6 +147,11 @@ def test_a_metric_without_weights_is_recorded_as_missing(missing_metric: str) ->
     assert res.missing == {missing_metric: "weights for the test metric are not in the cache"}
     assert set(res.metrics) == {"psnr", "ssim"}
     assert json.loads(json.dumps(res.to_dict()))["missing"] == res.missing
+
+
+def test_result_keys_must_be_declared() -> None:
+    with registered("_test_undeclared", Undeclared) as name, pytest.raises(GankdError, match="surprise"):
+        evaluate(nearest_x2, sr_samples(1, 32, 32), [name], device="cpu")
 
 
 def test_unknown_metric_names_the_choices() -> None:

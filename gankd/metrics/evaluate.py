@@ -25,7 +25,7 @@ from gankd.datasets.batch import EvalSample
 from gankd.errors import ConfigError, GankdError, MissingAssetError, unknown_choice
 from gankd.metrics import METRICS, ImageMetric
 
-Generator = Callable[..., torch.Tensor] | nn.Module
+GeneratorLike = Callable[..., torch.Tensor] | nn.Module
 
 
 # --------------------------------------------------------------------------- inference set-up
@@ -247,7 +247,7 @@ def _check_request(samples: Sequence[EvalSample], metrics: Sequence[str], batch_
     return scales.pop()
 
 
-def evaluate(generator: Generator, samples: Sequence[EvalSample], metrics: Sequence[str],
+def evaluate(generator: GeneratorLike, samples: Sequence[EvalSample], metrics: Sequence[str],
              device: torch.device | str, batch_size: int = 4,
              metric_options: dict[str, dict[str, Any]] | None = None,
              keep_outputs: Sequence[str] = ()) -> EvalResult:
@@ -305,6 +305,9 @@ def evaluate(generator: Generator, samples: Sequence[EvalSample], metrics: Seque
         metric_s[name] += time.perf_counter() - t0
         if clash := set(result) & set(values):
             raise GankdError(f"metric {name!r} returns key(s) {sorted(clash)} already set by another metric")
+        if undeclared := sorted(set(result) - set(metric.higher_is_better)):
+            raise GankdError(f"metric {name!r} returned {undeclared} without declaring them in "
+                             "higher_is_better")
         values.update(result)
         better.update({k: metric.higher_is_better[k] for k in result})
     return EvalResult(metrics=values, higher_is_better=better, missing=missing, num_images=len(samples),
