@@ -19,6 +19,7 @@ from basicsr.metrics.niqe import calculate_niqe  # noqa: E402
 from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim  # noqa: E402
 from basicsr.utils.diffjpeg import DiffJPEG  # noqa: E402
 from basicsr.utils.img_process_util import USMSharp, filter2D  # noqa: E402
+from basicsr.utils.img_util import tensor2img  # noqa: E402
 from basicsr.utils.matlab_functions import imresize  # noqa: E402
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "degradations",
     "filter2D",
     "imresize",
+    "tensor2img",
 ]

@@ -14,7 +14,6 @@ from skimage import data
 import gankd._basicsr as bsr  # installs BasicSR's torchvision alias before basicsr.utils below
 
 # isort: split
-from basicsr.utils import tensor2img
 
 from gankd.errors import MissingAssetError
 from gankd.metrics import METRICS, niqe_metric
@@ -72,7 +71,7 @@ DISTORTIONS = ["noise", "faint_noise", "blur", "jpeg", "shift", "down_up_x2"]
 
 def basicsr_psnr_ssim(sr: torch.Tensor, hr: torch.Tensor, crop: int) -> tuple[float, float]:
     """BasicSR's own validation path: tensor2img (RGB float -> BGR uint8), then the metrics."""
-    a, b = tensor2img(sr), tensor2img(hr)
+    a, b = bsr.tensor2img(sr), bsr.tensor2img(hr)
     return (bsr.calculate_psnr(a, b, crop, input_order="HWC", test_y_channel=True),
             bsr.calculate_ssim(a, b, crop, input_order="HWC", test_y_channel=True))
 
@@ -149,7 +148,7 @@ def test_niqe_params_ship_with_basicsr() -> None:
 
 def test_niqe_input_equals_basicsr_tensor2img() -> None:
     img = distort(photo("coffee"), "faint_noise")
-    assert np.array_equal(niqe_metric.to_bgr_uint8(img), tensor2img(img))
+    assert np.array_equal(niqe_metric.to_bgr_uint8(img), bsr.tensor2img(img))
 
 
 def test_niqe_matches_basicsr_and_ranks_degradations() -> None:
@@ -161,7 +160,8 @@ def test_niqe_matches_basicsr_and_ranks_degradations() -> None:
         m = METRICS.get("niqe")(scale=4)
         m.update(batch, None)
         scores[kind] = m.compute()["niqe"]
-        direct = [bsr.calculate_niqe(tensor2img(img), 4, input_order="HWC", convert_to="y") for img in batch]
+        direct = [bsr.calculate_niqe(bsr.tensor2img(img), 4, input_order="HWC", convert_to="y")
+                  for img in batch]
         assert scores[kind] == pytest.approx(float(np.mean(direct)), abs=1e-9)
     assert scores["clean"] + 1.0 < scores["blurred"], scores
     assert scores["clean"] + 1.0 < scores["noisy"], scores

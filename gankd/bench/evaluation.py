@@ -3,7 +3,6 @@ references, all on the same images with the same metrics; plus complexity and la
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,11 +37,7 @@ def complexity_and_latency(model: nn.Module, entry: zoo.ZooEntry, cfg: EvalConfi
     c = count(model, model.example_inputs(1, entry.input))
     lat = measure(model, model.example_inputs(1, cfg.latency.size), warmup=cfg.latency.warmup,
                   repeats=cfg.latency.repeats, threads=cfg.latency.threads, device=device)
-    return {"params": c.params, "macs": c.macs, "macs_input": entry.input, "latency": _asdict(lat)}
-
-
-def _asdict(obj: Any) -> dict[str, Any]:
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj)
+    return {"params": c.params, "macs": c.macs, "macs_input": entry.input, "latency": lat.to_dict()}
 
 
 def reference_records(results: Path, spec: RunSpec, setup: ModelSetup, teacher: Teacher, evalset: Any,
@@ -62,7 +57,7 @@ def reference_records(results: Path, spec: RunSpec, setup: ModelSetup, teacher: 
                 gen: Any = teacher.net
                 entry = zoo.get(setup.teacher)
             else:
-                gen = ev.bicubic_generator(evalset.samples[0].scale)
+                gen = ev.bicubic_generator(evalset.samples[0].scale, evalset.samples)
                 entry = None
             result = evaluate_generator(gen, evalset.samples, setup.eval.metrics, device, setup.eval, keep)
             for name, img in result.outputs.items():
@@ -78,9 +73,9 @@ def reference_records(results: Path, spec: RunSpec, setup: ModelSetup, teacher: 
                 record["speedup_vs_teacher"] = 1.0
             else:
                 lat = setup.eval.latency
-                record["latency"] = _asdict(measure(gen, teacher.net.example_inputs(1, lat.size),
-                                                    warmup=lat.warmup, repeats=lat.repeats,
-                                                    threads=lat.threads, device=device))
+                record["latency"] = measure(gen, teacher.net.example_inputs(1, lat.size),
+                                            warmup=lat.warmup, repeats=lat.repeats,
+                                            threads=lat.threads, device=device).to_dict()
             for s in evalset.samples:
                 if s.name in keep and not (folder / "hr" / f"{s.name}.png").is_file():
                     save_png(folder / "hr" / f"{s.name}.png", s.hr)
