@@ -62,6 +62,8 @@ def make_trainer(tmp_path) -> Callable[..., Trainer]:
         teacher = Teacher(seeded_build(TINY_TEACHER, 123), identity="tiny")
         student_entry = zoo.student(TINY_TEACHER, 0.5, {"num_block": 2})
         student = seeded_build(student_entry, seed)
+        if method in ("dcd", "sdakd"):  # the tiny student has 2 blocks: 2 taps
+            method_overrides = {"taps": 2, **(method_overrides or {})}
         cfg = method_config(method, method_overrides)
         m = make_method(method, cfg, student, teacher, TINY_D, recipe_obj, total_steps=steps, ratio=0.5)
         train = TrainConfig(steps=steps, batch_size=2, log_every=1, ckpt_every=ckpt_every, device="cpu")

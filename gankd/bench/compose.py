@@ -10,6 +10,7 @@ from torch import nn
 from gankd.engine.method import Method, Setup
 from gankd.engine.recipe import Recipe
 from gankd.engine.teacher import Teacher
+from gankd.errors import ConfigError
 from gankd.methods import METHODS
 from gankd.models import zoo
 
@@ -31,7 +32,10 @@ def make_method(name: str, cfg: Any, student: nn.Module, teacher: Teacher | None
     def tap_pairs(k: int) -> tuple[list[str], list[str]]:
         if teacher is None:
             raise ValueError("feature taps need a teacher")
-        return student.feature_taps(k), teacher.net.feature_taps(k)
+        try:
+            return student.feature_taps(k), teacher.net.feature_taps(k)
+        except ValueError as exc:
+            raise ConfigError(f"method {name}: taps={k} does not fit these networks: {exc}") from None
 
     setup = Setup(student=student, teacher=teacher, recipe=recipe,
                   make_discriminator=make_discriminator_factory(d_entry), tap_pairs=tap_pairs,
