@@ -29,8 +29,8 @@ def photo(n: int = 1, side: int = 96, seed: int = 0) -> torch.Tensor:
     img = base.clamp(0, 1)
     for i in range(n):
         for _ in range(4):
-            t, l, s = (int(v) for v in torch.randint(0, side // 2, (3,), generator=g))
-            img[i, :, t:t + s + 4, l:l + s + 4] = torch.rand(3, 1, 1, generator=g)
+            top, left, s = (int(v) for v in torch.randint(0, side // 2, (3,), generator=g))
+            img[i, :, top:top + s + 4, left:left + s + 4] = torch.rand(3, 1, 1, generator=g)
     return quantize8(img)
 
 
@@ -55,7 +55,8 @@ def test_registered_names():
 def test_realesrgan_defaults_are_the_published_x4plus_options():
     c = RealESRGANConfig()
     # options/train_realesrgan_x4plus.yml
-    assert c.kernel_list == ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
+    assert c.kernel_list == c.kernel_list2 == (
+        "iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
     assert c.kernel_prob == (0.45, 0.25, 0.12, 0.03, 0.12, 0.03) == c.kernel_prob2
     assert (c.sinc_prob, c.sinc_prob2, c.final_sinc_prob) == (0.1, 0.1, 0.8)
     assert (c.blur_sigma, c.blur_sigma2) == ((0.2, 3.0), (0.2, 1.5))
@@ -78,7 +79,7 @@ def test_realesrgan_config_rejects_bad_values():
         from_mapping(RealESRGANConfig, {"jpeg_range": [0, 95]}, "args")
     with pytest.raises(ConfigError, match="sinc_prob must be a probability"):
         from_mapping(RealESRGANConfig, {"sinc_prob": 1.5}, "args")
-    with pytest.raises(ConfigError, match="blur_sigma must be .* 0 < low < high"):
+    with pytest.raises(ConfigError, match=r"blur_sigma must be .* 0 < low < high"):
         from_mapping(RealESRGANConfig, {"blur_sigma": [1, 1]}, "args")
     with pytest.raises(ConfigError, match="equal length"):
         from_mapping(RealESRGANConfig, {"kernel_prob": [1.0]}, "args")
@@ -161,7 +162,8 @@ def test_noise_raises_variance(kind):
     calm = dict(resize_prob=[0, 0, 1], resize_prob2=[0, 0, 1], jpeg_range=[95, 95], jpeg_range2=[95, 95],
                 final_sinc_prob=0, second_blur_prob=0, gaussian_noise_prob=float(kind == "gaussian"),
                 gaussian_noise_prob2=float(kind == "gaussian"), gray_noise_prob=0, gray_noise_prob2=0)
-    quiet = dict(noise_range=[0, 0], noise_range2=[0, 0], poisson_scale_range=[0, 0], poisson_scale_range2=[0, 0])
+    quiet = dict(noise_range=[0, 0], noise_range2=[0, 0], poisson_scale_range=[0, 0],
+                 poisson_scale_range2=[0, 0])
     loud = dict(noise_range=[25, 30], noise_range2=[20, 25], poisson_scale_range=[2.5, 3],
                 poisson_scale_range2=[2, 2.5])
     var_quiet = float(realesrgan(**calm, **quiet).train(flat, seed=2).g_input[0].var())
@@ -185,7 +187,7 @@ def test_gray_noise_is_the_same_in_every_channel():
 def test_jpeg_quality_sampled_in_range():
     deg = realesrgan()
     q1, q2 = [], []
-    for s in range(12):
+    for s in range(8):
         p = deg.train(photo(2, 80, seed=s), seed=s).params
         q1 += p["jpeg1"]
         q2 += p["jpeg2"]
@@ -232,7 +234,7 @@ def test_deterministic_on_each_available_device(device):
 
 def test_gcfsr_defaults_are_the_released_512_options():
     c = GCFSRConfig()
-    assert c.scales == [32, 32, 32, 32, 16, 16, 8, 8, 4] and c.cond_norm == 32.0
+    assert c.scales == (32, 32, 32, 32, 16, 16, 8, 8, 4) and c.cond_norm == 32.0
     assert provenance(GCFSRConfig)["scales"] == "paper" and provenance(GCFSRConfig)["eval_scale"] == "ours"
 
 

@@ -23,7 +23,7 @@ from gankd.datasets.degradation import Degradation, build_degradation
 class DataConfig:
     # -- degradation --------------------------------------------------------------------------
     degradation: str = paper("realesrgan", "registered name: realesrgan or gcfsr")
-    degradation_args: dict[str, Any] = paper(
+    degradation_args: dict[str, Any] = paper(  # noqa: RUF009 (paper() gives a default_factory for dicts)
         {}, "overrides of the degradation's Config; normalised to the full resolved config")
     # -- training crops -----------------------------------------------------------------------
     hr_crop: int = paper(256, "GT side of a training pair (Real-ESRGAN gt_size; GCFSR: the output size)")

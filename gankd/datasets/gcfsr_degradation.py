@@ -31,9 +31,11 @@ from gankd.datasets.seeding import generator
 
 @dataclass
 class GCFSRConfig:
-    scales: list[int] = paper([32, 32, 32, 32, 16, 16, 8, 8, 4],
-                              "train_gcfsr_gan.yml downsample_list (out 512); drawn uniformly, repeats weight")
-    cond_norm: float | None = paper(32.0, "train_gcfsr_gan.yml; None = the largest scale, as both released configs")
+    scales: tuple[int, ...] = paper(
+        (32, 32, 32, 32, 16, 16, 8, 8, 4),
+        "train_gcfsr_gan.yml downsample_list at out 512 (repeats weight draws)")
+    cond_norm: float | None = paper(
+        32.0, "train_gcfsr_gan.yml; None = the largest scale, as in both released configs")
     eval_scale: int = ours(16, "one fixed factor for deterministic evaluation; must be one of scales")
 
     def __post_init__(self) -> None:
@@ -45,7 +47,7 @@ class GCFSRConfig:
         if self.cond_norm is not None and self.cond_norm <= 0:
             raise ValueError(f"cond_norm must be positive, got {self.cond_norm}")
         if self.eval_scale not in self.scales:
-            raise ValueError(f"eval_scale={self.eval_scale} is not one of scales {self.scales}")
+            raise ValueError(f"eval_scale={self.eval_scale} is not one of scales {list(self.scales)}")
 
     @property
     def norm(self) -> float:
@@ -67,7 +69,7 @@ class GCFSRDegradation(Degradation):
         bad = sorted({s for s in self.cfg.scales if side % s})
         if bad:
             raise ValueError(f"{what}={side} is not divisible by the gcfsr scale(s) {bad}: "
-                             f"use an output size divisible by every scale in {self.cfg.scales}")
+                             f"use an output size divisible by every scale in {list(self.cfg.scales)}")
 
     def cond(self, scale: int) -> float:
         """The condition value GCFSR is fed for a downsampling ``scale`` (``in_size``)."""

@@ -14,7 +14,9 @@ from functools import lru_cache
 
 import torch
 
-import gankd._basicsr  # noqa: F401  (installs the torchvision alias before BasicSR loads)
+import gankd._basicsr  # noqa: F401  (installs the torchvision alias BasicSR needs, so it comes first)
+
+# isort: split
 from basicsr.utils.matlab_functions import calculate_weights_indices
 
 

@@ -88,9 +88,11 @@ class RealESRGANConfig:
             probs = getattr(self, "kernel_prob" + suffix)
             bad = [k for k in names if k not in KERNEL_TYPES]
             if bad:
-                raise ValueError(f"kernel_list{suffix}: unknown kernel {bad[0]!r}; valid: {', '.join(KERNEL_TYPES)}")
+                raise ValueError(
+                    f"kernel_list{suffix}: unknown kernel {bad[0]!r}; valid: {', '.join(KERNEL_TYPES)}")
             if len(names) != len(probs) or not names:
-                raise ValueError(f"kernel_list{suffix} and kernel_prob{suffix} must be non-empty and of equal length")
+                raise ValueError(
+                    f"kernel_list{suffix} and kernel_prob{suffix} must be non-empty and of equal length")
             if any(p < 0 for p in probs) or sum(probs) <= 0:
                 raise ValueError(f"kernel_prob{suffix} must be non-negative with a positive sum")
         for name in ("sinc_prob", "sinc_prob2", "gaussian_noise_prob", "gaussian_noise_prob2",
@@ -115,7 +117,8 @@ class RealESRGANConfig:
         for name in ("jpeg_range", "jpeg_range2"):
             lo, hi = getattr(self, name)
             if lo < 1 or hi > 100 or lo >= 100:  # DiffJPEG divides by zero at quality 100
-                raise ValueError(f"{name} must lie within [1, 100) (quality 100 is not defined), got {[lo, hi]}")
+                raise ValueError(
+                    f"{name} must lie within [1, 100) (quality 100 is not defined), got {[lo, hi]}")
         for name in ("resize_prob", "resize_prob2"):
             if any(p < 0 for p in getattr(self, name)) or sum(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be non-negative with a positive sum")
@@ -225,7 +228,8 @@ class RealESRGANDegradation(Degradation):
             sigma = torch.rand(n, dtype=out.dtype, device=out.device) * (sigma_range[1] - sigma_range[0]) \
                 + sigma_range[0]
             gray = (torch.rand(n, dtype=out.dtype, device=out.device) < gray_prob).float()
-            out = degradations.add_gaussian_noise_pt(out, sigma=sigma, gray_noise=gray, clip=True, rounds=False)
+            out = degradations.add_gaussian_noise_pt(out, sigma=sigma, gray_noise=gray, clip=True,
+                                                     rounds=False)
             return out, {"noise": "gaussian", "sigma": sigma.tolist(), "gray": gray.tolist()}
         scale = torch.rand(n, dtype=out.dtype, device=out.device) * (poisson_range[1] - poisson_range[0]) \
             + poisson_range[0]
@@ -234,7 +238,8 @@ class RealESRGANDegradation(Degradation):
         return out, {"noise": "poisson", "poisson_scale": scale.tolist(), "gray": gray.tolist()}
 
     @staticmethod
-    def _jpeg(out: torch.Tensor, jpeger: DiffJPEG, rng: tuple[float, float]) -> tuple[torch.Tensor, list[float]]:
+    def _jpeg(out: torch.Tensor, jpeger: DiffJPEG,
+              rng: tuple[float, float]) -> tuple[torch.Tensor, list[float]]:
         quality = out.new_zeros(out.size(0)).uniform_(*rng)
         record = quality.tolist()  # DiffJPEG overwrites its argument with the quantisation factor
         out = torch.clamp(out, 0, 1)  # BasicSR: JPEG of unclamped values gives artefacts
@@ -312,7 +317,9 @@ class RealESRGANDegradation(Degradation):
         lr = d.g_input[0][:, :, top:top + lc, left:left + lc].contiguous()
 
         def hr_crop(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t[:, :, top * s:top * s + crop, left * s:left * s + crop].contiguous()
+            if t is None:
+                return None
+            return t[:, :, top * s:top * s + crop, left * s:left * s + crop].contiguous()
 
         real = hr_crop(d.real)
         target = real if d.target is d.real else hr_crop(d.target)
