@@ -397,8 +397,9 @@ def test_evalset_identical_across_processes_and_safe_when_concurrent(tmp_path):
     results = [_result(p) for p in procs]
     assert len({r["key"] for r in results}) == 1
     assert len({r["sha"] for r in results}) == 1  # identical manifests, byte for byte
-    entries = [e.name for e in (shared / "evalsets").iterdir() if not e.name.startswith(".")]
-    assert entries == [results[0]["key"]]  # one published set, no leftovers
+    key = results[0]["key"]
+    entries = sorted(e.name for e in (shared / "evalsets").iterdir())
+    assert entries == [f".{key}.lock", key]  # one published set, no temporary leftovers
 
 
 # ---------------------------------------------------------------------------------------------
