@@ -99,14 +99,15 @@ def _build(cfg: DataConfig, data: str, suite: str, kind: str, split: str, side: 
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=root.parent))
         try:
             _write(tmp, key, identity, refs, cfg, deg, suite, side, crops)
-            os.rename(tmp, root)  # atomic publish; fails if another builder got there first
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        try:
+            os.rename(tmp, root)  # atomic publish; fails if another builder (without the lock) won
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
             if not root.is_dir():
                 raise
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         log.info("built %s %s: %d image(s) in %.1fs", kind, key, len(refs), time.perf_counter() - t0)
         try:
             return _load(root, key)

@@ -5,7 +5,8 @@ permutation seeded by the pool seed): a random ``degrade_side`` crop with flips/
 generator seeded by ``derive_seed("pool-crop", seed, i)``), degraded on the CPU with the seed
 ``derive_seed("pool-degrade", seed, i)`` and cropped to ``hr_crop``. Every pair depends only on
 (config, data, seed, i): the engine may key teacher outputs on the pool key and reuse them
-across methods.
+across methods. Each pair is degraded alone, so the per-batch draws of Real-ESRGAN's model code
+(resize mode, noise type, final order) are per pair here: BasicSR with batch size 1.
 
 Stored as ``cache_dir()/pools/<key>.pt`` (a dict of tensors) beside ``<key>.json`` (its sha256,
 checked on every load, and a description). Tensors whose values are all on the 8-bit grid
@@ -57,8 +58,8 @@ class TrainPool:
         return int(self.meta["num_inputs"])
 
     def batch(self, index: torch.Tensor) -> Batch:
-        """Rows ``index`` (LongTensor) as a Batch on the CPU: g_input, real (HR), target, index."""
-        index = torch.as_tensor(index, dtype=torch.long).reshape(-1)
+        """Rows ``index`` (LongTensor, any device) as a Batch on the CPU: g_input, real, target, index."""
+        index = torch.as_tensor(index).to("cpu", torch.long).reshape(-1)
         if index.numel() and (int(index.min()) < 0 or int(index.max()) >= len(self)):
             raise IndexError(f"pool index out of range [0, {len(self)})")
         g_input = tuple(_decode(self.tensors[f"g{j}"][index]) for j in range(self.num_inputs))
