@@ -1,0 +1,119 @@
+"""Data sources: a set of HR images split into train / val / test, and their identity.
+
+``DATA`` is a string: ``builtin`` selects the photos shipped by installed wheels, anything else is
+a folder path. Sources register in ``DATASETS`` from ``*_dataset.py`` modules; each class has
+``from_spec(spec)``. The splits never overlap: test and validation images never reach training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gankd.atomic import sha256_file
+from gankd.datasets import DATASETS
+from gankd.datasets.config import DataConfig
+from gankd.datasets.images import ImageError, ImageRef, read_image, resize_short_side, shown_size
+
+log = logging.getLogger("gankd.datasets")
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: tuple[ImageRef, ...]
+    val: tuple[ImageRef, ...]
+    test: tuple[ImageRef, ...]
+    rule: str  # how the split was made, for logs and manifests
+
+    def get(self, split: str) -> tuple[ImageRef, ...]:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        return getattr(self, split)
+
+
+class ImageSource(ABC):
+    """A set of HR images with a fixed split rule."""
+
+    kind: str
+
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, spec: str) -> ImageSource:
+        """Open the source named by the user's ``DATA`` string."""
+
+    @abstractmethod
+    def splits(self, cfg: DataConfig) -> Splits:
+        """The train / val / test images (disjoint; sorted by name)."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Identity of the source for cache keys and manifests; no absolute paths."""
+
+
+def open_data(data: str) -> ImageSource:
+    """``builtin`` -> the built-in photos; anything else -> a folder of images at that path."""
+    if not isinstance(data, str) or not data.strip():
+        from gankd.errors import ConfigError
+
+        raise ConfigError("DATA must be 'builtin' or a folder path, got an empty value")
+    if data == "builtin":
+        return DATASETS.get("builtin").from_spec(data)
+    return DATASETS.get("folder").from_spec(data)
+
+
+def hash_order(refs: list[ImageRef]) -> list[ImageRef]:
+    """Images ordered by sha256 of their name: a fixed, content-free shuffle used for splits."""
+    return sorted(refs, key=lambda r: (hashlib.sha256(r.name.encode("utf-8")).hexdigest(), r.name))
+
+
+def usable(refs: tuple[ImageRef, ...] | list[ImageRef], side: int, cfg: DataConfig,
+           what: str) -> list[ImageRef]:
+    """Images at least ``side`` pixels on each side (after ``resize_short``).
+
+    Smaller ones are an error naming the file and sizes (``small_images: error``) or are skipped
+    with a warning that counts and names them (``small_images: skip``).
+    """
+    ok, small = [], []
+    for ref in refs:
+        w, h = shown_size(ref.size, cfg.resize_short)
+        (ok if min(w, h) >= side else small).append((ref, w, h))
+    if small:
+        ref, w, h = small[0]
+        resized = f" after resize_short={cfg.resize_short}" if cfg.resize_short else ""
+        if cfg.small_images == "error":
+            raise ImageError(
+                f"{ref.path}: image is {w}x{h}{resized}, smaller than the {side}x{side} {what} "
+                f"({len(small)} such image(s) in this split; set small_images: skip to leave them out)")
+        names = ", ".join(f"{r.name} ({ww}x{hh})" for r, ww, hh in small[:10])
+        more = f" and {len(small) - 10} more" if len(small) > 10 else ""
+        log.warning("skipped %d image(s) smaller than the %dx%d %s%s: %s%s",
+                    len(small), side, side, what, resized, names, more)
+    return [r for r, _, _ in ok]
+
+
+def load_hr(ref: ImageRef, cfg: DataConfig) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of ``ref``, resized to ``resize_short`` if set."""
+    img = read_image(ref.path)
+    if (img.shape[1], img.shape[0]) != ref.size:
+        raise ImageError(f"{ref.path}: decoded size {img.shape[1]}x{img.shape[0]} differs from its "
+                         f"header {ref.size[0]}x{ref.size[1]} (file changed or corrupt?)")
+    if cfg.resize_short is not None:
+        img = resize_short_side(img, cfg.resize_short)
+    return img
+
+
+def content_identity(refs: list[ImageRef] | tuple[ImageRef, ...]) -> dict[str, str]:
+    """``{name: sha256 of the file}``: what a cache built from these images depends on."""
+    return {r.name: sha256_file(r.path) for r in refs}
+
+
+def names_digest(refs: list[ImageRef] | tuple[ImageRef, ...]) -> str:
+    return hashlib.sha256(json.dumps(sorted(r.name for r in refs)).encode("utf-8")).hexdigest()
