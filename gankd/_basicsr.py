@@ -20,7 +20,7 @@ from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim  # noqa: E4
 from basicsr.utils.diffjpeg import DiffJPEG  # noqa: E402
 from basicsr.utils.img_process_util import USMSharp, filter2D  # noqa: E402
 from basicsr.utils.img_util import tensor2img  # noqa: E402
-from basicsr.utils.matlab_functions import imresize  # noqa: E402
+from basicsr.utils.matlab_functions import calculate_weights_indices, imresize  # noqa: E402
 
 __all__ = [
     "RRDB",
@@ -31,6 +31,7 @@ __all__ = [
     "calculate_niqe",
     "calculate_psnr",
     "calculate_ssim",
+    "calculate_weights_indices",
     "degradations",
     "filter2D",
     "imresize",

@@ -17,6 +17,11 @@ class MissingAssetError(GankdError):
     """A weight file is neither in the cache nor at a user path."""
 
 
+class MetricNotApplicable(GankdError):
+    """A metric cannot judge these images (e.g. NIQE on images smaller than its blocks); the
+    evaluation records it as missing with this reason instead of failing the run."""
+
+
 def unknown_choice(kind: str, name: object, choices: list[str] | tuple[str, ...]) -> ConfigError:
     """The one wording for 'X is not one of the valid choices'."""
     valid = ", ".join(sorted(str(c) for c in choices))

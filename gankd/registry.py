@@ -42,13 +42,15 @@ class Registry(Generic[T]):
     def discover(self) -> None:
         if self._discovered:
             return
-        self._discovered = True
         pkg = importlib.import_module(self.package)
         for info in pkgutil.iter_modules(pkg.__path__):
             mod = info.name
             if mod.startswith("_") or not mod.endswith(self.suffix):
                 continue
             importlib.import_module(f"{self.package}.{mod}")
+        # Only once every module imported: a failing one raises again next time instead of
+        # leaving a registry that claims to have no choices at all.
+        self._discovered = True
 
     def get(self, name: str) -> T:
         self.discover()

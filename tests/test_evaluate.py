@@ -253,3 +253,12 @@ def test_bicubic_baseline_rejects_inconsistent_sizes() -> None:
         bicubic_generator(4, [s])
     with pytest.raises(ConfigError, match="positive integer"):
         BicubicUpsampler(0)
+
+
+def test_metric_that_cannot_judge_the_images_is_missing_not_fatal() -> None:
+    """NIQE needs two 96x96 blocks: on 32x32 images it is reported missing with its reason."""
+    samples = [EvalSample(f"s{i}", (torch.rand(3, 32, 32),), torch.rand(3, 32, 32), torch.rand(3, 8, 8), 4)
+               for i in range(2)]
+    result = evaluate(lambda x: x, samples, ["psnr", "niqe"], "cpu")
+    assert "psnr" in result.metrics and "niqe" not in result.metrics
+    assert "96x96" in result.missing["niqe"]

@@ -15,7 +15,7 @@ import gankd._basicsr as bsr  # installs BasicSR's torchvision alias before basi
 
 # isort: split
 
-from gankd.errors import MissingAssetError
+from gankd.errors import MetricNotApplicable, MissingAssetError
 from gankd.metrics import METRICS, niqe_metric
 from gankd.metrics.psnr_ssim_metric import psnr_y, ssim_y
 
@@ -171,7 +171,7 @@ def test_niqe_matches_basicsr_and_ranks_degradations() -> None:
 
 def test_niqe_rejects_images_without_two_blocks() -> None:
     m = METRICS.get("niqe")(scale=4)
-    with pytest.raises(ValueError, match="at least 2 blocks"):
+    with pytest.raises(MetricNotApplicable, match="at least 2 blocks"):
         m.update(torch.rand(1, 3, 103, 103), None)
     with pytest.raises(ValueError, match="before any update"):
         m.compute()

@@ -14,10 +14,7 @@ from functools import lru_cache
 
 import torch
 
-import gankd._basicsr  # noqa: F401  (installs the torchvision alias BasicSR needs, so it comes first)
-
-# isort: split
-from basicsr.utils.matlab_functions import calculate_weights_indices
+from gankd._basicsr import calculate_weights_indices
 
 
 @lru_cache(maxsize=64)

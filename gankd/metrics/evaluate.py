@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from gankd.datasets.batch import EvalSample
-from gankd.errors import ConfigError, GankdError, MissingAssetError, unknown_choice
+from gankd.errors import ConfigError, GankdError, MetricNotApplicable, MissingAssetError, unknown_choice
 from gankd.metrics import METRICS, ImageMetric
 
 GeneratorLike = Callable[..., torch.Tensor] | nn.Module
@@ -175,7 +175,7 @@ def bicubic_generator(scale: int, samples: Sequence[EvalSample] = ()) -> Bicubic
 class EvalResult:
     metrics: dict[str, float]  # every result key of every metric that ran
     higher_is_better: dict[str, bool]  # per result key
-    missing: dict[str, str]  # metric name -> why it could not be built (MissingAssetError)
+    missing: dict[str, str]  # metric name -> why it is absent (MissingAssetError, MetricNotApplicable)
     num_images: int
     wall_s: float  # the whole evaluation: generator, quantisation and metrics
     generator_s: float  # time inside the generator
@@ -289,9 +289,13 @@ def evaluate(generator: GeneratorLike, samples: Sequence[EvalSample], metrics: S
         generator_s += time.perf_counter() - t0
         _check_output(sr, hr, group)
         sr = quantize_like_png(sr)
-        for name, metric in built.items():
+        for name, metric in list(built.items()):
             t0 = time.perf_counter()
-            metric.update(sr, hr)
+            try:
+                metric.update(sr, hr)
+            except MetricNotApplicable as e:
+                missing[name] = str(e)
+                del built[name]
             metric_s[name] += time.perf_counter() - t0
         for i, s in enumerate(group):
             if s.name in keep:

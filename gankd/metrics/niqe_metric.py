@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from gankd._basicsr import calculate_niqe
-from gankd.errors import MissingAssetError
+from gankd.errors import MetricNotApplicable, MissingAssetError
 from gankd.metrics import METRICS, ImageMetric
 from gankd.metrics.psnr_ssim_metric import quantize_8bit
 
@@ -69,7 +69,7 @@ class NIQE(ImageMetric):
         h, w = sr.shape[-2:]
         c = 2 * self.crop_border
         if max(h - c, 0) // NIQE_BLOCK * (max(w - c, 0) // NIQE_BLOCK) < MIN_BLOCKS:
-            raise ValueError(f"niqe: needs at least {MIN_BLOCKS} blocks of {NIQE_BLOCK}x{NIQE_BLOCK} pixels "
+            raise MetricNotApplicable(f"niqe: needs at least {MIN_BLOCKS} blocks of {NIQE_BLOCK}x{NIQE_BLOCK} pixels "
                              f"after cropping {self.crop_border} per edge (e.g. {NIQE_BLOCK + c}x"
                              f"{2 * NIQE_BLOCK + c}); got {h}x{w}")
         for img in sr:
