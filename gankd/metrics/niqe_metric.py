@@ -69,9 +69,10 @@ class NIQE(ImageMetric):
         h, w = sr.shape[-2:]
         c = 2 * self.crop_border
         if max(h - c, 0) // NIQE_BLOCK * (max(w - c, 0) // NIQE_BLOCK) < MIN_BLOCKS:
-            raise MetricNotApplicable(f"niqe: needs at least {MIN_BLOCKS} blocks of {NIQE_BLOCK}x{NIQE_BLOCK} pixels "
-                             f"after cropping {self.crop_border} per edge (e.g. {NIQE_BLOCK + c}x"
-                             f"{2 * NIQE_BLOCK + c}); got {h}x{w}")
+            raise MetricNotApplicable(
+                f"niqe: needs at least {MIN_BLOCKS} blocks of {NIQE_BLOCK}x{NIQE_BLOCK} pixels "
+                f"after cropping {self.crop_border} per edge (e.g. {NIQE_BLOCK + c}x"
+                f"{2 * NIQE_BLOCK + c}); got {h}x{w}")
         for img in sr:
             self._values.append(float(calculate_niqe(to_bgr_uint8(img), self.crop_border,
                                                      input_order="HWC", convert_to="y")))
