@@ -79,9 +79,9 @@ def test_realesrgan_student_widths() -> None:
 
 
 def test_bad_zoo_requests_name_the_choices() -> None:
-    with pytest.raises(ConfigError, match="valid choices:.*realesrgan_x4plus"):
+    with pytest.raises(ConfigError, match=r"valid choices:.*realesrgan_x4plus"):
         zoo.get("realesrgan_x8")
-    with pytest.raises(ConfigError, match="num_blocks.*valid choices"):
+    with pytest.raises(ConfigError, match=r"num_blocks.*valid choices"):
         zoo.student("realesrgan_x4plus", 0.25, {"num_blocks": 4})
     with pytest.raises(ConfigError, match=r"\(0, 1\]"):
         zoo.student("realesrgan_x4plus", 1.5)
