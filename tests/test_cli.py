@@ -61,3 +61,10 @@ def test_unknown_method_option_is_an_error(tmp_path):
 
     with pytest.raises(ConfigError, match=r"lamda_CD.*valid choices:.*cd_weight"):
         resolved(suite, RunSpec("bad", "gcfsr", "dcd", 0.25, 0, "builtin"))
+
+
+def test_non_finite_config_number_is_rejected(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndescription: x\nmethods: [mse]\nmodels:\n  gcfsr:\n    recipe: {gan_weight: .nan}\n")
+    with pytest.raises(ConfigError, match="gan_weight: expected a finite number"):
+        load_suite(str(bad))

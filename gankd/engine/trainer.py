@@ -235,7 +235,9 @@ class Trainer:
         while self.step < total:
             terms = self.train_step()
             self._accumulate(terms)
-            if self.step % self.cfg.log_every == 0 or self.step == total:
+            # A log row never mixes stages: a stage boundary closes the current window.
+            boundary = self.step < total and self.method.stage(self.step) != self.method.stage(self.step - 1)
+            if self.step % self.cfg.log_every == 0 or self.step == total or boundary:
                 row = self._flush()
                 bar.set_postfix_str(_short(row), refresh=False)
             if self.validate and self.cfg.val_every and (self.step % self.cfg.val_every == 0

@@ -1,0 +1,78 @@
+"""End to end through the CLI on the smoke suite: a run's record, the leaderboard, the report,
+resumption, and a run whose loss turns NaN."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gankd.bench import store
+from gankd.cli import main
+from gankd.paths import benchmarks_dir
+
+SPEC_METRICS = ("psnr", "ssim", "lpips", "fid", "kid", "niqe")
+
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    results, reports = tmp_path / "results", tmp_path / "reports"
+    monkeypatch.setenv("GANKD_REPORTS", str(reports))
+    return results, reports
+
+
+@pytest.mark.slow
+def test_smoke_bench_sdakd_gcfsr_writes_record_row_and_report(dirs, capsys):
+    results, reports = dirs
+    code = main(["bench", "--method", "sdakd", "--model", "gcfsr", "--suite", "smoke", "--quiet",
+                 "--results", str(results)])
+    assert code == 0
+    run_dir = results / "runs/smoke/gcfsr/r0.25/sdakd/seed0"
+    rec = json.loads((run_dir / "metrics.json").read_text())
+    assert rec["status"] == "done"
+    for m in SPEC_METRICS:  # every metric, or a stated reason for its absence
+        assert m in rec["metrics"] or rec["missing_metrics"].get(m), m
+    assert rec["metrics"]["fid_patches"] > 0
+    for key in ("params", "macs", "latency", "train", "history", "git_sha", "versions", "device"):
+        assert rec[key], key
+    assert rec["latency"]["median_ms"] > 0 and rec["train"]["steps"] == 6
+    assert {h["stage"] for h in rec["history"]} == {"supervised", "features", "adversarial"}
+    assert (run_dir / "config.yaml").is_file() and list((run_dir / "samples").glob("*.png"))
+    index = store.read_index(results)
+    assert [(r["method"], r["status"]) for r in index] == [("sdakd", "done")]
+    csv = (reports / "leaderboard.csv").read_text().splitlines()
+    assert any(line.startswith("smoke,gcfsr,0.25,sdakd,1") for line in csv)
+    assert {"teacher", "bicubic"} <= {line.split(",")[3] for line in csv[1:]}
+    html = (reports / "leaderboard.html").read_text()
+    assert "sdakd" in html and "teacher" in html and "bicubic" in html
+
+    # The same command again finds the run done: nothing retrained, the record unchanged.
+    mtime = (run_dir / "metrics.json").stat().st_mtime_ns
+    assert main(["bench", "--method", "sdakd", "--model", "gcfsr", "--suite", "smoke", "--quiet",
+                 "--results", str(results), "--no-report"]) == 0
+    assert (run_dir / "metrics.json").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.slow
+def test_nan_loss_marks_the_run_failed_with_step_and_term(dirs, tmp_path, capsys):
+    results, reports = dirs
+    suite = yaml.safe_load((benchmarks_dir() / "smoke.yaml").read_text())
+    suite["name"] = "smoke-nan"
+    # A learning rate no network survives: the first step blows the weights up, a later loss
+    # is no longer finite.
+    suite["models"]["realesrgan"]["recipe"].update(lr_g=1e30, lr_d=1e30)
+    path = tmp_path / "smoke-nan.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    code = main(["bench", "--method", "mse", "--model", "realesrgan", "--suite", str(path), "--quiet",
+                 "--results", str(results)])
+    err = capsys.readouterr().err
+    assert code == 1
+    rec = json.loads((results / "runs/smoke-nan/realesrgan/r0.25/mse/seed0/metrics.json").read_text())
+    assert rec["status"] == "failed" and rec["failed_step"] >= 1
+    assert f"'{rec['failed_term']}'" in err and f"step {rec['failed_step']}" in err
+    assert "metrics" not in rec
+    assert main(["report", "--results", str(results), "--out", str(reports)]) == 0
+    html = (reports / "leaderboard.html").read_text()
+    assert "failed" in html and rec["failed_term"] in html
