@@ -65,6 +65,7 @@ def test_unknown_method_option_is_an_error(tmp_path):
 
 def test_non_finite_config_number_is_rejected(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: bad\ndescription: x\nmethods: [mse]\nmodels:\n  gcfsr:\n    recipe: {gan_weight: .nan}\n")
+    bad.write_text("name: bad\ndescription: x\nmethods: [mse]\n"
+                   "models:\n  gcfsr:\n    recipe: {gan_weight: .nan}\n")
     with pytest.raises(ConfigError, match="gan_weight: expected a finite number"):
         load_suite(str(bad))
