@@ -1,0 +1,89 @@
+"""Reproducibility and the metric regression check (issue: CI guards the metrics)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gankd.bench.regress import TOLERANCES, Diff, baseline_from, compare, regress
+from gankd.bench.suite import load_suite
+from gankd.paths import benchmarks_dir, results_dir
+
+
+def suite_copy(tmp_path: Path, name: str, methods: list[str], models: list[str], edit=None) -> Path:
+    raw = yaml.safe_load((benchmarks_dir() / "smoke.yaml").read_text())
+    raw["name"] = name
+    raw["methods"] = methods
+    raw["models"] = {k: v for k, v in raw["models"].items() if k in models}
+    if edit:
+        edit(raw)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.slow
+def test_smoke_runs_are_exactly_reproducible(tmp_path, capsys):
+    """Two fresh runs of the same smoke jobs give identical metrics (not merely close)."""
+    path = suite_copy(tmp_path, "repro", ["akdg", "sdakd"], ["gcfsr", "realesrgan"])
+    base = tmp_path / "base.json"
+    assert regress(suite=load_suite(str(path)), baseline_path=base, update=True, progress=False) == 0
+    first = json.loads(base.read_text())
+    assert regress(suite=load_suite(str(path)), baseline_path=base, update=True, progress=False) == 0
+    assert "unchanged" in capsys.readouterr().out
+    assert json.loads(base.read_text()) == first
+    values = [m["value"] for run in first["runs"].values() for m in run["metrics"].values()]
+    assert len(first["runs"]) == 4 and all(isinstance(v, float) for v in values)
+
+
+@pytest.mark.slow
+def test_changed_loss_weight_fails_regress_with_a_readable_diff(tmp_path, capsys):
+    base = tmp_path / "base.json"
+    ok = suite_copy(tmp_path, "weights", ["mse"], ["gcfsr"])
+    assert regress(suite=load_suite(str(ok)), baseline_path=base, update=True, progress=False) == 0
+
+    def heavier_kd(raw: dict) -> None:
+        raw["method_options"]["mse"] = {"weight": 50.0}
+
+    changed = suite_copy(tmp_path, "weights", ["mse"], ["gcfsr"], heavier_kd)
+    capsys.readouterr()
+    code = regress(suite=load_suite(str(changed)), baseline_path=base, progress=False)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "metric regression vs baseline" in out and "outside tolerance" in out
+    assert "gcfsr/r0.25/mse/seed0" in out
+    assert "WORSE" in out or "better (outside tolerance)" in out
+
+
+def test_compare_flags_each_direction_and_missing_runs():
+    records = {"m/r0.25/x/seed0": {"status": "done", "metrics": {"psnr": 30.0, "lpips": 0.2}}}
+    suite = load_suite("smoke")
+    base = baseline_from(records, suite)
+    assert base["runs"]["m/r0.25/x/seed0"]["metrics"]["psnr"]["tolerance"] == TOLERANCES["psnr"][0]
+    worse = {"m/r0.25/x/seed0": {"metrics": {"psnr": 29.0, "lpips": 0.2 + 1e-4}}}
+    diffs = {d.metric: d for d in compare(base, worse)}
+    assert diffs["psnr"].verdict == "WORSE" and diffs["lpips"].ok
+    better = {"m/r0.25/x/seed0": {"metrics": {"psnr": 31.0, "lpips": 0.1}}}
+    assert {d.verdict for d in compare(base, better)} == {"better (outside tolerance)"}
+    gone = compare(base, {})
+    assert all(d.verdict == "missing" for d in gone)
+    extra = compare(base, {**worse, "new/r1/y/seed0": {"metrics": {}}})
+    assert any(d.run == "new/r1/y/seed0" and not d.ok for d in extra)
+    assert Diff("r", "psnr", None, None, 0.0, True).ok
+
+
+def test_committed_baseline_covers_every_smoke_run():
+    baseline = json.loads((results_dir() / "baselines" / "smoke.json").read_text())
+    suite = load_suite("smoke")
+    expected = {f"{m}/r{r:g}/{meth}/seed{s}" for m in suite.models for r in suite.ratios
+                for s in suite.seeds for meth in suite.methods}
+    assert set(baseline["runs"]) == expected
+    for run in baseline["runs"].values():
+        assert run["status"] == "done"
+        assert {"psnr", "ssim", "lpips", "fid"} <= set(run["metrics"])
+        for m in run["metrics"].values():
+            assert m["tolerance"] > 0 and isinstance(m["higher_is_better"], bool)
+    assert baseline["produced_by"]["git_sha"]
