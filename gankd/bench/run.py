@@ -18,6 +18,7 @@ from gankd.bench import environment, store
 from gankd.bench.compose import make_method, seeded_build
 from gankd.bench.data import evaluation_set, training_pool, training_sampler, validation_set
 from gankd.bench.evaluation import complexity_and_latency, evaluate_generator, reference_records
+from gankd.bench.pretrained import load_into, pretrained_student
 from gankd.bench.suite import RunSpec, SuiteConfig, resolved
 from gankd.bench.teachers import load_teacher
 from gankd.engine.recipe import Recipe
@@ -82,6 +83,12 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
     teacher = Teacher(loaded.net, loaded.identity, device=device)
     student_entry = zoo.student(setup.teacher, spec.ratio, setup.student)
     student = seeded_build(student_entry, spec.seed)
+    student_init = "random init (seed)"
+    if setup.student_pretrain is not None:
+        pre = pretrained_student(setup, student_entry, spec.seed, spec.data, POOL_SEED, progress=progress)
+        load_into(student, pre)
+        student_init = (f"supervised pretraining ({setup.student_pretrain.train.steps} steps), "
+                        f"{pre.parent.name}")
     recipe = Recipe(setup.recipe)
     mcfg = method_config(spec.method, suite.method_options.get(spec.method))
     method = make_method(spec.method, mcfg, student, teacher, zoo.get(setup.discriminator), recipe,
@@ -100,6 +107,7 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
                       validate=validate if valset else None, progress=progress,
                       desc=f"{spec.method} {spec.model} r{spec.ratio:g} s{spec.seed}")
     base = _base_record(spec, suite, loaded.source, recipe, device, student_entry)
+    base["student_init"] = student_init
     try:
         result = trainer.fit()
     except NonFiniteLoss as exc:

@@ -40,6 +40,22 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class PretrainConfig:
+    """A supervised stage every student goes through before the method under test (the
+    ``supervised`` method, no discriminator), cached per (student, seed) and shared by every
+    method: Real-ESRGAN's GAN stage starts from RealESRNet, trained with L1 only."""
+
+    train: TrainConfig
+    recipe: dict[str, Any] = field(default_factory=dict)  # overrides of the family recipe
+
+    def __post_init__(self) -> None:
+        from_mapping(RecipeConfig, self.recipe, "student_pretrain.recipe")  # keys and types, once
+
+    def recipe_for(self, base: RecipeConfig) -> RecipeConfig:
+        return from_mapping(RecipeConfig, merge(to_dict(base), self.recipe), "student_pretrain.recipe")
+
+
+@dataclass(frozen=True)
 class ModelSetup:
     """Everything about one model family in a suite."""
 
@@ -54,6 +70,8 @@ class ModelSetup:
     #: None: the teacher's pretrained weights (its zoo entry names them); else how
     #: `gankd teacher` trains it (the family recipe, this schedule), cached by config hash.
     teacher_train: TrainConfig | None = None
+    #: None: students start from their random init; else the cached supervised stage above
+    student_pretrain: PretrainConfig | None = None
     note: str = ""
 
 

@@ -22,9 +22,8 @@ from torch import nn
 
 from gankd import atomic
 from gankd.assets import store
-from gankd.bench.locks import file_lock
+from gankd.bench.pretrained import cache_key, train_cached
 from gankd.bench.suite import ModelSetup
-from gankd.config import to_dict
 from gankd.errors import ConfigError
 from gankd.models import zoo
 from gankd.paths import cache_dir
@@ -73,44 +72,17 @@ def load_teacher(setup: ModelSetup, data: str, pool_seed: int = 0, progress: boo
                          f"trained by gankd teacher ({setup.teacher_train.steps} steps), {path.parent.name}")
 
 
-def teacher_key(setup: ModelSetup, data: str, pool_seed: int) -> str:
-    blob = json.dumps({"teacher": to_dict(zoo.get(setup.teacher)), "d": to_dict(zoo.get(setup.discriminator)),
-                       "recipe": to_dict(setup.recipe), "train": to_dict(setup.teacher_train),
-                       "data": to_dict(setup.data), "source": data, "pool_seed": pool_seed},
-                      sort_keys=True, default=str)
-    return atomic.sha256_bytes(blob.encode())[:16]
-
-
 def trained_teacher_path(setup: ModelSetup, data: str, pool_seed: int) -> Path:
-    return cache_dir() / "teachers" / f"{setup.teacher}-{teacher_key(setup, data, pool_seed)}" / "teacher.pth"
+    key = cache_key(teacher=zoo.get(setup.teacher), d=zoo.get(setup.discriminator), recipe=setup.recipe,
+                    train=setup.teacher_train, data=setup.data, source=data, pool_seed=pool_seed)
+    return cache_dir() / "teachers" / f"{setup.teacher}-{key}" / "teacher.pth"
 
 
 def train_teacher(setup: ModelSetup, data: str, pool_seed: int = 0, progress: bool = True) -> Path:
-    """Train (or resume training) the family's teacher; one process at a time per config."""
-    from gankd.bench.compose import make_method, seeded_build
-    from gankd.bench.data import training_sampler
-    from gankd.engine.recipe import Recipe
-    from gankd.engine.trainer import Trainer
-    from gankd.methods import method_config
-
+    """Train (or resume training) the family's teacher with its recipe: ``scratch`` with the
+    teacher-size network as the "student"; one process at a time per config."""
     assert setup.teacher_train is not None
-    path = trained_teacher_path(setup, data, pool_seed)
-    with file_lock(path.parent / ".lock"):
-        if path.is_file():
-            return path
-        entry = zoo.get(setup.teacher)
-        net = seeded_build(entry, pool_seed)
-        recipe = Recipe(setup.recipe)
-        method = make_method("scratch", method_config("scratch"), net, None, zoo.get(setup.discriminator),
-                             recipe, total_steps=setup.teacher_train.steps, ratio=1.0)
-        sampler = training_sampler(setup, data, setup.teacher_train, pool_seed, seed=pool_seed)
-        trainer = Trainer(setup.teacher_train, net, method, None, sampler, run_dir=path.parent,
-                          progress=progress, desc=f"teacher {entry.name}")
-        result = trainer.fit()
-        atomic.torch_save(path, {k: v.cpu() for k, v in trainer.ema.state_dict().items()})
-        atomic.write_json(path.with_name("teacher.json"), {
-            "entry": entry.name, "steps": result.steps, "wall_time_s": result.wall_time_s,
-            "history": result.history, "sha256": atomic.sha256_file(path)})
-        for ck in (path.parent / "checkpoints").glob("step_*"):
-            ck.unlink()
-        return path
+    entry = zoo.get(setup.teacher)
+    return train_cached(trained_teacher_path(setup, data, pool_seed), entry, pool_seed, "scratch",
+                        setup.recipe, setup.teacher_train, setup, data, pool_seed,
+                        desc=f"teacher {entry.name}", progress=progress)

@@ -1,0 +1,75 @@
+"""Networks a suite trains once and caches: the GCFSR teacher (no released weights reachable)
+and the supervised pretraining of students (Real-ESRGAN's RealESRNet stage).
+
+A cache entry is keyed by the hash of everything that determines the result (network config,
+recipe, schedule, data config and source, seeds), trained under a file lock so parallel sweep
+jobs train it once, resumable from its checkpoints, and holds the EMA weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gankd import atomic
+from gankd.bench.locks import file_lock
+from gankd.bench.suite import ModelSetup
+from gankd.config import to_dict
+from gankd.engine.config import RecipeConfig, TrainConfig
+from gankd.models import zoo
+from gankd.paths import cache_dir
+
+
+def cache_key(**parts: Any) -> str:
+    blob = json.dumps({k: to_dict(v) for k, v in parts.items()}, sort_keys=True, default=str)
+    return atomic.sha256_bytes(blob.encode())[:16]
+
+
+def train_cached(path: Path, entry: zoo.ZooEntry, init_seed: int, method: str, recipe: RecipeConfig,
+                 train: TrainConfig, setup: ModelSetup, data: str, pool_seed: int, desc: str,
+                 progress: bool = True) -> Path:
+    """Train ``entry`` with ``method`` (no teacher) unless ``path`` exists; returns ``path``."""
+    from gankd.bench.compose import make_method, seeded_build
+    from gankd.bench.data import training_sampler
+    from gankd.engine.recipe import Recipe
+    from gankd.engine.trainer import Trainer
+    from gankd.methods import method_config
+
+    with file_lock(path.parent / ".lock"):
+        if path.is_file():
+            return path
+        net = seeded_build(entry, init_seed)
+        m = make_method(method, method_config(method), net, None, zoo.get(setup.discriminator),
+                        Recipe(recipe), total_steps=train.steps, ratio=entry.ratio)
+        sampler = training_sampler(setup, data, train, pool_seed, seed=init_seed)
+        trainer = Trainer(train, net, m, None, sampler, run_dir=path.parent, progress=progress, desc=desc)
+        result = trainer.fit()
+        atomic.torch_save(path, {k: v.cpu() for k, v in trainer.ema.state_dict().items()})
+        atomic.write_json(path.with_suffix(".json"), {
+            "entry": entry.name, "method": method, "steps": result.steps,
+            "wall_time_s": result.wall_time_s, "history": result.history, "sha256": atomic.sha256_file(path)})
+        for ck in (path.parent / "checkpoints").glob("step_*"):
+            ck.unlink()
+        return path
+
+
+def load_into(net: nn.Module, path: Path) -> None:
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+
+
+# -- student pretraining ---------------------------------------------------------------------
+def pretrained_student(setup: ModelSetup, student: zoo.ZooEntry, seed: int, data: str, pool_seed: int,
+                       progress: bool = True) -> Path:
+    """The student after the suite's supervised stage, shared by every method of this seed."""
+    pre = setup.student_pretrain
+    assert pre is not None
+    recipe = pre.recipe_for(setup.recipe)
+    key = cache_key(student=student, seed=seed, recipe=recipe, train=pre.train, data=setup.data,
+                    source=data, pool_seed=pool_seed)
+    path = cache_dir() / "students" / f"{student.name}-seed{seed}-{key}" / "student.pth"
+    return train_cached(path, student, seed, "supervised", recipe, pre.train, setup, data, pool_seed,
+                        desc=f"pretrain {student.name} s{seed}", progress=progress)
