@@ -5,12 +5,23 @@ online), the generator step (every discriminator frozen), the EMA update, then o
 active discriminator. Terms are logged by name, checked for NaN/Inf, averaged over ``log_every``
 steps. Checkpoints hold every trainable network, the optimizers, the EMA, all RNG states, the
 sampler and the history, so an interrupted run resumes exactly where its last checkpoint was.
+
+The student's forward plus the generator terms, and the discriminator terms, each run inside one
+small module (``_GeneratorLoss``, ``_DiscriminatorLoss``) so that DistributedDataParallel can wrap
+exactly what trains (see ``gankd.engine.distributed``); in a single process they are called as is.
+
+Memory: ``TrainResult.peak_memory_mb`` is the largest per-step peak. Each step starts by resetting
+the high-water mark: on CUDA ``max_memory_allocated`` (tensors only, not the allocator's cache),
+on CPU the process's peak resident set (Linux ``VmHWM``, reset through ``/proc/self/clear_refs``),
+which counts everything resident -- weights, the cached pool, the interpreter. Where the reset is
+not allowed the CPU figure is the process's lifetime ``ru_maxrss``, which also counts setup.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import resource
 import time
 from collections.abc import Callable
@@ -22,13 +33,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from gankd.datasets.batch import Batch
 from gankd.engine import checkpoint
 from gankd.engine.config import TrainConfig
+from gankd.engine.distributed import Dist, fp32_head, to_channels_last
 from gankd.engine.ema import EMA
 from gankd.engine.method import Method, Step
-from gankd.engine.seeding import rng_state, set_rng_state
 from gankd.engine.taps import FeatureTaps
-from gankd.engine.teacher import Teacher
+from gankd.engine.teacher import Teacher, TeacherOutput
 from gankd.errors import GankdError
 
 log = logging.getLogger(__name__)
@@ -54,8 +66,9 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     val_history: list[dict[str, float]] = field(default_factory=list)
     resumed_from: int | None = None
-    peak_memory_mb: float = 0.0
+    peak_memory_mb: float = 0.0  # the largest per-step peak (module doc)
     step_time_s: float = 0.0
+    memory_source: str = ""  # what peak_memory_mb measures
 
 
 def resolve_device(name: str) -> torch.device:
@@ -71,35 +84,139 @@ def _set_trainable(module: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
+class StepMemory:
+    """The largest per-step peak memory of this process (module doc)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.peak_mb = 0.0
+        self._resettable = self.cuda or _reset_cpu_peak()
+        if self.cuda:
+            self.source = "cuda max_memory_allocated, per step"
+        elif self._resettable:
+            self.source = "cpu peak resident set (VmHWM), per step"
+        else:
+            self.source = "cpu peak resident set of the process since it started"
+
+    def start(self) -> None:
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+        elif self._resettable:
+            _reset_cpu_peak()
+
+    def stop(self) -> None:
+        self.peak_mb = max(self.peak_mb, self.current_peak_mb())
+
+    def current_peak_mb(self) -> float:
+        if self.cuda:
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        try:
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024  # KiB
+        except OSError:
+            pass
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _reset_cpu_peak() -> bool:
+    """Reset the process's peak-RSS mark (Linux >= 4.0); False where that is not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class _GeneratorLoss(nn.Module):
+    """The student's forward and the method's generator terms. Its parameters are exactly what
+    the generator optimizer trains (the student and the method's generator side), so DDP can
+    wrap it; discriminators are reached through the method, unregistered: in this step they are
+    frozen and DDP must not wait for their gradients."""
+
+    def __init__(self, student: nn.Module, method: Method, taps: FeatureTaps,
+                 forward_student: Callable[..., torch.Tensor], persistent_taps: bool) -> None:
+        super().__init__()
+        self.student = student
+        self.side = nn.ParameterList(method.generator_side())
+        self.__dict__["_method"] = method
+        self.__dict__["_forward_student"] = forward_student  # the student, or its compiled form
+        self._taps = taps
+        self._persistent_taps = persistent_taps
+
+    def forward(self, batch: Batch, teacher: TeacherOutput | None, step: int,
+                d_steps: int) -> tuple[dict[str, torch.Tensor], Step]:
+        method: Method = self.__dict__["_method"]
+        if self._persistent_taps:  # hooks registered once (compiled student): reuse their dict
+            self._taps.features.clear()
+            taps: contextlib.AbstractContextManager = contextlib.nullcontext()
+        else:
+            taps = self._taps
+        with taps:
+            fake = self.__dict__["_forward_student"](*batch.g_input)
+            feats = self._taps.collect() if method.student_taps else []
+        s = Step(step, batch, fake.float(), feats, teacher, d_steps)
+        return method.generator_terms(s), s
+
+
+class _DiscriminatorLoss(nn.Module):
+    """The method's discriminator terms; its parameters are the discriminators (for DDP)."""
+
+    def __init__(self, method: Method) -> None:
+        super().__init__()
+        self.discriminators = method.discriminators
+        self.__dict__["_method"] = method
+
+    def forward(self, s: Step, active: list[str]) -> dict[str, torch.Tensor]:
+        return self.__dict__["_method"].discriminator_terms(s, active)
+
+
 class Trainer:
+    """Trains ``student`` with ``method``. ``dist``: this process's place in a torchrun job
+    (default: a single process); ``run_dir`` must be the same path on every rank, only rank 0
+    touches it."""
+
     def __init__(self, cfg: TrainConfig, student: nn.Module, method: Method, teacher: Teacher | None,
                  sampler: Sampler, run_dir: Path | None = None,
                  validate: Callable[[nn.Module], dict[str, float]] | None = None,
-                 progress: bool = True, desc: str = "train") -> None:
+                 progress: bool = True, desc: str = "train", dist: Dist | None = None) -> None:
         self.cfg = cfg
+        self.dist = dist or Dist()
         self.device = resolve_device(cfg.device)
         self.cuda = self.device.type == "cuda"
+        self.channels_last = self.cuda and cfg.channels_last
         self.student = student.to(self.device)
         self.method = method.to(self.device)
         method.recipe.to(self.device)
-        if self.cuda and cfg.channels_last:
-            self.student.to(memory_format=torch.channels_last)
-            self.method.to(memory_format=torch.channels_last)
         self.teacher = teacher
+        if self.cuda:
+            self._place_on_gpu()
         self.sampler = sampler
         self.run_dir = run_dir
         self.validate = validate
-        self.progress = progress
+        self.progress = progress and self.dist.is_main
         self.desc = desc
         self.ema = EMA(self.student, method.recipe.cfg.ema_decay)
-        self.forward_student: nn.Module = self.student
-        if cfg.compile and self.cuda:
-            self.forward_student = torch.compile(self.student)
+        self.student_taps = FeatureTaps(self.student, method.student_taps, "student tap")
+        forward_student: Callable[..., torch.Tensor] = self.student
+        if cfg.compile:
+            # Hooks added and removed around every forward would be invisible to (or recompile)
+            # the compiled graph: the taps stay registered for the run and dynamo traces them once.
+            self.student_taps.__enter__()
+            forward_student = torch.compile(self.student)
         self.opt_g = method.recipe.generator_optimizer(
             list(self.student.parameters()) + list(method.generator_side()))
         self.opt_d = {name: method.recipe.discriminator_optimizer(list(d.parameters()))
                       for name, d in method.discriminators.items()}
-        self.student_taps = FeatureTaps(self.student, method.student_taps, "student tap")
+        self.g_loss = self.dist.wrap(
+            _GeneratorLoss(self.student, method, self.student_taps, forward_student, cfg.compile),
+            find_unused=bool(method.generator_side()))
+        self.d_loss = self.dist.wrap(_DiscriminatorLoss(method), find_unused=len(method.discriminators) > 1)
+        self.dist.diverge_rng()
+        self.memory = StepMemory(self.device)
         self.step = 0
         self.d_steps = 0
         self.history: list[dict[str, float]] = []
@@ -108,8 +225,25 @@ class Trainer:
         self._acc_n = 0
         self._elapsed = 0.0
 
+    def _place_on_gpu(self) -> None:
+        """channels_last for every network, fp32 discriminator heads under bf16, SyncBatchNorm
+        across ranks. Before the EMA copy and the optimizers: they see the placed networks."""
+        if self.channels_last:
+            nets = [self.student, self.method, self.method.recipe.vgg,
+                    self.teacher.net if self.teacher is not None else None]
+            for net in nets:
+                if net is not None:
+                    net.to(memory_format=torch.channels_last)
+        if self.cfg.bf16:
+            for d in self.method.discriminators.values():
+                fp32_head(d)
+        if self.dist.enabled:  # same Parameter objects: the optimizers are unaffected
+            nn.SyncBatchNorm.convert_sync_batchnorm(self.student)
+            nn.SyncBatchNorm.convert_sync_batchnorm(self.method)
+
     # -- state --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """The checkpoint; a collective when distributed (every rank's RNG state is gathered)."""
         return {
             "step": self.step,
             "d_steps": self.d_steps,
@@ -118,7 +252,7 @@ class Trainer:
             "method": self.method.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": {k: o.state_dict() for k, o in self.opt_d.items()},
-            "rng": rng_state(),
+            "rng": self.dist.rng_state(),
             "sampler": self.sampler.state_dict(),
             "history": self.history,
             "val_history": self.val_history,
@@ -135,7 +269,7 @@ class Trainer:
         self.opt_g.load_state_dict(state["opt_g"])
         for k, o in self.opt_d.items():
             o.load_state_dict(state["opt_d"][k])
-        set_rng_state(state["rng"])
+        self.dist.set_rng_state(state["rng"])
         self.sampler.load_state_dict(state["sampler"])
         self.history = state["history"]
         self.val_history = state["val_history"]
@@ -149,12 +283,16 @@ class Trainer:
     def save_checkpoint(self) -> Path | None:
         if self.ckpt_dir is None:
             return None
-        return checkpoint.save(self.ckpt_dir, self.step, self.state_dict(), keep=self.cfg.ckpt_keep)
+        state = self.state_dict()  # on every rank (a collective), written by rank 0 alone
+        if not self.dist.is_main:
+            return None
+        return checkpoint.save(self.ckpt_dir, self.step, state, keep=self.cfg.ckpt_keep)
 
     def try_resume(self) -> int | None:
         if self.ckpt_dir is None:
             return None
-        found = checkpoint.load_latest(self.ckpt_dir)
+        # Rank 0 reads and broadcasts: the other ranks (other nodes) need no shared disk.
+        found = self.dist.broadcast(checkpoint.load_latest(self.ckpt_dir) if self.dist.is_main else None)
         if found is None:
             return None
         state, path = found
@@ -168,26 +306,28 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def _teacher_outputs(self, batch: Batch) -> TeacherOutput | None:
+        if not self.method.uses_teacher or self.teacher is None:
+            return None
+        with self._autocast():
+            out = self.teacher.outputs(batch)
+        if self.cuda and self.cfg.bf16:  # what the losses compare against stays fp32
+            out = TeacherOutput(out.image.float(), [f.float() for f in out.features])
+        return out
+
     def train_step(self) -> dict[str, float]:
         step = self.step
         batch = self.sampler.next().to(self.device, non_blocking=self.cuda)
-        if self.cuda and self.cfg.channels_last:
-            batch.g_input = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
-                                  for t in batch.g_input)
-        teacher_out = None
-        if self.method.uses_teacher and self.teacher is not None:
-            teacher_out = self.teacher.outputs(batch)
+        if self.channels_last:
+            batch = to_channels_last(batch)
+        teacher_out = self._teacher_outputs(batch)
 
         self.student.train()
         self.method.train()
         for d in self.method.discriminators.values():
             _set_trainable(d, False)
         with self._autocast():
-            with self.student_taps:
-                fake = self.forward_student(*batch.g_input)
-                feats = self.student_taps.collect() if self.method.student_taps else []
-            s = Step(step, batch, fake.float(), feats, teacher_out, self.d_steps)
-            g_terms = self.method.generator_terms(s)
+            g_terms, s = self.g_loss(batch, teacher_out, step, self.d_steps)
         logged = self._check("g", g_terms, step)
         self.opt_g.zero_grad(set_to_none=True)
         sum(g_terms.values()).backward()
@@ -201,7 +341,7 @@ class Trainer:
             for name in active:
                 _set_trainable(self.method.discriminators[name], True)
             with self._autocast():
-                d_terms = self.method.discriminator_terms(s, active)
+                d_terms = self.d_loss(s, active)
             logged.update(self._check("d", d_terms, step))
             for name in active:
                 self.opt_d[name].zero_grad(set_to_none=True)
@@ -212,15 +352,14 @@ class Trainer:
         self.step += 1
         return logged
 
-    @staticmethod
-    def _check(side: str, terms: dict[str, torch.Tensor], step: int) -> dict[str, float]:
-        out = {}
-        for name, value in terms.items():
-            v = float(value.detach())
-            if not torch.isfinite(value.detach()).all():
-                raise NonFiniteLoss(step, f"{side}/{name}", v)
-            out[f"{side}/{name}"] = v
-        return out
+    def _check(self, side: str, terms: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        """Each term as a float, averaged over ranks (so every rank stops at the same step when
+        one of them sees NaN/Inf)."""
+        values = self.dist.mean({f"{side}/{name}": float(value.detach()) for name, value in terms.items()})
+        for name, v in values.items():
+            if not math.isfinite(v):
+                raise NonFiniteLoss(step, name, v)
+        return values
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> TrainResult:
@@ -230,18 +369,18 @@ class Trainer:
                    dynamic_ncols=True, unit="step")
         t0 = time.perf_counter()
         start_step = self.step
-        if self.cuda:
-            torch.cuda.reset_peak_memory_stats(self.device)
         while self.step < total:
+            self.memory.start()
             terms = self.train_step()
+            self.memory.stop()
             self._accumulate(terms)
             # A log row never mixes stages: a stage boundary closes the current window.
             boundary = self.step < total and self.method.stage(self.step) != self.method.stage(self.step - 1)
             if self.step % self.cfg.log_every == 0 or self.step == total or boundary:
                 row = self._flush()
                 bar.set_postfix_str(_short(row), refresh=False)
-            if self.validate and self.cfg.val_every and (self.step % self.cfg.val_every == 0
-                                                         or self.step == total):
+            if (self.validate and self.dist.is_main and self.cfg.val_every
+                    and (self.step % self.cfg.val_every == 0 or self.step == total)):
                 self.val_history.append({"step": self.step, **self.validate(self.ema.model)})
             bar.update(1)
             if self.cfg.ckpt_every and self.step % self.cfg.ckpt_every == 0 and self.step < total:
@@ -255,12 +394,12 @@ class Trainer:
         return TrainResult(steps=self.step, wall_time_s=self._elapsed, history=self.history,
                            val_history=self.val_history, resumed_from=resumed,
                            peak_memory_mb=self.peak_memory_mb(),
-                           step_time_s=self._elapsed / max(1, self.step) if steps_run else 0.0)
+                           step_time_s=self._elapsed / max(1, self.step) if steps_run else 0.0,
+                           memory_source=self.memory.source)
 
     def peak_memory_mb(self) -> float:
-        if self.cuda:
-            return torch.cuda.max_memory_allocated(self.device) / 2**20
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+        """The largest per-step peak so far (the process's current mark if no step ran yet)."""
+        return self.memory.peak_mb or self.memory.current_peak_mb()
 
     def _accumulate(self, terms: dict[str, float]) -> None:
         for k, v in terms.items():
