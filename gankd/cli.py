@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--student", default="0.25", help="student width ratio r (default 0.25)")
             sp.add_argument("--seed", default="0", help="run seed (default 0)")
         sp.add_argument("--suite", default="cpu", help="suite name or YAML path (default cpu)")
-        sp.add_argument("--data", default="builtin", help="'builtin' or a folder of images")
+        sp.add_argument("--data", default="builtin",
+                        help="'builtin', a folder of images, or per model: realesrgan=DIR,gcfsr=DIR")
         sp.add_argument("--results", type=Path, default=None, help="results folder (default results/)")
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -40,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     run_args(sp)
     sp.add_argument("--force", action="store_true", help="start the run over even if done or resumable")
     sp.add_argument("--no-report", action="store_true", help="skip refreshing reports/")
+    sp.add_argument("--dry-run", action="store_true",
+                    help="build the run at full size, take 2 training steps on tiny inputs, write nothing")
 
     sp = sub.add_parser("sweep", help="every method x model x ratio x seed of a suite; skips finished runs")
     run_args(sp, method=False)
@@ -101,6 +104,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         suite = commands.suite(args.suite)
         spec = commands.run_spec(suite, args.model, args.method, args.student, _int("--seed", args.seed),
                                  args.data)
+        if args.dry_run:
+            return commands.dry_run(spec, suite)
         return commands.bench(spec, suite, args.results, progress=not args.quiet, force=args.force,
                               report=not args.no_report)
     if args.command == "sweep":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +21,43 @@ def suite(name: str) -> SuiteConfig:
     return load_suite(name)
 
 
+#: suites whose settings need a real dataset per model (the papers' 256-512 px crops of DF2K /
+#: FFHQ; the builtin photos are few and small): DATA must name a folder there
+FOLDER_DATA_SUITES = ("paper",)
+
+
+def data_for(suite: SuiteConfig, data: str, models: list[str] | None = None) -> dict[str, str]:
+    """DATA of each model: one value for all (``builtin`` or a folder), or per model as
+    ``realesrgan=/data/DF2K,gcfsr=/data/FFHQ``."""
+    models = list(suite.models) if models is None else models
+    if "=" in data:
+        out = {}
+        for part in filter(None, (p.strip() for p in data.split(","))):
+            name, sep, value = part.partition("=")
+            if not sep or not value:
+                raise ConfigError(f"DATA per model is model=folder[,model=folder]; got {part!r}")
+            if name not in suite.models:
+                raise unknown_choice(f"model in DATA for suite {suite.name}:", name, list(suite.models))
+            out[name] = value
+        missing = [m for m in models if m not in out]
+        if missing:
+            raise ConfigError(f"DATA names no folder for model {missing[0]} (got {data!r})")
+    else:
+        out = dict.fromkeys(models, data)
+    for model in models:
+        value = out[model]
+        if value == "builtin":
+            if suite.name in FOLDER_DATA_SUITES:
+                raise ConfigError(
+                    f"suite {suite.name} needs DATA=<folder of images> for {model} (the papers' crops of "
+                    "DF2K / FFHQ; the builtin photos are too few and too small), e.g. "
+                    "--data realesrgan=/data/DF2K,gcfsr=/data/FFHQ")
+        elif not Path(value).expanduser().is_dir():
+            raise ConfigError(f"DATA must be 'builtin' or a folder of images; {value!r} (for {model}) is not "
+                              "a folder")
+    return {m: out[m] for m in models}
+
+
 def run_spec(suite: SuiteConfig, model: str, method: str, student: str, seed: int, data: str) -> RunSpec:
     if model not in suite.models:
         raise unknown_choice(f"MODEL for suite {suite.name}:", model, list(suite.models))
@@ -28,20 +67,56 @@ def run_spec(suite: SuiteConfig, model: str, method: str, student: str, seed: in
         METHODS.get(method)  # an unknown name lists every registered method
         raise unknown_choice(f"METHOD for suite {suite.name}:", method, list(suite.methods))
     ratio = check_ratio(student)
-    if data != "builtin" and not Path(data).expanduser().is_dir():
-        raise ConfigError(f"DATA must be 'builtin' or a folder of images; {data!r} is not a folder")
-    return RunSpec(suite.name, model, method, ratio, seed, data)
+    return RunSpec(suite.name, model, method, ratio, seed, data_for(suite, data, [model])[model])
 
 
 def bench(spec: RunSpec, suite: SuiteConfig, results: Path | None, progress: bool, force: bool,
           report: bool) -> int:
-    from gankd.bench.run import run
+    from gankd.bench.run import STATUS_WORKER, run
+    from gankd.engine import distributed
 
     results = results or results_dir()
-    record = run(spec, suite, results, progress=progress, force=force)
+    try:
+        record = run(spec, suite, results, progress=progress, force=force)
+    finally:
+        distributed.shutdown()
+    if record.get("status") == STATUS_WORKER:  # rank > 0 of a torchrun job: rank 0 reports
+        return 0
     _print_run(record)
     if report:
         _report(results, None)
+    return 0
+
+
+def dry_run(spec: RunSpec, suite: SuiteConfig) -> int:
+    from gankd.bench.run import dry_run as do_dry_run
+
+    r = do_dry_run(spec, suite)
+    t = Table(title=f"dry run: {r['method']} · {r['model']} · r={r['ratio']:g} · suite {r['suite']} "
+                    f"(nothing written)")
+    for col in ("what", "value"):
+        t.add_column(col, overflow="fold")
+    t.add_row("device", r["device"])
+    t.add_row("teacher", f"{r['teacher']['entry']}: {r['teacher']['params'] / 1e6:.2f} M params; "
+                         f"{r['teacher']['source']}")
+    t.add_row("student", f"{r['student']['entry']}: {r['student']['params'] / 1e6:.3f} M params")
+    for name, n in r["discriminators"].items():
+        t.add_row(f"discriminator {name}", f"{n / 1e6:.3f} M params")
+    if r["generator_side_params"]:
+        t.add_row("adapters / connectors", f"{r['generator_side_params']:,} params")
+    t.add_row("perceptual network", r["perceptual_network"])
+    inp, full = r["inputs"], r["full_run"]
+    t.add_row("inputs", f"batch 1, GT {inp['hr_crop']} px (degraded from {inp['degrade_size']}), "
+                        f"generator input {inp['g_input']}")
+    t.add_row("full run", f"{full['steps']} steps, global batch {full['global_batch']}, "
+                          f"GT {full['hr_crop']} px")
+    for row in r["steps"]:
+        terms = " ".join(f"{k}={v:.3g}" for k, v in row["terms"].items())
+        t.add_row(f"step {row['step']} ({row['stage']})", f"{row['time_s']:.2f} s  {terms}")
+    t.add_row("peak memory / step", f"{r['peak_memory_mb']:.0f} MiB ({r['peak_memory']})")
+    for note in r["notes"]:
+        t.add_row("note", note)
+    console.print(t)
     return 0
 
 
@@ -71,14 +146,21 @@ def sweep(suite: SuiteConfig, data: str, results: Path | None, shard: str, progr
     from gankd.bench.sweep import jobs, parse_shard, run_jobs
 
     k, n = parse_shard(shard)
-    todo = jobs(suite, data)[k - 1::n]
+    per_model = data_for(suite, data)
+    todo = [dataclasses.replace(s, data=per_model[s.model]) for s in jobs(suite, data)][k - 1::n]
     if dry:
         for spec in todo:
             print(spec.rel_dir)
         return 0
+    from gankd.engine import distributed
+
     results = results or results_dir()
-    failures = run_jobs(todo, suite, results, progress=progress)
-    _report(results, None)
+    try:
+        failures = run_jobs(todo, suite, results, progress=progress)
+    finally:
+        distributed.shutdown()
+    if os.environ.get("RANK", "0") == "0":  # one report per torchrun job
+        _report(results, None)
     return 1 if failures else 0
 
 

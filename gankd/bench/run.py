@@ -1,9 +1,16 @@
 """One benchmark run: prepare assets, data and teacher; train; evaluate the EMA student beside
-the teacher and bicubic on the same evaluation set; write results; return the record."""
+the teacher and bicubic on the same evaluation set; write results; return the record.
+
+Under ``torchrun`` every rank trains (DDP, ``gankd.engine.distributed``); rank 0 alone checks and
+writes the results folder, validates, evaluates and writes results. ``dry_run`` builds a run at
+full size and takes two steps on tiny inputs, writing nothing.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -14,13 +21,16 @@ import yaml
 from torch import nn
 
 from gankd import atomic
+from gankd.assets import store as assets_store
 from gankd.bench import environment, store
 from gankd.bench.compose import make_method, seeded_build
 from gankd.bench.data import evaluation_set, training_pool, training_sampler, validation_set
 from gankd.bench.evaluation import complexity_and_latency, evaluate_generator, reference_records
 from gankd.bench.pretrained import load_into, pretrained_student
-from gankd.bench.suite import RunSpec, SuiteConfig, resolved
-from gankd.bench.teachers import load_teacher
+from gankd.bench.suite import ModelSetup, RunSpec, SuiteConfig, resolved
+from gankd.bench.teachers import _entry_env, load_teacher, trained_teacher_path
+from gankd.datasets.config import DataConfig
+from gankd.engine import distributed
 from gankd.engine.recipe import Recipe
 from gankd.engine.seeding import seed_everything
 from gankd.engine.teacher import Teacher
@@ -35,24 +45,34 @@ log = logging.getLogger(__name__)
 #: the training pool is the same for every method and seed of a suite: the run seed draws the
 #: student's init and the batch order, never the data (so the teacher cache is shared)
 POOL_SEED = 0
+#: what ``run`` returns on ranks > 0 of a torchrun job (they train; rank 0 evaluates and writes)
+STATUS_WORKER = "worker"
+#: training steps of a dry run (``dry_run``)
+DRY_RUN_STEPS = 2
 
 
 def run_dir_of(results: Path, spec: RunSpec) -> Path:
     return store.runs_root(results) / spec.rel_dir
 
 
-def preflight(run_dir: Path, need_mb: int = 200) -> None:
-    """Fail before training, not after, when results cannot be written."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-probe"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        raise GankdError(f"cannot write results to {run_dir}: {exc.strerror or exc}") from None
-    free_mb = shutil.disk_usage(run_dir).free / 2**20
-    if free_mb < need_mb:
-        raise GankdError(f"only {free_mb:.0f} MiB free under {run_dir}; a run needs about {need_mb} MiB")
+def preflight(run_dir: Path, need_mb: int = 200, cache: Path | None = None) -> None:
+    """Fail before training, not after, when results (or the cache, which the evaluation set is
+    written to after training) cannot be written: each folder gets a real write probe, which
+    also catches what permission bits do not show (read-only mounts, root, quotas)."""
+    for what, folder in (("results", run_dir), ("the cache", cache)):
+        if folder is None:
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".write-probe-{os.getpid()}"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise GankdError(f"cannot write {what} to {folder}: {exc.strerror or exc}") from None
+        free_mb = shutil.disk_usage(folder).free / 2**20
+        if free_mb < need_mb:
+            raise GankdError(f"only {free_mb:.0f} MiB free under {folder}; a run needs about {need_mb} MiB "
+                             f"for {what}")
 
 
 def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
@@ -63,15 +83,18 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
     if existing and existing.get("status") == store.STATUS_DONE and not force:
         log.info("%s already done; skipping", spec.rel_dir)
         return existing
-    preflight(run_dir)
+    dist = distributed.from_env(setup.train.device)
     config = resolved(suite, spec)
-    cfg_path = run_dir / "config.yaml"
-    if force and run_dir.exists():
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    elif cfg_path.is_file() and yaml.safe_load(cfg_path.read_text()) != _plain(config):
-        raise ConfigError(f"{run_dir} holds a run of a different config; its checkpoints cannot be "
-                          "resumed. Re-run with --force to start it over.")
-    atomic.write_text(cfg_path, yaml.safe_dump(_plain(config), sort_keys=False))
+    if dist.is_main:
+        preflight(run_dir, cache=cache_dir())
+        cfg_path = run_dir / "config.yaml"
+        if force and run_dir.exists():
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        elif cfg_path.is_file() and yaml.safe_load(cfg_path.read_text()) != _plain(config):
+            raise ConfigError(f"{run_dir} holds a run of a different config; its checkpoints cannot be "
+                              "resumed. Re-run with --force to start it over.")
+        atomic.write_text(cfg_path, yaml.safe_dump(_plain(config), sort_keys=False))
+    dist.barrier()  # no rank resumes from checkpoints that --force is removing
 
     t_start = time.perf_counter()
     seed_everything(spec.seed)
@@ -96,26 +119,37 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
                          image_size=setup.data.hr_crop)
     pool = training_pool(setup, spec.data, POOL_SEED)
     if pool is not None and method.uses_teacher:
-        teacher.precompute(pool, cache_dir() / "teacher-pools", progress=progress)
-    sampler = training_sampler(setup, spec.data, setup.train, POOL_SEED, spec.seed, pool=pool, device=device)
-    valset = validation_set(setup, spec.data, spec.suite)
+        for turn in (True, False):  # rank 0 computes the cache, the others then read it
+            if dist.is_main == turn:
+                teacher.precompute(pool, cache_dir() / "teacher-pools", progress=progress and turn)
+            dist.barrier()
+    if dist.enabled:
+        sampler = distributed.rank_sampler(setup.data, spec.data, setup.train.batch_size, spec.seed, pool,
+                                           device, dist)
+    else:
+        sampler = training_sampler(setup, spec.data, setup.train, POOL_SEED, spec.seed, pool=pool,
+                                   device=device)
+    valset = validation_set(setup, spec.data, spec.suite) if dist.is_main else []
 
     def validate(model: nn.Module) -> dict[str, float]:
         return evaluate_generator(model, valset, ("psnr",), device, setup.eval).metrics
 
     trainer = Trainer(setup.train, student, method, teacher, sampler, run_dir=run_dir,
                       validate=validate if valset else None, progress=progress,
-                      desc=f"{spec.method} {spec.model} r{spec.ratio:g} s{spec.seed}")
-    base = _base_record(spec, suite, loaded.source, recipe, device, student_entry)
-    base["student_init"] = student_init
+                      desc=f"{spec.method} {spec.model} r{spec.ratio:g} s{spec.seed}", dist=dist)
+    base = {**_base_record(spec, suite, loaded.source, recipe, device, student_entry),
+            "student_init": student_init, "processes": dist.world_size}
     try:
         result = trainer.fit()
     except NonFiniteLoss as exc:
-        record = {**base, "status": store.STATUS_FAILED, "error": str(exc), "failed_step": exc.step,
-                  "failed_term": exc.term, "history": trainer.history}
-        store.write_metrics(run_dir, record)
-        store.append_index(results, _index_row(record))
+        if dist.is_main:
+            record = {**base, "status": store.STATUS_FAILED, "error": str(exc), "failed_step": exc.step,
+                      "failed_term": exc.term, "history": trainer.history}
+            store.write_metrics(run_dir, record)
+            store.append_index(results, _index_row(record))
         raise
+    if not dist.is_main:  # evaluation and results are rank 0's
+        return {**base, "status": STATUS_WORKER, "rank": dist.rank}
 
     evalset = evaluation_set(setup, spec.data, spec.suite)
     keep = [s.name for s in evalset.samples[: setup.eval.grid_crops]]
@@ -135,7 +169,8 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
         "speedup_vs_teacher": _ratio(refs["teacher"].get("latency", {}).get("median_ms"),
                                      cx["latency"].get("median_ms")),
         "train": {"steps": result.steps, "wall_time_s": result.wall_time_s, "step_time_s": result.step_time_s,
-                  "resumed_from": result.resumed_from, "peak_memory_mb": result.peak_memory_mb},
+                  "resumed_from": result.resumed_from, "peak_memory_mb": result.peak_memory_mb,
+                  "peak_memory": result.memory_source, "global_batch": setup.train.batch_size},
         "history": result.history,
         "val_history": result.val_history,
         "total_time_s": time.perf_counter() - t_start,
@@ -146,6 +181,114 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
         if ck.suffix == ".pt" and ck != sorted((run_dir / "checkpoints").glob("step_*.pt"))[-1]:
             ck.unlink()
     return record
+
+
+def dry_run(spec: RunSpec, suite: SuiteConfig, steps: int = DRY_RUN_STEPS) -> dict[str, Any]:
+    """Build the run at full size -- teacher, student, every discriminator, adapter and loss
+    network of the method -- and take ``steps`` training steps on the smallest inputs the data
+    allows (batch 1; crop-after degradations at their minimum region and 32 px GT crops,
+    fixed-size generators at their own size), from the run's real data. Nothing is written to
+    results, no checkpoint, no cache of teacher outputs, no evaluation.
+
+    The method's schedule is compressed to the ``steps`` (SDAKD's stages then span the two
+    steps), so the terms a long run reaches late are exercised too. A teacher whose weights are
+    not here (GCFSR: none is released where this runs; nothing is downloaded or trained by a dry
+    run) is a random init of the real-size network, and the record says so. CUDA in the config
+    falls back to the CPU when there is none, said so as well.
+    """
+    setup = suite.models[spec.model]
+    notes: list[str] = []
+    if setup.train.device == "cuda" and not torch.cuda.is_available():
+        notes.append("config asks for cuda; no CUDA device here, the dry run uses the CPU")
+        device = torch.device("cpu")
+    else:
+        device = resolve_device(setup.train.device)
+    data = _tiny_data(setup)
+    train = dataclasses.replace(setup.train, steps=steps, batch_size=1, log_every=1, val_every=0,
+                                ckpt_every=0, device=device.type)
+    seed_everything(spec.seed)
+    net, teacher_source = _dry_run_teacher(setup, spec.data)
+    teacher = Teacher(net, "dry-run", device=device)
+    student_entry = zoo.student(setup.teacher, spec.ratio, setup.student)
+    student = seeded_build(student_entry, spec.seed)
+    recipe = Recipe(setup.recipe)
+    method = make_method(spec.method, method_config(spec.method, suite.method_options.get(spec.method)),
+                         student, teacher, zoo.get(setup.discriminator), recipe, total_steps=steps,
+                         ratio=spec.ratio, image_size=data.hr_crop)
+    sampler = distributed.rank_sampler(data, spec.data, 1, spec.seed, None, device, distributed.Dist())
+    trainer = Trainer(train, student, method, teacher, sampler, run_dir=None, progress=False)
+    rows = []
+    for _ in range(steps):
+        trainer.memory.start()
+        t0 = time.perf_counter()
+        terms = trainer.train_step()
+        rows.append({"step": trainer.step, "stage": method.stage(trainer.step - 1),
+                     "time_s": time.perf_counter() - t0, "terms": terms})
+        trainer.memory.stop()
+
+    def params(module: nn.Module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    return {
+        "dry_run": True, "suite": spec.suite, "model": spec.model, "method": spec.method, "ratio": spec.ratio,
+        "seed": spec.seed, "data": spec.data, "device": str(device),
+        "teacher": {"entry": setup.teacher, "params": params(net), "source": teacher_source},
+        "student": {"entry": student_entry.name, "params": params(student)},
+        "discriminators": {k: params(d) for k, d in method.discriminators.items()},
+        "generator_side_params": sum(p.numel() for p in method.generator_side()),
+        "perceptual_network": recipe.perceptual_network,
+        "inputs": {"batch": 1, "hr_crop": data.hr_crop, "degrade_size": data.degrade_side,
+                   "g_input": [list(t.shape) for t in sampler.next().g_input]},
+        "full_run": {"steps": setup.train.steps, "global_batch": setup.train.batch_size,
+                     "hr_crop": setup.data.hr_crop},
+        "steps": rows,
+        "peak_memory_mb": trainer.memory.peak_mb,
+        "peak_memory": trainer.memory.source,
+        "notes": notes,
+    }
+
+
+#: GT crop of a dry run's training pairs where the degradation crops after degrading (the
+#: Real-ESRGAN UNet discriminator halves the side three times)
+DRY_RUN_CROP = 32
+
+
+def _tiny_data(setup: ModelSetup) -> DataConfig:
+    cfg = setup.data
+    deg = cfg.build_degradation()
+    common = {"pool_size": 0, "queue_size": 0, "num_workers": 0}
+    if not deg.crop_after:  # the generator takes its own size (GCFSR): whole images, batch 1
+        return dataclasses.replace(cfg, **common)
+    side = next(s for s in range(DRY_RUN_CROP, cfg.degrade_side + 1) if _fits(deg, s))
+    return dataclasses.replace(cfg, hr_crop=DRY_RUN_CROP, degrade_size=side, **common)
+
+
+def _fits(deg: Any, side: int) -> bool:
+    try:
+        deg.check_side(side, "degrade_size")
+        return True
+    except ValueError:
+        return False
+
+
+def _dry_run_teacher(setup: ModelSetup, data: str) -> tuple[nn.Module, str]:
+    """The run's teacher when its weights are already here, else a random init of the same
+    network; a dry run downloads nothing and trains no teacher."""
+    entry = zoo.get(setup.teacher)
+    user = bool(os.environ.get(_entry_env(entry)))
+    if entry.weights:
+        asset = assets_store.get(entry.weights)
+        ready = user or bool(os.environ.get(asset.env_var)) or assets_store.verify(asset)
+        missing = f"its weights {entry.weights!r} are not prepared here (run `gankd assets`)"
+    else:
+        ready = user or (setup.teacher_train is not None
+                         and trained_teacher_path(setup, data, POOL_SEED).is_file())
+        missing = (f"no released weights are reachable here and `gankd teacher` has not trained one yet "
+                   f"(or set {_entry_env(entry)})")
+    if ready:
+        loaded = load_teacher(setup, data, POOL_SEED, progress=False)
+        return loaded.net, loaded.source
+    return entry.build(), f"RANDOM INIT of the real-size network: {missing}"
 
 
 def _base_record(spec: RunSpec, suite: SuiteConfig, teacher_source: str, recipe: Recipe,

@@ -17,7 +17,8 @@ What each rank does:
   batches laid end to end are exactly the single-process batch; the resolved config defines a run
   whatever the number of GPUs. In online mode each rank streams ``batch_size / world_size`` crops
   from its shard of every epoch (``online_batches(..., rank, world_size)``), degraded on its GPU
-  with a per-rank seed. ``batch_size`` must divide by the world size.
+  with a per-rank seed; the pair queue (``queue_size``) is global too and split the same way.
+  ``batch_size`` (and ``queue_size``) must divide by the world size.
 - **networks**: only what trains is wrapped in DDP: one wrapper holds the student and the
   method's generator side (adapters, connectors), one the discriminators. The frozen teacher is
   replicated on each rank without DDP. DDP averages gradients, so the update equals the
@@ -39,6 +40,7 @@ Runs with the same seed agree to within noise, not bit for bit; compare methods 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import os
@@ -51,7 +53,10 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from gankd.datasets.batch import Batch
+from gankd.datasets.config import DataConfig
+from gankd.datasets.online import online_batches
 from gankd.datasets.seeding import derive_seed
+from gankd.engine.sampler import PoolSampler, StreamSampler
 from gankd.engine.seeding import rng_state, seed_everything, set_rng_state
 from gankd.errors import ConfigError
 
@@ -244,3 +249,18 @@ def to_channels_last(batch: Batch) -> Batch:
         return t.contiguous(memory_format=torch.channels_last) if t is not None and t.dim() == 4 else t
 
     return Batch(tuple(cl(t) for t in batch.g_input), cl(batch.real), cl(batch.target), batch.index)
+
+
+def rank_sampler(data_cfg: DataConfig, data: str, batch_size: int, seed: int, pool: Any,
+                 device: torch.device, dist: Dist) -> PoolSampler | StreamSampler:
+    """This rank's training batches (module doc): its share of each global pool batch, or its
+    shard of the online stream with ``batch_size`` and the pair queue split over ranks."""
+    if pool is not None:
+        dist.local_batch(batch_size)  # fail now, not at the first batch
+        return PoolSampler(RankShare(pool, dist), batch_size, seed)
+    if data_cfg.queue_size % dist.world_size:
+        raise ConfigError(f"queue_size {data_cfg.queue_size} (global) must be divisible by the number of "
+                          f"processes {dist.world_size}")
+    cfg = dataclasses.replace(data_cfg, queue_size=data_cfg.queue_size // dist.world_size)
+    return StreamSampler(online_batches(cfg, data, dist.local_batch(batch_size), seed, device,
+                                        rank=dist.rank, world_size=dist.world_size))
