@@ -1,4 +1,6 @@
-"""DistributedDataParallel on CPU: torchrun with 2 gloo processes against one process.
+"""DistributedDataParallel on CPU: torchrun with 2 gloo processes against one process; and
+the parts of the CUDA path that run on a CPU (fp32 discriminator heads under autocast, the
+compiled student with its feature taps).
 
 ``TrainConfig.batch_size`` is the global batch, so the same config run by 1 and by 2 processes
 must train the same way: each rank takes its half of every global batch, DDP averages the
@@ -198,6 +200,67 @@ def test_single_process_env_is_not_distributed(monkeypatch):
 
     with pytest.raises(ConfigError, match="launch with torchrun"):
         distributed.from_env("cpu")
+
+
+# -- CUDA-path glue that a CPU can check ---------------------------------------------------
+@pytest.mark.parametrize("entry", ["tiny_unet_d", "gcfsr_d_32"])
+def test_fp32_head_gives_fp32_logits_under_bf16_autocast(entry):
+    from conftest import TINY_D
+
+    from gankd.engine.distributed import fp32_head
+    from gankd.models import zoo
+
+    d = (TINY_D if entry == "tiny_unet_d" else zoo.get(entry)).build()
+    x = torch.rand(2, 3, 32, 32)
+    keys = list(d.state_dict())
+    seen = {}
+    d.get_submodule(d.penultimate).register_forward_pre_hook(lambda m, inp: seen.update(act=inp[0]))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert d(x).dtype == torch.bfloat16  # what autocast alone gives
+        fp32_head(d)
+        fp32_head(d)  # idempotent
+        logits = d(x)
+    assert logits.dtype == torch.float32
+    head = d.get_submodule(d.penultimate)
+    expected = type(head).forward(head, seen["act"].float())  # the head in fp32, outside autocast
+    assert torch.equal(logits, expected)
+    assert list(d.state_dict()) == keys  # names unchanged: checkpoints and taps still match
+
+
+def test_compiled_student_keeps_its_taps_and_matches_eager(monkeypatch):
+    import functools
+
+    import torch._dynamo
+
+    from gankd.engine.distributed import Dist
+    from gankd.engine.trainer import Trainer
+
+    torch._dynamo.reset()
+    # dynamo's tracing, guards and hook handling as on a GPU; the eager backend skips codegen
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
+    monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
+    ref = build("sdakd", Dist())
+    ref.fit()
+    tr = build("sdakd", Dist())
+    cfg = dataclasses.replace(tr.cfg, compile=True)
+    compiled = Trainer(cfg, tr.student, tr.method, tr.teacher, tr.sampler, progress=False)
+    compiled.fit()  # 3 steps, 3 stages: a recompile per step would raise
+    assert [r["g/kd_feat"] for r in compiled.history[1:]] == [r["g/kd_feat"] for r in ref.history[1:]]
+    assert _max_diff(compiled.student.state_dict(), ref.student.state_dict()) == 0
+    assert not compiled.ema.model._forward_hooks and not any(  # the EMA copy carries no taps
+        m._forward_hooks for m in compiled.ema.model.modules())
+
+
+def test_channels_last_batch_keeps_values_and_index():
+    from conftest import SyntheticPool
+
+    from gankd.engine.distributed import to_channels_last
+
+    b = SyntheticPool().batch(torch.tensor([1, 2]))
+    cl = to_channels_last(b)
+    assert cl.g_input[0].is_contiguous(memory_format=torch.channels_last)
+    assert cl.real.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(cl.real, b.real) and torch.equal(cl.index, b.index)
 
 
 if __name__ == "__main__":

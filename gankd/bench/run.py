@@ -28,7 +28,7 @@ from gankd.bench.data import evaluation_set, training_pool, training_sampler, va
 from gankd.bench.evaluation import complexity_and_latency, evaluate_generator, reference_records
 from gankd.bench.pretrained import load_into, pretrained_student
 from gankd.bench.suite import ModelSetup, RunSpec, SuiteConfig, resolved
-from gankd.bench.teachers import _entry_env, load_teacher, trained_teacher_path
+from gankd.bench.teachers import LoadedTeacher, _entry_env, load_teacher, trained_teacher_path
 from gankd.datasets.config import DataConfig
 from gankd.engine import distributed
 from gankd.engine.recipe import Recipe
@@ -207,8 +207,9 @@ def dry_run(spec: RunSpec, suite: SuiteConfig, steps: int = DRY_RUN_STEPS) -> di
     train = dataclasses.replace(setup.train, steps=steps, batch_size=1, log_every=1, val_every=0,
                                 ckpt_every=0, device=device.type)
     seed_everything(spec.seed)
-    net, teacher_source = _dry_run_teacher(setup, spec.data)
-    teacher = Teacher(net, "dry-run", device=device)
+    loaded, _ = dry_run_teacher(setup, spec.data)
+    net, teacher_source = loaded.net, loaded.source
+    teacher = Teacher(net, loaded.identity, device=device)
     student_entry = zoo.student(setup.teacher, spec.ratio, setup.student)
     student = seeded_build(student_entry, spec.seed)
     recipe = Recipe(setup.recipe)
@@ -271,9 +272,9 @@ def _fits(deg: Any, side: int) -> bool:
         return False
 
 
-def _dry_run_teacher(setup: ModelSetup, data: str) -> tuple[nn.Module, str]:
+def dry_run_teacher(setup: ModelSetup, data: str) -> tuple[LoadedTeacher, bool]:
     """The run's teacher when its weights are already here, else a random init of the same
-    network; a dry run downloads nothing and trains no teacher."""
+    network (second value True); a dry run downloads nothing and trains no teacher."""
     entry = zoo.get(setup.teacher)
     user = bool(os.environ.get(_entry_env(entry)))
     if entry.weights:
@@ -286,9 +287,9 @@ def _dry_run_teacher(setup: ModelSetup, data: str) -> tuple[nn.Module, str]:
         missing = (f"no released weights are reachable here and `gankd teacher` has not trained one yet "
                    f"(or set {_entry_env(entry)})")
     if ready:
-        loaded = load_teacher(setup, data, POOL_SEED, progress=False)
-        return loaded.net, loaded.source
-    return entry.build(), f"RANDOM INIT of the real-size network: {missing}"
+        return load_teacher(setup, data, POOL_SEED, progress=False), False
+    return LoadedTeacher(entry.build(), f"{entry.name}:random-init",
+                         f"RANDOM INIT of the real-size network: {missing}"), True
 
 
 def _base_record(spec: RunSpec, suite: SuiteConfig, teacher_source: str, recipe: Recipe,

@@ -203,8 +203,9 @@ class Trainer:
         self.student_taps = FeatureTaps(self.student, method.student_taps, "student tap")
         forward_student: Callable[..., torch.Tensor] = self.student
         if cfg.compile:
-            # Hooks added and removed around every forward would be invisible to (or recompile)
-            # the compiled graph: the taps stay registered for the run and dynamo traces them once.
+            # The taps stay registered for the whole run, so dynamo traces them once: torch
+            # versions differ in whether they guard on hooks added after compiling (2.4 skips
+            # those guards, so a hook registered later may never run in the compiled graph).
             self.student_taps.__enter__()
             forward_student = torch.compile(self.student)
         self.opt_g = method.recipe.generator_optimizer(
