@@ -164,8 +164,15 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(*args.one, suite)))
         return
-    rows = [measure_in_subprocess(model, method, suite) for model in MODELS for method in METHODS]
-    print(table(rows))
+    rows, errors = [], []
+    for model in MODELS:
+        for method in METHODS:
+            try:
+                rows.append(measure_in_subprocess(model, method, suite))
+            except RuntimeError as exc:  # a config that does not build is reported, not hidden
+                errors.append(f"{model:10s} {method:8s} ERROR: {str(exc).strip().splitlines()[-1]}")
+    print(table(rows) if rows else "no run could be measured")
+    print("\n".join(errors))
 
 
 if __name__ == "__main__":
