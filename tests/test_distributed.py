@@ -187,6 +187,26 @@ def test_rank_share_splits_the_global_batch():
         PoolSampler(RankShare(pool, Dist(rank=0, world_size=3)), 4, seed=0).next()
 
 
+def test_online_rank_sampler_takes_its_share_of_batch_and_queue():
+    from gankd.bench.suite import load_suite
+    from gankd.engine.distributed import Dist, rank_sampler
+    from gankd.errors import ConfigError
+
+    data = dataclasses.replace(load_suite("smoke").models["realesrgan"].data, pool_size=0, queue_size=4,
+                               num_workers=0)
+    batches = []
+    for rank in range(2):
+        sampler = rank_sampler(data, "builtin", 4, 0, None, torch.device("cpu"), Dist(rank, 2))
+        b = sampler.next()
+        assert b.real.shape == (2, 3, 64, 64) and b.g_input[0].shape == (2, 3, 16, 16)
+        batches.append(b.real)
+    assert not torch.equal(batches[0], batches[1])  # each rank its own shard and seed
+    with pytest.raises(ConfigError, match=r"queue_size 4 .* divisible by the number of processes 3"):
+        rank_sampler(data, "builtin", 6, 0, None, torch.device("cpu"), Dist(0, 3))
+    with pytest.raises(ConfigError, match=r"batch_size 3 .* divisible by the number of processes 2"):
+        rank_sampler(data, "builtin", 3, 0, None, torch.device("cpu"), Dist(0, 2))
+
+
 def test_single_process_env_is_not_distributed(monkeypatch):
     from gankd.engine import distributed
 
