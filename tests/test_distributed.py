@@ -5,10 +5,13 @@ compiled student with its feature taps).
 ``TrainConfig.batch_size`` is the global batch, so the same config run by 1 and by 2 processes
 must train the same way: each rank takes its half of every global batch, DDP averages the
 gradients, and the logged terms are averaged over ranks. The tiny Real-ESRGAN-shaped nets have
-no BatchNorm, so losses agree to float rounding and weights nearly so: Adam's first updates are
-close to lr * sign(grad), so a gradient within rounding of zero can move a weight by ~lr the
-other way (measured: max weight difference 2e-8 for mse, 6e-5 for akdg and sdakd, against 3e-3
-of movement in 3 steps at lr 1e-3).
+no BatchNorm, so the first step's gradients agree to float rounding (measured: 1e-6 of the
+largest gradient with 1 thread per process against 1, 6e-8 against 2) and so do the losses of
+every step (< 5e-6 relative). Weights agree less closely: Adam divides each gradient by its own
+magnitude, and where a gradient is near zero -- AKDG's distillation D judging a random tiny
+teacher's output against a similar student output -- rounding becomes up to ~lr/10 of movement
+(measured max 1e-4 for akdg, 7e-5 for sdakd, 2e-6 for mse, against 3e-3 moved in 3 steps at lr
+1e-3).
 
 This file is also the worker: ``python tests/test_distributed.py --worker OUT`` under torchrun.
 """
@@ -35,6 +38,16 @@ METHODS = {  # method -> overrides; sdakd runs one step of each stage (its adapt
     "dcd": {"taps": 2},
 }
 LR = 1e-3
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks gain nothing from a second thread, and on a loaded 2-core machine a
+    second OpenMP thread spinning for a busy core slows a step down tenfold."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def build(method: str, dist, steps: int = STEPS, run_dir: Path | None = None, ckpt_every: int = 0):
@@ -71,6 +84,16 @@ def initial_student() -> dict:
     return seeded_build(zoo.student(TINY_TEACHER, 0.5, {"num_block": 2}), 0).state_dict()
 
 
+def first_grads(method: str, dist) -> dict[str, torch.Tensor]:
+    """Every gradient after one step (DDP's averaged ones under torchrun), before Adam divides
+    it by its own magnitude."""
+    tr = build(method, dist)
+    tr.train_step()
+    named = [*(("student." + n, p) for n, p in tr.student.named_parameters()),
+             *(("method." + n, p) for n, p in tr.method.named_parameters())]
+    return {n: p.grad.detach().clone() for n, p in named if p.grad is not None}
+
+
 def snapshot(tr) -> dict:
     return {"history": tr.history, "student": tr.student.state_dict(), "ema": tr.ema.state_dict(),
             "method": tr.method.state_dict()}
@@ -89,7 +112,7 @@ def worker(out: Path) -> None:
         assert type(tr.g_loss).__name__ == "DistributedDataParallel"
         assert type(tr.d_loss).__name__ == "DistributedDataParallel"
         tr.fit()
-        results[method] = snapshot(tr)
+        results[method] = {**snapshot(tr), "grads": first_grads(method, dist)}
     # Resume under DDP: rank 0 writes the step-2 checkpoint (with both ranks' RNG states) and
     # broadcasts it back on resume.
     run = out / "run"
@@ -136,11 +159,19 @@ def test_two_processes_equal_one_process_with_the_global_batch(ddp_results, meth
         for k, v in row_one.items():
             if k != "stage":
                 assert row_ddp[k] == pytest.approx(v, rel=1e-4, abs=1e-6), (k, row_ddp["step"])
-    assert _max_diff(ddp["student"], single.student.state_dict()) < 0.1 * LR
-    assert _max_diff(ddp["ema"], single.ema.state_dict()) < 0.1 * LR
-    assert _max_diff(ddp["method"], single.method.state_dict()) < 0.1 * LR
-    # ... and the weights really moved (STEPS Adam steps of about lr each)
-    assert _max_diff(ddp["student"], initial_student()) > 2 * LR
+    # DDP's averaged gradients are the global batch's, to float rounding
+    grads = first_grads(method, Dist())
+    assert grads.keys() == ddp["grads"].keys()
+    # sdakd's stage 1: its adapters get no gradient, under DDP as in one process (None, not 0)
+    assert any(k.startswith("method.") for k in grads) == (method != "sdakd")
+    scale = max(float(g.abs().max()) for g in grads.values())
+    assert _max_diff(ddp["grads"], grads) < 1e-5 * scale
+    # Weights after STEPS Adam steps: Adam divides each gradient by its own running magnitude,
+    # so a gradient near zero (a discriminator shown two near-identical image sets) turns
+    # rounding into up to ~lr of movement; most weights agree far closer (module doc).
+    for part in ("student", "ema", "method"):
+        assert _max_diff(ddp[part], getattr(single, part).state_dict()) < 0.3 * LR, part
+    assert _max_diff(ddp["student"], initial_student()) > 2 * LR  # and they really moved
 
 
 @pytest.mark.slow

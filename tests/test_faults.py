@@ -27,9 +27,19 @@ from gankd.engine import checkpoint
 from gankd.errors import GankdError
 
 ROOT = Path(__file__).resolve().parents[1]
-# the child trains with the parent's thread count: a resumed run is compared bit for bit
-ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
+# one thread, as the parent's tests (fixture below): a resumed run is compared bit for bit
+ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", "OMP_NUM_THREADS": "1"}
 
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks gain nothing from a second thread, and on a loaded 2-core machine a
+    second OpenMP thread spinning for a busy core slows a step down tenfold."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def build(steps: int, run_dir: Path | None = None, ckpt_every: int = 0):

@@ -94,7 +94,7 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
             raise ConfigError(f"{run_dir} holds a run of a different config; its checkpoints cannot be "
                               "resumed. Re-run with --force to start it over.")
         atomic.write_text(cfg_path, yaml.safe_dump(_plain(config), sort_keys=False))
-    dist.barrier()  # no rank resumes from checkpoints that --force is removing
+    dist.barrier()  # the others wait for rank 0's checks (its failure ends the job via torchrun)
 
     t_start = time.perf_counter()
     seed_everything(spec.seed)
