@@ -31,11 +31,16 @@ What each rank does:
   of every rank; rank 0 reads it on resume and broadcasts it, so nodes need no shared disk.
 
 Nondeterminism on GPU (a CPU run is bitwise reproducible; a CUDA run is not, even on one GPU):
-cuDNN picks convolution algorithms by timing and several of their backward kernels use atomic
-adds; bf16 autocast rounds activations, so results depend on kernel choice; NCCL's all-reduce
-order depends on the topology; ``torch.compile`` may fuse differently across versions; the
-DataLoader workers' order is fixed but the online degradation's random kernels run on the GPU.
-Runs with the same seed agree to within noise, not bit for bit; compare methods over seeds.
+cuDNN's convolution algorithms are chosen per shape and several backward kernels (and the
+bilinear/bicubic resizes' backward) accumulate with atomic adds, so gradients vary in the last
+bits from run to run; ``torch.use_deterministic_algorithms`` is not set (it costs speed and some
+ops have no deterministic kernel). bf16 autocast then amplifies those differences; NCCL's
+all-reduce order depends on the topology; ``torch.compile`` may fuse differently across torch
+versions. The online degradation is seeded per (seed, rank, step) but runs on the GPU with the
+same kernel caveats. The discriminators' spectral-norm vectors are updated on each rank without
+syncing (see ``Dist.wrap``): on GPU they may drift apart by rounding, which is harmless for a
+power-iteration estimate. Runs with one seed agree to within noise, not bit for bit: compare
+methods over seeds.
 """
 
 from __future__ import annotations
@@ -224,6 +229,21 @@ class RankShare:
         return self.pool.batch(index[self.dist.rank * share:(self.dist.rank + 1) * share])
 
 
+def rank_sampler(data_cfg: DataConfig, data: str, batch_size: int, seed: int, pool: Any,
+                 device: torch.device, dist: Dist) -> PoolSampler | StreamSampler:
+    """This rank's training batches (module doc): its share of each global pool batch, or its
+    shard of the online stream with ``batch_size`` and the pair queue split over ranks."""
+    if pool is not None:
+        dist.local_batch(batch_size)  # fail now, not at the first batch
+        return PoolSampler(RankShare(pool, dist), batch_size, seed)
+    if data_cfg.queue_size % dist.world_size:
+        raise ConfigError(f"queue_size {data_cfg.queue_size} (global) must be divisible by the number of "
+                          f"processes {dist.world_size}")
+    cfg = dataclasses.replace(data_cfg, queue_size=data_cfg.queue_size // dist.world_size)
+    return StreamSampler(online_batches(cfg, data, dist.local_batch(batch_size), seed, device,
+                                        rank=dist.rank, world_size=dist.world_size))
+
+
 # -- the CUDA path -------------------------------------------------------------------------
 def fp32_head(disc: nn.Module) -> nn.Module:
     """Run ``disc``'s final layer (the module named by ``penultimate``, whose input is the last
@@ -249,18 +269,3 @@ def to_channels_last(batch: Batch) -> Batch:
         return t.contiguous(memory_format=torch.channels_last) if t is not None and t.dim() == 4 else t
 
     return Batch(tuple(cl(t) for t in batch.g_input), cl(batch.real), cl(batch.target), batch.index)
-
-
-def rank_sampler(data_cfg: DataConfig, data: str, batch_size: int, seed: int, pool: Any,
-                 device: torch.device, dist: Dist) -> PoolSampler | StreamSampler:
-    """This rank's training batches (module doc): its share of each global pool batch, or its
-    shard of the online stream with ``batch_size`` and the pair queue split over ranks."""
-    if pool is not None:
-        dist.local_batch(batch_size)  # fail now, not at the first batch
-        return PoolSampler(RankShare(pool, dist), batch_size, seed)
-    if data_cfg.queue_size % dist.world_size:
-        raise ConfigError(f"queue_size {data_cfg.queue_size} (global) must be divisible by the number of "
-                          f"processes {dist.world_size}")
-    cfg = dataclasses.replace(data_cfg, queue_size=data_cfg.queue_size // dist.world_size)
-    return StreamSampler(online_batches(cfg, data, dist.local_batch(batch_size), seed, device,
-                                        rank=dist.rank, world_size=dist.world_size))

@@ -356,7 +356,10 @@ class Trainer:
     def _check(self, side: str, terms: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         """Each term as a float, averaged over ranks (so every rank stops at the same step when
         one of them sees NaN/Inf)."""
-        values = self.dist.mean({f"{side}/{name}": float(value.detach()) for name, value in terms.items()})
+        if not terms:
+            return {}
+        floats = torch.stack([v.detach().float() for v in terms.values()]).tolist()  # one GPU sync
+        values = self.dist.mean({f"{side}/{name}": v for name, v in zip(terms, floats)})
         for name, v in values.items():
             if not math.isfinite(v):
                 raise NonFiniteLoss(step, name, v)
