@@ -68,7 +68,7 @@ def build(method: str, dist, steps: int = STEPS, run_dir: Path | None = None, ck
     recipe = Recipe(RecipeConfig(perceptual_layers={"conv1_2": 0.1, "conv2_2": 0.1}, lr_g=LR, lr_d=LR))
     teacher = Teacher(seeded_build(TINY_TEACHER, 123), identity="tiny")
     student = seeded_build(zoo.student(TINY_TEACHER, 0.5, {"num_block": 2}), 0)  # as initial_student()
-    m = make_method(method, method_config(method, METHODS[method]), student, teacher, TINY_D, recipe,
+    m = make_method(method, method_config(method, METHODS.get(method)), student, teacher, TINY_D, recipe,
                     total_steps=steps, ratio=0.5)
     train = TrainConfig(steps=steps, batch_size=BATCH, log_every=1, ckpt_every=ckpt_every, device="cpu")
     sampler = PoolSampler(RankShare(pool, dist) if dist.enabled else pool, BATCH, seed=0)
@@ -300,6 +300,34 @@ def test_compiled_student_keeps_its_taps_and_matches_eager(monkeypatch):
     assert _max_diff(compiled.student.state_dict(), ref.student.state_dict()) == 0
     assert not compiled.ema.model._forward_hooks and not any(  # the EMA copy carries no taps
         m._forward_hooks for m in compiled.ema.model.modules())
+
+
+@pytest.mark.parametrize("method", ["scratch", "mse", "akdg", "dcd", "sdakd"])
+def test_bf16_autocast_step_of_every_method(method):
+    # The CUDA path's precision plumbing, run under CPU autocast: bf16 networks, fp32 teacher
+    # outputs, student output, losses and discriminator logits.
+    from gankd.engine.distributed import Dist, fp32_head
+
+    tr = build(method, Dist())
+    tr.amp = True  # what Trainer sets for device cuda + bf16
+    for d in tr.method.discriminators.values():
+        fp32_head(d)
+    logits = []
+    for d in tr.method.discriminators.values():
+        d.register_forward_hook(lambda m, i, out: logits.append(out.dtype))
+    teacher_dtypes = []
+    tr.teacher.net.register_forward_hook(lambda m, i, out: teacher_dtypes.append(out.dtype))
+    before = initial_student()
+    for _ in range(STEPS):
+        terms = tr.train_step()
+        assert all(torch.isfinite(torch.tensor(v)) for v in terms.values()), terms
+    assert _max_diff(tr.student.state_dict(), before) > LR
+    assert logits and set(logits) == {torch.float32}
+    if tr.method.uses_teacher:
+        assert set(teacher_dtypes) == {torch.bfloat16}  # the teacher ran under autocast...
+        out = tr._teacher_outputs(tr.sampler.next())
+        assert out.image.dtype == torch.float32  # ... and hands the losses fp32
+        assert all(f.dtype == torch.float32 for f in out.features)
 
 
 def test_channels_last_batch_keeps_values_and_index():

@@ -188,6 +188,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.cuda = self.device.type == "cuda"
         self.channels_last = self.cuda and cfg.channels_last
+        self.amp = self.cuda and cfg.bf16  # bf16 autocast is the CUDA path; CPU runs in fp32
         self.student = student.to(self.device)
         self.method = method.to(self.device)
         method.recipe.to(self.device)
@@ -235,7 +236,7 @@ class Trainer:
             for net in nets:
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
-        if self.cfg.bf16:
+        if self.amp:
             for d in self.method.discriminators.values():
                 fp32_head(d)
         if self.dist.enabled:  # same Parameter objects: the optimizers are unaffected
@@ -303,8 +304,8 @@ class Trainer:
 
     # -- one step ------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.cuda and self.cfg.bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.amp:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def _teacher_outputs(self, batch: Batch) -> TeacherOutput | None:
@@ -312,7 +313,7 @@ class Trainer:
             return None
         with self._autocast():
             out = self.teacher.outputs(batch)
-        if self.cuda and self.cfg.bf16:  # what the losses compare against stays fp32
+        if self.amp:  # what the losses compare against stays fp32
             out = TeacherOutput(out.image.float(), [f.float() for f in out.features])
         return out
 
