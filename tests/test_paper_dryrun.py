@@ -48,6 +48,7 @@ def test_paper_suite_holds_the_papers_settings():
     assert gc.teacher_train is not None and gc.teacher_train.steps == 800_000
     for setup in (re, gc):
         assert setup.train.device == "cuda" and setup.train.bf16 and setup.data.pool_size == 0
+    assert re.student_pretrain is not None and re.student_pretrain.train.device == "cuda"
 
 
 def test_paper_suite_needs_a_data_folder_per_model(folder, tmp_path):
@@ -88,6 +89,7 @@ def test_dry_run_realesrgan_full_size_two_steps(folder):
                                      "d/d/real", "d/d/fake"}
         assert all(torch.isfinite(torch.tensor(v)) for v in row["terms"].values())
     assert 0 < r["peak_memory_mb"] < 8 * 1024
+    assert any("1000000 supervised steps" in n for n in r["notes"])  # RealESRNet stage, said so
 
 
 @pytest.mark.slow

@@ -212,6 +212,9 @@ def dry_run(spec: RunSpec, suite: SuiteConfig, steps: int = DRY_RUN_STEPS) -> di
     teacher = Teacher(net, loaded.identity, device=device)
     student_entry = zoo.student(setup.teacher, spec.ratio, setup.student)
     student = seeded_build(student_entry, spec.seed)
+    if setup.student_pretrain is not None:
+        notes.append(f"student from its random init; a real run first trains it "
+                     f"{setup.student_pretrain.train.steps} supervised steps (cached per student and seed)")
     recipe = Recipe(setup.recipe)
     method = make_method(spec.method, method_config(spec.method, suite.method_options.get(spec.method)),
                          student, teacher, zoo.get(setup.discriminator), recipe, total_steps=steps,
