@@ -20,13 +20,12 @@ import torch
 
 from gankd.bench.compose import make_method, seeded_build
 from gankd.bench.data import training_pool
-from gankd.bench.suite import load_suite
+from gankd.bench.suite import load_suite, method_options
 from gankd.bench.teachers import load_teacher
 from gankd.engine.recipe import Recipe
 from gankd.engine.sampler import PoolSampler
 from gankd.engine.teacher import Teacher
 from gankd.engine.trainer import Trainer
-from gankd.methods import method_config
 from gankd.models import zoo
 from gankd.paths import cache_dir
 
@@ -50,10 +49,10 @@ def build(method: str, model: str = "realesrgan", suite: str = "cpu", pool_size:
     loaded = load_teacher(setup, "builtin", progress=False)
     teacher = Teacher(loaded.net, loaded.identity)
     student = seeded_build(zoo.student(setup.teacher, s.ratios[0], setup.student), 0)
-    overrides = dict(s.method_options.get(method, {}))
+    cfg = method_options(s, model, method)
     if method == "sdakd":  # time the full stage-3 step: every term, the student D stepping
-        overrides["stage_fractions"] = [0.0, 0.0, 1.0]
-    m = make_method(method, method_config(method, overrides), student, teacher, zoo.get(setup.discriminator),
+        cfg = dataclasses.replace(cfg, stage_fractions=(0.0, 0.0, 1.0))
+    m = make_method(method, cfg, student, teacher, zoo.get(setup.discriminator),
                     Recipe(setup.recipe), total_steps=setup.train.steps, ratio=s.ratios[0])
     pool = training_pool(setup, "builtin", 0)
     if m.uses_teacher:

@@ -15,13 +15,12 @@ is a random init of the same network: memory does not depend on the values.
 
     python benchmarks/test_perf_memory.py                  # the table, every model x method
     pytest benchmarks/test_perf_memory.py                  # the same, asserting the 8 GiB budget
-
-Until ``benchmarks/cpu.yaml`` exists, the cpu suite's settings below stand in for it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -31,43 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("scratch", "mse", "akdg", "dcd", "sdakd")
 MODELS = ("realesrgan", "gcfsr")
 BUDGET_MB = 8 * 1024  # the cpu suite runs on an 8 GiB laptop
 
-#: the cpu suite's per-model settings, used only while benchmarks/cpu.yaml is absent
-CPU_FALLBACK: dict[str, Any] = {
-    "name": "cpu", "description": "cpu-suite stand-in for the memory benchmark",
-    "methods": list(METHODS), "ratios": [0.25], "seeds": [0],
-    # the out-64 GCFSR has three decoder levels: at most 3 taps (method options are suite-wide)
-    "method_options": {"dcd": {"taps": 3}, "sdakd": {"taps": 3}},
-    "models": {
-        "realesrgan": {
-            "data": {"hr_crop": 64, "degrade_size": 96, "queue_size": 0, "pool_size": 512, "eval_hr": 128},
-            "train": {"steps": 400, "batch_size": 4, "device": "cpu", "threads": 2},
-        },
-        "gcfsr": {
-            "teacher": "gcfsr_64", "discriminator": "gcfsr_d_64",
-            "data": {"degradation_args": {"scales": [16, 16, 8, 8, 4], "cond_norm": 16, "eval_scale": 8},
-                     "hr_crop": 64, "pool_size": 512, "eval_hr": 64},
-            "train": {"steps": 400, "batch_size": 4, "device": "cpu", "threads": 2},
-            "teacher_train": {"steps": 2000, "batch_size": 8, "device": "cpu", "threads": 2},
-        },
-    },
-}
-
-
 def suite_path() -> str:
-    cpu = ROOT / "benchmarks" / "cpu.yaml"
-    if cpu.is_file():
-        return str(cpu)
-    fd, path = tempfile.mkstemp(prefix="gankd-cpu-", suffix=".yaml")
-    with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump(CPU_FALLBACK, fh)
-    return path
+    return str(ROOT / "benchmarks" / "cpu.yaml")
 
 
 def measure(model: str, method: str, suite: str, steps: int = 2) -> dict[str, Any]:
@@ -77,12 +47,11 @@ def measure(model: str, method: str, suite: str, steps: int = 2) -> dict[str, An
     from gankd.bench.compose import make_method, seeded_build
     from gankd.bench.data import training_pool
     from gankd.bench.run import POOL_SEED, dry_run_teacher
-    from gankd.bench.suite import load_suite
+    from gankd.bench.suite import load_suite, method_options
     from gankd.engine.recipe import Recipe
     from gankd.engine.sampler import PoolSampler
     from gankd.engine.teacher import Teacher
     from gankd.engine.trainer import Trainer
-    from gankd.methods import method_config
     from gankd.models import zoo
     from gankd.paths import cache_dir
 
@@ -93,10 +62,10 @@ def measure(model: str, method: str, suite: str, steps: int = 2) -> dict[str, An
     loaded, random_teacher = dry_run_teacher(setup, "builtin")  # its weights if here, else a random init
     teacher = Teacher(loaded.net, loaded.identity)
     student = seeded_build(zoo.student(setup.teacher, s.ratios[0], setup.student), 0)
-    overrides = dict(s.method_options.get(method, {}))
+    cfg = method_options(s, model, method)
     if method == "sdakd":  # stage 3: every network of the method in use
-        overrides["stage_fractions"] = [0.0, 0.0, 1.0]
-    m = make_method(method, method_config(method, overrides), student, teacher, zoo.get(setup.discriminator),
+        cfg = dataclasses.replace(cfg, stage_fractions=(0.0, 0.0, 1.0))
+    m = make_method(method, cfg, student, teacher, zoo.get(setup.discriminator),
                     Recipe(setup.recipe), total_steps=setup.train.steps, ratio=s.ratios[0],
                     image_size=setup.data.hr_crop)
     pool = training_pool(setup, "builtin", POOL_SEED)
@@ -158,7 +127,7 @@ def test_step_peak_memory_within_budget(model: str, method: str, suite: str) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--one", nargs=2, metavar=("MODEL", "METHOD"), help="measure one run in this process")
-    ap.add_argument("--suite", default=None, help="suite name or YAML (default: cpu, or its stand-in)")
+    ap.add_argument("--suite", default=None, help="suite name or YAML (default: cpu)")
     args = ap.parse_args()
     suite = args.suite or suite_path()
     if args.one:

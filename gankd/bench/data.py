@@ -9,6 +9,7 @@ from gankd.bench.suite import ModelSetup
 from gankd.datasets import evalset as evalsets
 from gankd.datasets import pool as pools
 from gankd.datasets.batch import EvalSample
+from gankd.datasets.online import online_batches
 from gankd.engine.config import TrainConfig
 from gankd.engine.sampler import PoolSampler, StreamSampler
 
@@ -25,7 +26,7 @@ def training_sampler(setup: ModelSetup, data: str, train: TrainConfig, pool_seed
     pool = pool or training_pool(setup, data, pool_seed)
     if pool is not None:
         return PoolSampler(pool, train.batch_size, seed)
-    return StreamSampler(pools.online_batches(setup.data, data, train.batch_size, seed, device))
+    return StreamSampler(online_batches(setup.data, data, train.batch_size, seed, device))
 
 
 def evaluation_set(setup: ModelSetup, data: str, suite: str) -> evalsets.EvalSet:

@@ -28,7 +28,8 @@ def evaluate_generator(generator: nn.Module | Any, samples: Sequence[EvalSample]
                        device: torch.device, cfg: EvalConfig,
                        keep_outputs: Sequence[str] = ()) -> ev.EvalResult:
     return ev.evaluate(generator, samples, metrics, device, batch_size=cfg.batch_size,
-                       metric_options=cfg.metric_options, keep_outputs=keep_outputs)
+                       metric_options={k: v for k, v in cfg.metric_options.items() if k in metrics},
+                       keep_outputs=keep_outputs)
 
 
 def complexity_and_latency(model: nn.Module, entry: zoo.ZooEntry, cfg: EvalConfig,

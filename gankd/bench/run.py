@@ -27,7 +27,7 @@ from gankd.bench.compose import make_method, seeded_build
 from gankd.bench.data import evaluation_set, training_pool, training_sampler, validation_set
 from gankd.bench.evaluation import complexity_and_latency, evaluate_generator, reference_records
 from gankd.bench.pretrained import load_into, pretrained_student
-from gankd.bench.suite import ModelSetup, RunSpec, SuiteConfig, resolved
+from gankd.bench.suite import ModelSetup, RunSpec, SuiteConfig, method_options, resolved
 from gankd.bench.teachers import LoadedTeacher, _entry_env, load_teacher, trained_teacher_path
 from gankd.datasets.config import DataConfig
 from gankd.engine import distributed
@@ -36,7 +36,6 @@ from gankd.engine.seeding import seed_everything
 from gankd.engine.teacher import Teacher
 from gankd.engine.trainer import NonFiniteLoss, Trainer, resolve_device
 from gankd.errors import ConfigError, GankdError
-from gankd.methods import method_config
 from gankd.models import zoo
 from gankd.paths import cache_dir
 
@@ -113,7 +112,7 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
         student_init = (f"supervised pretraining ({setup.student_pretrain.train.steps} steps), "
                         f"{pre.parent.name}")
     recipe = Recipe(setup.recipe)
-    mcfg = method_config(spec.method, suite.method_options.get(spec.method))
+    mcfg = method_options(suite, spec.model, spec.method)
     method = make_method(spec.method, mcfg, student, teacher, zoo.get(setup.discriminator), recipe,
                          total_steps=setup.train.steps, ratio=spec.ratio,
                          image_size=setup.data.hr_crop)
@@ -216,7 +215,7 @@ def dry_run(spec: RunSpec, suite: SuiteConfig, steps: int = DRY_RUN_STEPS) -> di
         notes.append(f"student from its random init; a real run first trains it "
                      f"{setup.student_pretrain.train.steps} supervised steps (cached per student and seed)")
     recipe = Recipe(setup.recipe)
-    method = make_method(spec.method, method_config(spec.method, suite.method_options.get(spec.method)),
+    method = make_method(spec.method, method_options(suite, spec.model, spec.method),
                          student, teacher, zoo.get(setup.discriminator), recipe, total_steps=steps,
                          ratio=spec.ratio, image_size=data.hr_crop)
     sampler = distributed.rank_sampler(data, spec.data, 1, spec.seed, None, device, distributed.Dist())

@@ -72,6 +72,9 @@ class ModelSetup:
     teacher_train: TrainConfig | None = None
     #: None: students start from their random init; else the cached supervised stage above
     student_pretrain: PretrainConfig | None = None
+    #: per-method options for this model, over the suite-wide ones (e.g. fewer taps where the
+    #: network has fewer decoder levels)
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     note: str = ""
 
 
@@ -134,9 +137,11 @@ def load_suite(name_or_path: str) -> SuiteConfig:
 
     for m in suite.methods:
         METHODS.get(m)
-    for m in suite.method_options:
-        if m not in METHODS:
-            raise unknown_choice(f"method in {where}: method_options", m, METHODS.names())
+    for fam, setup in models.items():
+        for m in (*suite.method_options, *setup.method_options):
+            if m not in METHODS:
+                raise unknown_choice(f"method in {where}: method_options", m, METHODS.names())
+            method_options(suite, fam, m)  # option names and types, once
     return suite
 
 
@@ -153,8 +158,16 @@ def check_ratio(value: str | float) -> float:
 
 def resolved(suite: SuiteConfig, spec: RunSpec) -> dict[str, Any]:
     """The complete config of one run, as written to its folder."""
-    from gankd.methods import method_config
 
     setup = suite.models[spec.model]
-    mcfg = method_config(spec.method, suite.method_options.get(spec.method), f"{spec.suite}: method_options")
+    mcfg = method_options(suite, spec.model, spec.method)
     return {"run": to_dict(spec), "setup": to_dict(setup), "method": to_dict(mcfg)}
+
+
+def method_options(suite: SuiteConfig, model: str, method: str) -> Any:
+    """The typed config of ``method`` for ``model`` in ``suite``: defaults, then the suite's
+    options, then the model's."""
+    from gankd.methods import method_config
+
+    over = merge(suite.method_options.get(method, {}), suite.models[model].method_options.get(method, {}))
+    return method_config(method, over, f"{suite.name}: method_options.{method} ({model})")

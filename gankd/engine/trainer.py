@@ -189,6 +189,11 @@ class Trainer:
         self.cuda = self.device.type == "cuda"
         self.channels_last = self.cuda and cfg.channels_last
         self.amp = self.cuda and cfg.bf16  # bf16 autocast is the CUDA path; CPU runs in fp32
+        if not self.cuda:
+            # Training drives some weights and activations into subnormal floats, which x86 CPUs
+            # compute 10-20x slower (measured: RRDB student steps of 0.26 s turning into 4.6 s).
+            # Flushing them to zero changes nothing a metric can see. Process-wide, like threads.
+            torch.set_flush_denormal(True)
         self.student = student.to(self.device)
         self.method = method.to(self.device)
         method.recipe.to(self.device)
