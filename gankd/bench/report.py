@@ -453,7 +453,7 @@ def _plot_quality(secs: list[Section], colours: dict[str, str]) -> str:
     if not cols or not points:
         return ""
     plt = _pyplot()
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     with plt.rc_context(_STYLE):
         fig, axes = plt.subplots(1, len(cols), figsize=(4.2 * len(cols), 3.0), squeeze=False)
@@ -480,7 +480,10 @@ def _plot_quality(secs: list[Section], colours: dict[str, str]) -> str:
             ax.set_xscale("log")
             plain = FuncFormatter(lambda v, _: f"{v:g}")  # 20, not 2×10¹
             ax.xaxis.set_major_formatter(plain)
-            ax.xaxis.set_minor_formatter(plain)
+            lo, hi = ax.get_xlim()
+            # within about a decade the decade ticks alone are too few; over several they suffice
+            ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 3.0, 5.0) if hi / lo < 30 else ()))
+            ax.xaxis.set_minor_formatter(plain if hi / lo < 30 else NullFormatter())
             ax.set_xlabel("GMACs per image (log scale)")
             ax.set_ylabel(f"{LABELS[col]} {'↑' if DIRECTION[col] else '↓'}")
             ax.set_title(f"{LABELS[col]} vs compute")
