@@ -1,12 +1,21 @@
 """Aggregation of run records into leaderboard rows: mean and spread over seeds, and a paired
-comparison of every method against ``scratch`` on the same seeds."""
+comparison of every method against ``scratch`` on the same seeds.
+
+Spread is the sample standard deviation over seeds (n - 1 in the denominator). The paired
+comparison takes, per seed both runs share, the difference method - scratch; it is *significant*
+when the two-sided 95% Student-t confidence interval of the mean difference excludes zero, else
+*within noise*. One shared seed gives a difference but no noise estimate: its verdict is
+``unknown (1 seed)``, never significant.
+"""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from scipy import stats
 
 #: column -> True when higher is better
 DIRECTION: dict[str, bool] = {
@@ -16,40 +25,80 @@ DIRECTION: dict[str, bool] = {
 QUALITY = ("psnr", "ssim", "lpips", "fid", "kid", "niqe")
 COLUMNS = (*QUALITY, "params_m", "gmacs", "latency_ms", "speedup", "train_min")
 GROUP = ("suite", "model", "ratio")
+REFERENCES = ("teacher", "bicubic")
+BASELINE = "scratch"
+CONFIDENCE = 0.95
+
+WITHIN_NOISE = "within noise"
+SIGNIFICANT = "significant"
+UNKNOWN_NOISE = "unknown (1 seed)"
 
 
 def flatten(record: dict[str, Any]) -> dict[str, Any]:
-    """One run (or reference) record -> a flat row of the leaderboard's columns."""
+    """One run (or reference) record -> a flat row of the leaderboard's columns.
+
+    A metric the run could not compute (``missing_metrics``) is None here, never 0.
+    """
     m = record.get("metrics") or {}
     lat = (record.get("latency") or {}).get("median_ms")
     train = record.get("train") or {}
-    row = {
+    return {
         "suite": record.get("suite"), "model": record.get("model"), "ratio": record.get("ratio"),
         "method": record.get("method") or record.get("role"), "seed": record.get("seed"),
         "status": record.get("status", "done"), "error": record.get("error", ""),
-        **{k: m.get(k) for k in QUALITY},
+        **{k: _number(m.get(k)) for k in QUALITY},
         "params_m": record["params"] / 1e6 if record.get("params") else None,
         "gmacs": record["macs"] / 1e9 if record.get("macs") else None,
-        "latency_ms": lat,
-        "speedup": record.get("speedup_vs_teacher"),
+        "latency_ms": _number(lat),
+        "speedup": _number(record.get("speedup_vs_teacher")),
         "train_min": train["wall_time_s"] / 60 if train.get("wall_time_s") else None,
     }
-    return row
 
 
-def _stats(values: list[float]) -> tuple[float | None, float | None]:
-    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+def _number(v: Any) -> float | None:
+    """A finite float, or None (a NaN metric is as unusable as a missing one)."""
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None, int]:
+    """Mean, sample standard deviation (None below two values) and count of the usable values."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
     if not vals:
-        return None, None
-    mean = sum(vals) / len(vals)
+        return None, None, 0
+    mean = math.fsum(vals) / len(vals)
     if len(vals) < 2:
-        return mean, None
-    var = sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)
-    return mean, math.sqrt(var)
+        return mean, None, 1
+    var = math.fsum((v - mean) ** 2 for v in vals) / (len(vals) - 1)
+    return mean, math.sqrt(var), len(vals)
+
+
+def paired(diffs: Sequence[float]) -> dict[str, Any]:
+    """Mean of paired differences, the half-width of its confidence interval and the verdict."""
+    mean, std, n = mean_std(diffs)
+    if mean is None:
+        return {"delta": None, "ci": None, "n": 0, "verdict": None}
+    if std is None:
+        return {"delta": mean, "ci": None, "n": n, "verdict": UNKNOWN_NOISE}
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
+    # identical nonzero differences on every seed (std 0) are a real difference, not noise
+    verdict = SIGNIFICANT if abs(mean) > half else WITHIN_NOISE
+    return {"delta": mean, "ci": half, "n": n, "verdict": verdict}
 
 
 def aggregate(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and sample std over seeds per (suite, model, ratio, method); failed runs kept apart."""
+    """Mean and sample std over seeds per (suite, model, ratio, method).
+
+    Failed runs contribute no numbers: they are counted (``failed``) and their errors kept.
+    Every non-baseline method of a group with a ``scratch`` baseline gets, per quality column,
+    ``<col>_delta`` (mean paired difference), ``<col>_ci`` (95% half-width), ``<col>_paired_n``
+    and ``<col>_noise`` (the verdict).
+    """
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[(*(r[k] for k in GROUP), r["method"])].append(r)
@@ -61,47 +110,50 @@ def aggregate(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         agg["seeds"] = sorted(r["seed"] for r in done if r["seed"] is not None)
         agg["n"] = len(done)
         agg["failed"] = len(failed)
-        agg["errors"] = "; ".join(f"seed {r['seed']}: {r['error']}" for r in failed)
+        agg["failed_seeds"] = sorted(r["seed"] for r in failed if r["seed"] is not None)
+        agg["errors"] = "; ".join(f"seed {r['seed']}: {r['error'] or 'no error recorded'}"
+                                  for r in sorted(failed, key=lambda r: str(r["seed"])))
         for col in COLUMNS:
-            agg[col], agg[col + "_std"] = _stats([r[col] for r in done])
+            agg[col], agg[col + "_std"], _ = mean_std(r[col] for r in done)
         out.append(agg)
-    _paired_vs_scratch(out, groups)
+    _paired_vs_baseline(out, groups)
     return out
 
 
-def _paired_vs_scratch(out: list[dict[str, Any]], groups: dict[tuple, list[dict[str, Any]]]) -> None:
-    """delta = method - scratch, per shared seed; 'within noise' when |mean delta| < 2 standard
-    errors of the paired differences, or fewer than two shared seeds make the noise unknowable."""
+def _paired_vs_baseline(out: list[dict[str, Any]], groups: dict[tuple, list[dict[str, Any]]]) -> None:
     for agg in out:
-        if agg["method"] == "scratch":
+        if agg["method"] in (BASELINE, *REFERENCES):
             continue
-        key = (*(agg[k] for k in GROUP), "scratch")
+        key = (*(agg[k] for k in GROUP), BASELINE)
         if key not in groups:
             continue
         base = {r["seed"]: r for r in groups[key] if r["status"] == "done"}
         mine = {r["seed"]: r for r in groups[(*key[:-1], agg["method"])] if r["status"] == "done"}
-        shared = sorted(set(base) & set(mine))
+        shared = sorted(set(base) & set(mine), key=str)
         for col in QUALITY:
-            diffs = [mine[s][col] - base[s][col] for s in shared
-                     if mine[s][col] is not None and base[s][col] is not None]
-            mean, std = _stats(diffs)
-            agg[col + "_delta"] = mean
-            if mean is None:
-                agg[col + "_noise"] = None
-            elif std is None:
-                agg[col + "_noise"] = "unknown (1 seed)"
-            else:
-                se = std / math.sqrt(len(diffs))
-                agg[col + "_noise"] = "within noise" if abs(mean) < 2 * se else "significant"
+            p = paired([mine[s][col] - base[s][col] for s in shared
+                        if mine[s][col] is not None and base[s][col] is not None])
+            agg[col + "_delta"], agg[col + "_ci"] = p["delta"], p["ci"]
+            agg[col + "_paired_n"], agg[col + "_noise"] = p["n"], p["verdict"]
 
 
-def best_per_column(aggs: list[dict[str, Any]]) -> dict[str, str]:
-    """Method with the best mean per column among students (references excluded)."""
-    best: dict[str, str] = {}
-    students = [a for a in aggs if a["method"] not in ("teacher", "bicubic") and a["n"]]
+def best_per_column(aggs: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
+    """Methods with the best mean per column among students (teacher and bicubic excluded).
+
+    A column is marked only when it separates students: with fewer than two students that have
+    a value, or when every student ties (e.g. params of same-size students), nothing is best.
+    Ties for the best value are all marked. Latency and speed-up are not marked when every
+    student has the same size: the same network timed again differs by measurement noise only.
+    """
+    best: dict[str, set[str]] = {}
+    students = [a for a in aggs if a["method"] not in REFERENCES and a["n"]]
+    same_net = all(len({a[c] for a in students}) == 1 for c in ("params_m", "gmacs"))
     for col in COLUMNS:
-        vals = [(a[col], a["method"]) for a in students if a[col] is not None]
-        if len(vals) >= 2:
-            pick = max(vals) if DIRECTION[col] else min(vals)
-            best[col] = pick[1]
+        if same_net and col in ("latency_ms", "speedup"):
+            continue
+        vals = {a["method"]: a[col] for a in students if a[col] is not None}
+        if len(vals) < 2 or len(set(vals.values())) < 2:
+            continue
+        top = max(vals.values()) if DIRECTION[col] else min(vals.values())
+        best[col] = {m for m, v in vals.items() if v == top}
     return best

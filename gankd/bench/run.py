@@ -300,6 +300,8 @@ def _base_record(spec: RunSpec, suite: SuiteConfig, teacher_source: str, recipe:
     return {
         "suite": spec.suite, "model": spec.model, "method": spec.method, "ratio": spec.ratio,
         "seed": spec.seed, "data": spec.data,
+        # where the run's files (samples/ for the report's grid) live, relative to results/
+        "run_dir": (Path("runs") / spec.rel_dir).as_posix(),
         "comparable_with_papers": False if spec.data == "builtin" else None,
         "teacher": setup.teacher, "teacher_source": teacher_source, "student": student_entry.name,
         "perceptual_network": recipe.perceptual_network,

@@ -1,0 +1,164 @@
+"""Leaderboard aggregation: mean and sample spread over seeds, failed runs kept apart, paired
+comparison against scratch on shared seeds only, and best-per-column marking."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+from synthetic_results import ERROR, PLAN, make_tree, run_record
+
+from gankd.bench import store
+from gankd.bench.leaderboard import (
+    COLUMNS,
+    SIGNIFICANT,
+    UNKNOWN_NOISE,
+    WITHIN_NOISE,
+    aggregate,
+    best_per_column,
+    flatten,
+    mean_std,
+    paired,
+)
+
+# two-sided 95% Student-t quantiles, from tables (not from the code under test)
+T975 = {1: 12.706204736, 2: 4.302652730, 3: 3.182446305}
+
+
+def _agg(rows, method, model="realesrgan", ratio=0.25):
+    (hit,) = [a for a in aggregate(rows) if (a["model"], a["ratio"], a["method"]) == (model, ratio, method)]
+    return hit
+
+
+def test_mean_std_is_sample_std_and_ignores_missing_values() -> None:
+    mean, std, n = mean_std([1.0, None, 2.0, 4.0, float("nan")])
+    assert n == 3
+    assert mean == pytest.approx(7 / 3)
+    assert std == pytest.approx(statistics.stdev([1.0, 2.0, 4.0]))  # n - 1 denominator
+    assert mean_std([3.0]) == (3.0, None, 1)  # one value: no spread
+    assert mean_std([None]) == (None, None, 0)
+
+
+def test_flatten_converts_units_and_keeps_missing_metrics_missing() -> None:
+    rec = run_record("realesrgan", 0.25, "mse", 0, 24.0, missing={"niqe": "too small"})
+    rec["metrics"]["ssim"] = float("nan")
+    row = flatten(rec)
+    assert row["params_m"] == pytest.approx(rec["params"] / 1e6)
+    assert row["gmacs"] == pytest.approx(rec["macs"] / 1e9)
+    assert row["train_min"] == pytest.approx(rec["train"]["wall_time_s"] / 60)
+    assert row["latency_ms"] == rec["latency"]["median_ms"]
+    assert row["niqe"] is None and row["ssim"] is None  # never 0 for "not measured"
+    assert row["psnr"] == 24.0
+
+
+def test_aggregate_mean_std_n_over_seeds(tmp_path) -> None:
+    make_tree(tmp_path)
+    rows = [flatten(r) for r in store.iter_runs(tmp_path)]
+    mse = _agg(rows, "mse")
+    psnrs = list(PLAN["realesrgan"][0.25]["mse"].values())
+    assert mse["n"] == 3 and mse["seeds"] == [0, 1, 2] and mse["failed"] == 0
+    assert mse["psnr"] == pytest.approx(statistics.mean(psnrs))
+    assert mse["psnr_std"] == pytest.approx(statistics.stdev(psnrs))
+    assert mse["train_min"] == pytest.approx(statistics.mean([(90 + s) / 60 for s in (0, 1, 2)]))
+
+
+def test_failed_runs_contribute_no_numbers(tmp_path) -> None:
+    make_tree(tmp_path)
+    rows = [flatten(r) for r in store.iter_runs(tmp_path)]
+    akdg = _agg(rows, "akdg")  # seed 0 failed, seeds 1 and 2 finished
+    assert (akdg["n"], akdg["failed"], akdg["seeds"], akdg["failed_seeds"]) == (2, 1, [1, 2], [0])
+    assert akdg["psnr"] == pytest.approx((24.4 + 24.5) / 2)
+    assert akdg["errors"] == f"seed 0: {ERROR}"
+    dcd = _agg(rows, "dcd")  # every seed failed
+    assert (dcd["n"], dcd["failed"]) == (0, 3)
+    assert all(dcd[c] is None and dcd[c + "_std"] is None for c in COLUMNS)
+    assert dcd["errors"].count(ERROR) == 3
+
+
+def test_paired_differences_use_shared_seeds_only() -> None:
+    rows = [flatten(run_record("m", 0.25, "scratch", s, p)) for s, p in ((0, 20.0), (1, 21.0), (2, 22.0))]
+    rows += [flatten(run_record("m", 0.25, "mse", s, p)) for s, p in ((1, 21.5), (2, 22.7), (3, 99.0))]
+    mse = _agg(rows, "mse", model="m")
+    # seeds 1 and 2 only: diffs 0.5 and 0.7 (seed 3 has no scratch twin, seed 0 no mse twin)
+    assert mse["psnr_paired_n"] == 2
+    assert mse["psnr_delta"] == pytest.approx(0.6)
+    assert mse["psnr_ci"] == pytest.approx(T975[1] * statistics.stdev([0.5, 0.7]) / math.sqrt(2))
+    assert mse["psnr_noise"] == WITHIN_NOISE  # t(1 df) is wide: 0.6 < 1.27
+    # the unpaired mean difference would be 47.7 - 21 = 26.7: pairing is what makes this honest
+    assert mse["psnr"] - _agg(rows, "scratch", model="m")["psnr"] > 20
+
+
+def test_paired_verdicts() -> None:
+    # consistent gain on every seed
+    p = paired([1.0, 1.1, 0.9])
+    assert p["verdict"] == SIGNIFICANT and p["n"] == 3
+    assert p["ci"] == pytest.approx(T975[2] * 0.1 / math.sqrt(3))
+    # mean 2, sd 1, n 3: twice the standard error but inside the t interval -> noise
+    p = paired([1.0, 2.0, 3.0])
+    assert abs(p["delta"]) > 2 * 1 / math.sqrt(3)
+    assert p["verdict"] == WITHIN_NOISE
+    # sign flips across seeds
+    assert paired([0.3, -0.3, 0.1])["verdict"] == WITHIN_NOISE
+    # one seed: a difference, but the noise is unknown; never called significant
+    p = paired([5.0])
+    assert (p["delta"], p["ci"], p["verdict"]) == (5.0, None, UNKNOWN_NOISE)
+    # identical differences on every seed (deterministic runs) are real; no difference is noise
+    assert paired([0.2, 0.2, 0.2])["verdict"] == SIGNIFICANT
+    assert paired([0.0, 0.0])["verdict"] == WITHIN_NOISE
+    assert paired([])["verdict"] is None
+
+
+def test_synthetic_tree_verdicts(tmp_path) -> None:
+    make_tree(tmp_path)
+    aggs = aggregate(flatten(r) for r in store.iter_runs(tmp_path))
+    by = {(a["model"], a["ratio"], a["method"]): a for a in aggs}
+    assert by["realesrgan", 0.25, "mse"]["psnr_noise"] == SIGNIFICANT
+    assert by["realesrgan", 0.25, "mse"]["lpips_noise"] == SIGNIFICANT  # direction-free: |delta| vs CI
+    assert by["realesrgan", 0.25, "sdakd"]["psnr_noise"] == WITHIN_NOISE
+    assert by["realesrgan", 0.25, "sdakd"]["niqe_delta"] is None  # not measured for sdakd
+    assert by["realesrgan", 0.25, "akdg"]["psnr_paired_n"] == 2
+    assert by["gcfsr", 0.25, "sdakd"]["psnr_noise"] == UNKNOWN_NOISE
+    assert by["gcfsr", 0.25, "sdakd"]["psnr_delta"] == pytest.approx(0.5)
+    assert "psnr_delta" not in by["realesrgan", 0.25, "scratch"]  # no comparison with itself
+    assert by["realesrgan", 0.25, "dcd"]["psnr_paired_n"] == 0
+
+
+def _student(method, **cols):
+    base = {c: None for c in COLUMNS}
+    return {"method": method, "n": 1, **base, **cols}
+
+
+def test_best_per_column_direction_and_references() -> None:
+    aggs = [
+        _student("a", psnr=25.0, lpips=0.30, fid=50.0, params_m=4.0, gmacs=10.0, latency_ms=5.0, speedup=8.0,
+                 train_min=3.0),
+        _student("b", psnr=26.0, lpips=0.35, fid=40.0, params_m=4.0, gmacs=10.0, latency_ms=4.0, speedup=9.0,
+                 train_min=2.0),
+        _student("c", psnr=24.0, lpips=0.20, fid=40.0, params_m=4.0, gmacs=10.0, latency_ms=6.0, speedup=7.0,
+                 train_min=4.0),
+        {**_student("teacher", psnr=30.0, lpips=0.1, fid=10.0, params_m=16.0, gmacs=70.0), "n": 1},
+        {**_student("bicubic", psnr=20.0, lpips=0.05, train_min=0.1), "n": 1},
+        {**_student("failed", psnr=99.0), "n": 0},
+    ]
+    best = best_per_column(aggs)
+    assert best["psnr"] == {"b"}  # higher is better; teacher (30) and the failed row excluded
+    assert best["lpips"] == {"c"}  # lower is better; bicubic's 0.05 is a reference, not a student
+    assert best["fid"] == {"b", "c"}  # ties are all marked
+    assert best["train_min"] == {"b"}  # bicubic's 0.1 excluded
+    # same-size students: identical params/GMACs mark nothing, and their latency differences are
+    # timing noise of one network
+    for col in ("params_m", "gmacs", "latency_ms", "speedup"):
+        assert col not in best
+    assert "ssim" not in best  # no values
+
+
+def test_best_latency_is_marked_between_different_networks() -> None:
+    aggs = [_student("a", gmacs=10.0, params_m=4.0, latency_ms=5.0, speedup=8.0),
+            _student("b", gmacs=20.0, params_m=8.0, latency_ms=9.0, speedup=4.0)]
+    best = best_per_column(aggs)
+    assert best["latency_ms"] == {"a"} and best["speedup"] == {"a"} and best["gmacs"] == {"a"}
+
+
+def test_one_student_has_no_best() -> None:
+    assert best_per_column([_student("a", psnr=25.0)]) == {}

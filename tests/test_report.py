@@ -1,0 +1,325 @@
+"""The report: leaderboard.csv and a static leaderboard.html built from a results tree, checked
+as data (CSV rows, the page's tables, the grid's crops) and in a real headless Chromium
+(renders without errors, sorts on a header click, every image loads)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import shutil
+import statistics
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from synthetic_results import (
+    CROPS,
+    ERROR,
+    NIQE_MISSING,
+    PLAN,
+    SUITE,
+    TEACHER_PSNR,
+    image,
+    make_tree,
+    sample_seed,
+)
+
+from gankd.bench import commands
+from gankd.bench.images import center_crop
+from gankd.bench.report import CSV_FIELDS, DASH, build
+
+REFS = ["teacher", "bicubic"]
+SCREENSHOT = Path("/tmp/gankd-report.png")
+
+
+def _methods(model: str, ratio: float) -> list[str]:
+    """The table's order: the scratch baseline, then the other methods by name."""
+    return sorted(PLAN[model][ratio], key=lambda m: (m != "scratch", m))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict[str, Path]:
+    """One synthetic results tree and its report, shared by this module's tests."""
+    root = tmp_path_factory.mktemp("report")
+    make_tree(root / "results")
+    assert commands.report(root / "results", root / "reports") == 0  # what `gankd report` runs
+    return {"results": root / "results", "csv": root / "reports" / "leaderboard.csv",
+            "html": root / "reports" / "leaderboard.html"}
+
+
+# -- the page as data ---------------------------------------------------------------------------
+class _Tables(HTMLParser):
+    """Every <table> with its class/data attributes and rows of (tag, attrs, text, [img src])."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[dict] = []
+        self._stack: list[dict] = []
+        self._cell: dict | None = None
+        self._row: dict | None = None
+        self._in_head = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self._stack.append({"attrs": a, "head": [], "rows": []})
+        elif not self._stack:
+            return
+        elif tag == "thead":
+            self._in_head = True
+        elif tag == "tr":
+            self._row = {"attrs": a, "cells": []}
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = {"tag": tag, "attrs": a, "text": "", "imgs": []}
+        elif tag == "img" and self._cell is not None:
+            self._cell["imgs"].append(a)
+
+    def handle_endtag(self, tag):
+        if not self._stack:
+            return
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._cell["text"] = " ".join(self._cell["text"].split())
+            self._row["cells"].append(self._cell)
+            self._cell = None
+        elif tag == "thead":
+            self._in_head = False
+        elif tag == "tr" and self._row is not None:
+            self._stack[-1]["head" if self._in_head else "rows"].append(self._row)
+            self._row = None
+        elif tag == "table":
+            self.tables.append(self._stack.pop())
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["text"] += data
+
+
+def _tables(html_text: str, cls: str) -> list[dict]:
+    p = _Tables()
+    p.feed(html_text)
+    return [t for t in p.tables if cls in t["attrs"].get("class", "").split()]
+
+
+def _board(html_text: str, model: str, ratio: float) -> dict:
+    (t,) = [t for t in _tables(html_text, "board")
+            if (t["attrs"]["data-model"], t["attrs"]["data-ratio"]) == (model, f"{ratio:g}")]
+    return t
+
+
+def _row(table: dict, method: str) -> dict:
+    (r,) = [r for r in table["rows"] if r["attrs"].get("data-method") == method]
+    return r
+
+
+def _col(table: dict, label: str) -> int:
+    names = [c["text"] for c in table["head"][0]["cells"]]
+    return next(i for i, n in enumerate(names) if n.startswith(label))
+
+
+# -- CSV ----------------------------------------------------------------------------------------
+def test_csv_columns_and_rows(report) -> None:
+    rows = list(csv.DictReader(io.StringIO(report["csv"].read_text())))
+    assert list(rows[0]) == CSV_FIELDS
+    for col in ("psnr", "ssim", "lpips", "fid", "kid", "niqe", "params_m", "gmacs", "latency_ms", "speedup",
+                "train_min"):
+        assert col in CSV_FIELDS and col + "_std" in CSV_FIELDS
+    blocks = {}
+    for r in rows:
+        blocks.setdefault((r["model"], float(r["ratio"])), []).append(r)
+    assert set(blocks) == {(m, ratio) for m in PLAN for ratio in PLAN[m]}
+    for (model, ratio), block in blocks.items():
+        assert [r["method"] for r in block] == _methods(model, ratio) + REFS  # scratch first, refs last
+        assert [r["kind"] for r in block].count("reference") == 2
+        teacher = block[-2]
+        assert float(teacher["psnr"]) == TEACHER_PSNR[model]  # every ratio's block has the teacher
+    by = {(r["model"], float(r["ratio"]), r["method"]): r for r in rows}
+    mse = by["realesrgan", 0.25, "mse"]
+    psnrs = list(PLAN["realesrgan"][0.25]["mse"].values())
+    assert float(mse["psnr"]) == pytest.approx(statistics.mean(psnrs))
+    assert float(mse["psnr_std"]) == pytest.approx(statistics.stdev(psnrs))
+    assert (mse["n"], mse["seeds"], mse["psnr_noise"]) == ("3", "0 1 2", "significant")
+    dcd = by["realesrgan", 0.25, "dcd"]  # failed on every seed: counted, no numbers
+    assert (dcd["n"], dcd["failed"], dcd["failed_seeds"]) == ("0", "3", "0 1 2")
+    assert all(dcd[c] == "" for c in ("psnr", "psnr_std", "lpips", "params_m", "latency_ms", "train_min"))
+    assert dcd["errors"].count(ERROR) == 3
+    akdg = by["realesrgan", 0.25, "akdg"]
+    assert (akdg["n"], akdg["failed"], akdg["failed_seeds"], akdg["paired_n"]) == ("2", "1", "0", "2")
+    assert by["realesrgan", 0.25, "sdakd"]["niqe"] == ""  # not measured: empty, never 0
+    assert by["gcfsr", 0.25, "sdakd"]["psnr_noise"] == "unknown (1 seed)"
+    assert by["gcfsr", 0.25, "sdakd"]["psnr_std"] == ""  # one seed: no spread
+
+
+# -- HTML ---------------------------------------------------------------------------------------
+def test_one_table_per_model_and_ratio_with_references(report) -> None:
+    page = report["html"].read_text()
+    boards = _tables(page, "board")
+    assert len(boards) == sum(len(r) for r in PLAN.values())
+    for model, ratios in PLAN.items():
+        for ratio in ratios:
+            t = _board(page, model, ratio)
+            assert [r["attrs"]["data-method"] for r in t["rows"]] == _methods(model, ratio) + REFS
+            for ref in REFS:
+                assert "ref" in _row(t, ref)["attrs"]["class"].split()
+            head = [c["text"] for c in t["head"][0]["cells"]]
+            for label in ("PSNR", "SSIM", "LPIPS", "FID", "KID", "NIQE", "Params", "GMACs", "Latency",
+                          "Speed-up", "Train"):
+                assert any(h.startswith(label) for h in head), label
+
+
+def test_failed_runs_show_as_failed_without_numbers(report) -> None:
+    t = _board(report["html"].read_text(), "realesrgan", 0.25)
+    dcd = _row(t, "dcd")
+    assert "failed" in dcd["attrs"]["class"].split()
+    assert len(dcd["cells"]) == 2  # the method, then one cell with the error across the table
+    assert dcd["cells"][1]["text"].startswith("failed") and ERROR in dcd["cells"][1]["text"]
+    assert not any("data-v" in c["attrs"] for c in dcd["cells"])
+    akdg = _row(t, "akdg")  # one seed failed: numbers from the others, and a visible failure badge
+    assert "1 failed" in akdg["cells"][0]["text"] and "n=2" in akdg["cells"][0]["text"]
+    assert akdg["cells"][_col(t, "PSNR")]["text"].startswith("24.45")
+
+
+def test_missing_metrics_render_as_a_dash_with_the_reason(report) -> None:
+    t = _board(report["html"].read_text(), "realesrgan", 0.25)
+    cell = _row(t, "sdakd")["cells"][_col(t, "NIQE")]
+    assert cell["text"] == DASH and "data-v" not in cell["attrs"]
+    assert NIQE_MISSING["niqe"] in cell["attrs"]["title"]
+    bicubic = _row(t, "bicubic")  # no network: no params, no GMACs
+    assert bicubic["cells"][_col(t, "GMACs")]["text"] == DASH
+
+
+def test_best_per_column_marks_students_in_the_right_direction(report) -> None:
+    t = _board(report["html"].read_text(), "realesrgan", 0.25)
+
+    def best(label):
+        i = _col(t, label)
+        return {r["attrs"]["data-method"] for r in t["rows"]
+                if i < len(r["cells"]) and "best" in r["cells"][i]["attrs"].get("class", "")}
+
+    # mse is best on every quality metric (highest PSNR/SSIM, lowest LPIPS/FID/KID); the teacher is
+    # better still but is a reference
+    for label in ("PSNR", "SSIM", "LPIPS", "FID", "KID", "NIQE"):
+        assert best(label) == {"mse"}, label
+    assert best("Train") == {"scratch", "mse", "sdakd"}  # shortest (tied) train time; lower is better
+    for label in ("Params", "GMACs", "Latency", "Speed-up"):  # one student network: nothing to rank
+        assert best(label) == set(), label
+    cell = _row(t, "mse")["cells"][_col(t, "PSNR")]
+    assert "★" in cell["text"] and "± 0.10" in cell["text"]
+
+
+def test_paired_comparison_shows_noise_as_noise(report) -> None:
+    page = report["html"].read_text()
+    paired = _tables(page, "paired")
+    assert len(paired) == 3  # one per table with a finished scratch baseline
+    verdicts = {}
+    for t in paired:
+        for r in t["rows"]:
+            verdicts.setdefault(r["attrs"]["data-method"], []).append(r["cells"][2]["attrs"]["data-verdict"])
+    assert verdicts["mse"] == ["significant"]
+    # gcfsr (one seed), then realesrgan r0.25 and r0.5
+    assert verdicts["sdakd"] == ["unknown (1 seed)", "within noise", "within noise"]
+    assert verdicts["akdg"] == ["within noise"]
+    assert "dcd" not in verdicts and "scratch" not in verdicts
+
+
+def _png(src: str) -> np.ndarray:
+    assert src.startswith("data:image/png;base64,")
+    with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def test_grid_has_the_same_crop_from_every_source(report) -> None:
+    page = report["html"].read_text()
+    grids = _tables(page, "grid")
+    assert len(grids) == 3
+    grid = grids[1]  # gcfsr r0.25, realesrgan r0.25, realesrgan r0.5
+    head = [c["text"].split(" seed")[0] for c in grid["head"][0]["cells"]][1:]
+    # dcd finished no run: no column; references around the students
+    assert head == ["LR", "bicubic", "teacher", "scratch", "akdg", "mse", "sdakd", "HR"]
+    assert [r["cells"][0]["text"] for r in grid["rows"]] == sorted(CROPS)
+    for row in grid["rows"]:
+        name = row["cells"][0]["text"]
+        shown = dict(zip(head, (_png(c["imgs"][0]["src"]) for c in row["cells"][1:])))
+        for method, seed in (("scratch", 0), ("akdg", 1), ("mse", 0)):  # akdg: its lowest *finished* seed
+            want = center_crop(image(sample_seed("realesrgan", method, name, seed)), 96)
+            np.testing.assert_array_equal(shown[method], want)
+        hr = image(sample_seed("realesrgan", "hr", name))
+        np.testing.assert_array_equal(shown["HR"], center_crop(hr, 96))
+        assert shown["LR"].shape == (24, 24, 3)  # the same region at LR scale (x4)
+        lr_full = np.asarray(Image.open(report["results"] / "runs" / SUITE / "realesrgan" / "reference"
+                                        / "builtin-eval-abc123" / "lr" / f"{name}.png").convert("RGB"))
+        np.testing.assert_array_equal(shown["LR"], lr_full[4:28, 4:28])
+
+
+def test_page_is_self_contained(report) -> None:
+    page = report["html"].read_text()
+    assert "http://" not in page and "https://" not in page
+    assert "<link" not in page and "<script src" not in page
+    p = _Tables()
+    p.feed(page)
+    srcs = [img["src"] for t in p.tables for r in t["rows"] for c in r["cells"] for img in c["imgs"]]
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert page.count("class='plot'") == 2 + 3  # a quality plot per model, curves per table
+
+
+def test_empty_results_and_missing_references(tmp_path) -> None:
+    paths = build(tmp_path / "none", tmp_path / "out")
+    assert paths["csv"].read_text().strip() == ",".join(CSV_FIELDS)
+    assert "No runs yet" in paths["html"].read_text()
+    make_tree(tmp_path / "results", models=("gcfsr",))
+    shutil.rmtree(tmp_path / "results" / "runs" / SUITE / "gcfsr" / "reference")
+    page = build(tmp_path / "results", tmp_path / "out")["html"].read_text()
+    t = _board(page, "gcfsr", 0.25)
+    for ref in REFS:  # still a row, saying why there are no numbers
+        assert "not evaluated yet" in _row(t, ref)["cells"][1]["text"]
+
+
+# -- a real browser -----------------------------------------------------------------------------
+def test_report_renders_and_sorts_in_chromium(report, tmp_path) -> None:
+    from browser import open_page
+
+    with open_page(report["html"].as_uri()) as seen:
+        page = seen.page
+        assert page.title() == "gankd leaderboard"
+        tables = page.eval_on_selector_all(
+            "table.board", "ts => ts.map(t => [t.dataset.model, t.dataset.ratio, "
+            "Array.from(t.tBodies[0].rows, r => r.dataset.method)])")
+        want = [[m, f"{r:g}", _methods(m, r) + REFS] for m in sorted(PLAN) for r in sorted(PLAN[m])]
+        assert tables == want
+
+        board = "table.board[data-model='realesrgan'][data-ratio='0.25']"
+
+        def order():
+            return page.eval_on_selector(board, "t => Array.from(t.tBodies[0].rows, r => r.dataset.method)")
+
+        def click(label):
+            page.locator(f"{board} thead th", has_text=label).first.click()
+
+        click("PSNR")  # first click: best first; the failed row (no value) last
+        assert order() == ["teacher", "mse", "akdg", "sdakd", "scratch", "bicubic", "dcd"]
+        click("PSNR")
+        assert order() == ["bicubic", "scratch", "sdakd", "akdg", "mse", "teacher", "dcd"]
+        click("LPIPS")  # lower is better: ascending first
+        assert order() == ["teacher", "mse", "akdg", "sdakd", "scratch", "bicubic", "dcd"]
+        click("NIQE")  # sdakd has no NIQE: sorted after every value
+        assert order()[-2:] == ["sdakd", "dcd"]
+        click("Method")
+        assert order() == sorted(_methods("realesrgan", 0.25) + REFS)
+        assert page.eval_on_selector(f"{board} thead th:first-child", "th => th.getAttribute('aria-sort')") \
+            == "ascending"
+
+        images = page.eval_on_selector_all(
+            "img", "is => is.map(i => [i.className, i.complete, i.naturalWidth, i.clientWidth])")
+        crops = [i for i in images if i[0] == "crop"]
+        plots = [i for i in images if i[0] == "plot"]
+        assert len(crops) == len(CROPS) * (4 + 4 + 4 + 2 + 4 + 2)  # refs + finished methods per grid
+        assert len(plots) == 5
+        assert all(done and natural > 0 and shown > 0 for _, done, natural, shown in images)
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)  # for a person to look at
+        page.locator(board).scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOT.with_name("gankd-report-table.png")))
+        assert seen.console_errors == [] and seen.page_errors == [] and seen.failed_requests == []
+    assert (tmp_path / "report.png").stat().st_size > 50_000
