@@ -16,7 +16,7 @@ DATA    ?= builtin
 # Extra flags for pytest, e.g. `make test PYTEST_ARGS="-k dcd"`.
 PYTEST_ARGS ?=
 
-.PHONY: setup assets bench sweep report test unit lint regress regress-update zoo list data-extra perf clean
+.PHONY: setup assets browser bench sweep report test unit lint regress regress-update zoo list data-extra perf clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,14 @@ $(ASSETS): $(STAMP)
 	$(BIN)/gankd assets
 	touch $@
 
+# The report's browser test drives Debian's chromium (no browser download at run time).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+			--no-install-recommends chromium >/dev/null; } || \
+		echo "could not install chromium (apt-get install -y chromium): the report's browser test will fail"
+
 bench: $(ASSETS)
 	$(BIN)/gankd bench --method "$(METHOD)" --model "$(MODEL)" --suite "$(SUITE)" \
 		--student "$(STUDENT)" --seed "$(SEED)" --data "$(DATA)"
@@ -46,7 +54,7 @@ sweep: $(ASSETS)
 report: $(STAMP)
 	$(BIN)/gankd report
 
-test: $(ASSETS)
+test: $(ASSETS) browser
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 	$(BIN)/gankd regress

@@ -76,3 +76,21 @@ def test_nan_loss_marks_the_run_failed_with_step_and_term(dirs, tmp_path, capsys
     assert main(["report", "--results", str(results), "--out", str(reports)]) == 0
     html = (reports / "leaderboard.html").read_text()
     assert "failed" in html and rec["failed_term"] in html
+
+
+@pytest.mark.slow
+def test_a_crash_is_recorded_as_a_failed_run(dirs, monkeypatch, capsys):
+    results, _ = dirs
+    import gankd.bench.run as run_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("evaluation set went missing")
+
+    monkeypatch.setattr(run_module, "evaluation_set", broken)
+    with pytest.raises(RuntimeError, match="went missing"):
+        main(["bench", "--method", "scratch", "--model", "gcfsr", "--suite", "smoke", "--quiet",
+              "--results", str(results), "--no-report"])
+    rec = json.loads((results / "runs/smoke/gcfsr/r0.25/scratch/seed0/metrics.json").read_text())
+    assert rec["status"] == "failed"
+    assert rec["error"] == "RuntimeError: evaluation set went missing"
+    assert [r["status"] for r in store.read_index(results)] == ["failed"]

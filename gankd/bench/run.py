@@ -140,16 +140,40 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
             "student_init": student_init, "processes": dist.world_size}
     try:
         result = trainer.fit()
+        if not dist.is_main:  # evaluation and results are rank 0's
+            return {**base, "status": STATUS_WORKER, "rank": dist.rank}
+        record = _evaluate(base, spec, setup, results, run_dir, trainer, result, student_entry, teacher,
+                           device, t_start)
     except NonFiniteLoss as exc:
-        if dist.is_main:
-            record = {**base, "status": store.STATUS_FAILED, "error": str(exc), "failed_step": exc.step,
-                      "failed_term": exc.term, "history": trainer.history}
-            store.write_metrics(run_dir, record)
-            store.append_index(results, _index_row(record))
+        _record_failure(results, run_dir, base, dist.is_main, str(exc), trainer.history,
+                        failed_step=exc.step, failed_term=exc.term)
         raise
-    if not dist.is_main:  # evaluation and results are rank 0's
-        return {**base, "status": STATUS_WORKER, "rank": dist.rank}
+    except Exception as exc:  # a crash is a failed run in the leaderboard, not a missing one
+        _record_failure(results, run_dir, base, dist.is_main, f"{type(exc).__name__}: {exc}",
+                        trainer.history)
+        raise
+    store.write_metrics(run_dir, record)
+    store.append_index(results, _index_row(record))
+    ckpts = sorted((run_dir / "checkpoints").glob("step_*.pt"))
+    for ck in ckpts[:-1]:  # the final checkpoint stays: the trained student and its EMA
+        ck.unlink()
+        ck.with_suffix(".sha256").unlink(missing_ok=True)
+    return record
 
+
+def _record_failure(results: Path, run_dir: Path, base: dict[str, Any], is_main: bool, error: str,
+                    history: list[dict[str, Any]], **extra: Any) -> None:
+    if not is_main:
+        return
+    record = {**base, "status": store.STATUS_FAILED, "error": error, **extra, "history": history}
+    store.write_metrics(run_dir, record)
+    store.append_index(results, _index_row(record))
+
+
+def _evaluate(base: dict[str, Any], spec: RunSpec, setup: ModelSetup, results: Path, run_dir: Path,
+              trainer: Trainer, result: Any, student_entry: zoo.ZooEntry, teacher: Teacher,
+              device: torch.device, t_start: float) -> dict[str, Any]:
+    """The EMA student, the teacher and bicubic on the same evaluation set; the run's record."""
     evalset = evaluation_set(setup, spec.data, spec.suite)
     keep = [s.name for s in evalset.samples[: setup.eval.grid_crops]]
     ev = evaluate_generator(trainer.ema.model, evalset.samples, setup.eval.metrics, device, setup.eval,
@@ -157,7 +181,7 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
     _save_samples(run_dir / "samples", ev.outputs)
     cx = complexity_and_latency(trainer.ema.model, student_entry, setup.eval, device)
     refs = reference_records(results, spec, setup, teacher, evalset, device, keep)
-    record = {
+    return {
         **base,
         "status": store.STATUS_DONE,
         "metrics": ev.metrics,
@@ -174,12 +198,6 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
         "val_history": result.val_history,
         "total_time_s": time.perf_counter() - t_start,
     }
-    store.write_metrics(run_dir, record)
-    store.append_index(results, _index_row(record))
-    for ck in (run_dir / "checkpoints").glob("step_*"):
-        if ck.suffix == ".pt" and ck != sorted((run_dir / "checkpoints").glob("step_*.pt"))[-1]:
-            ck.unlink()
-    return record
 
 
 def dry_run(spec: RunSpec, suite: SuiteConfig, steps: int = DRY_RUN_STEPS) -> dict[str, Any]:
