@@ -75,3 +75,13 @@ def make_trainer(tmp_path) -> Callable[..., Trainer]:
                        progress=False)
 
     return build
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks gain nothing from a second thread, and on a loaded 2-core machine a
+    second OpenMP thread spinning for a busy core slows a step down tenfold."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

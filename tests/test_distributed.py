@@ -40,14 +40,7 @@ METHODS = {  # method -> overrides; sdakd runs one step of each stage (its adapt
 LR = 1e-3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks gain nothing from a second thread, and on a loaded 2-core machine a
-    second OpenMP thread spinning for a busy core slows a step down tenfold."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build(method: str, dist, steps: int = STEPS, run_dir: Path | None = None, ckpt_every: int = 0):

@@ -95,24 +95,21 @@ def iter_runs(results: Path) -> Iterator[dict[str, Any]]:
     ``run_dir`` is set to the folder the record was read from, relative to ``results`` (posix),
     so samples are found even in a results tree that was copied or merged from elsewhere.
     """
-    root = runs_root(results)
-    if not root.is_dir():
-        return
-    for path in sorted(root.glob("*/*/r*/*/seed*/metrics.json")):
-        record = _read_record(path)
-        if record is not None:
-            record["run_dir"] = path.parent.relative_to(results).as_posix()
-            yield record
+    return _records(results, "*/*/r*/*/seed*/metrics.json", "run_dir")
 
 
 def iter_references(results: Path) -> Iterator[dict[str, Any]]:
     """Teacher and bicubic records; ``samples_dir`` (relative to ``results``) is where they were read,
     holding ``lr/ hr/ teacher/ bicubic/`` PNGs of the grid's crops."""
+    return _records(results, "*/*/reference/*/*.json", "samples_dir")
+
+
+def _records(results: Path, pattern: str, where_key: str) -> Iterator[dict[str, Any]]:
     root = runs_root(results)
     if not root.is_dir():
         return
-    for path in sorted(root.glob("*/*/reference/*/*.json")):
+    for path in sorted(root.glob(pattern)):
         record = _read_record(path)
         if record is not None:
-            record["samples_dir"] = path.parent.relative_to(results).as_posix()
+            record[where_key] = path.parent.relative_to(results).as_posix()
             yield record
