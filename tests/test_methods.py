@@ -226,3 +226,14 @@ def test_resume_matches_uninterrupted_run(make_trainer, tmp_path, method):
         assert torch.equal(v, second.ema.state_dict()[k]), k
     for k, v in full.method.state_dict().items():
         assert torch.equal(v, second.method.state_dict()[k]), k
+
+
+def test_dcd_pseudo_images_are_resized_to_what_the_discriminator_accepts(make_trainer):
+    """12x12 LR features (48-pixel GT crops) meet a U-Net D that needs sides divisible by 8."""
+    from conftest import SyntheticPool
+
+    tr = make_trainer("dcd", steps=1, pool=SyntheticPool(lr=12))
+    terms = tr.train_step()
+    assert terms["g/dcd"] > 0
+    assert tr.method._to_d(torch.zeros(1, 3, 12, 12)).shape[-2:] == (16, 16)
+    assert tr.method._to_d(torch.zeros(1, 3, 16, 16)).shape[-2:] == (16, 16)

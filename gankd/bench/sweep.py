@@ -39,7 +39,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def run_jobs(specs: list[RunSpec], suite: SuiteConfig, results: Path, progress: bool = True) -> list[RunSpec]:
-    """Runs each job; a run whose loss turns NaN is recorded as failed and the sweep goes on."""
+    """Runs each job; a run that fails (NaN loss, a crash) is recorded as failed and the sweep
+    goes on; the failures are returned (the command then exits non-zero)."""
     from gankd.bench.run import run
 
     failures = []
@@ -49,5 +50,10 @@ def run_jobs(specs: list[RunSpec], suite: SuiteConfig, results: Path, progress: 
             run(spec, suite, results, progress=progress)
         except NonFiniteLoss as exc:
             log.error("%s failed: %s", spec.rel_dir, exc)
+            failures.append(spec)
+        except ConfigError:
+            raise  # the same mistake would stop every job: say it once
+        except Exception:  # recorded as failed by run(); the other jobs are independent
+            log.exception("%s crashed; going on with the next job", spec.rel_dir)
             failures.append(spec)
     return failures

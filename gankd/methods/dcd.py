@@ -84,6 +84,7 @@ class DCD(Method):
         disc = self.discriminators["d"]
         self._penultimate = FeatureTaps(disc, [disc.penultimate], "discriminator tap", on_input=True)
         self._d_size = getattr(disc, "fixed_input_size", None)
+        self._d_multiple = getattr(disc, "input_multiple", 1)
         vgg = VGGFeatures(list(STYLE_LAYERS), network="vgg16")
         self.__dict__["_vgg"] = vgg  # frozen loss network: kept out of the state dict
 
@@ -91,9 +92,16 @@ class DCD(Method):
         return list(self.student_connectors.parameters())
 
     def _to_d(self, pseudo: torch.Tensor) -> torch.Tensor:
-        if self._d_size and pseudo.shape[-1] != self._d_size:
-            pseudo = F.interpolate(pseudo, size=(self._d_size, self._d_size), mode="bilinear",
-                                   align_corners=False)
+        """Resize a pseudo-image to what the discriminator accepts: its fixed size (StyleGAN2),
+        or the next multiple of its downsampling factor (U-Net: 12x12 LR features -> 16x16)."""
+        h, w = pseudo.shape[-2:]
+        if self._d_size:
+            size = (self._d_size, self._d_size)
+        else:
+            m = self._d_multiple
+            size = (-(-h // m) * m, -(-w // m) * m)
+        if size != (h, w):
+            pseudo = F.interpolate(pseudo, size=size, mode="bilinear", align_corners=False)
         return pseudo
 
     def _d_features(self, pseudo: torch.Tensor) -> torch.Tensor:

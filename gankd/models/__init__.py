@@ -7,7 +7,8 @@ generically (no isinstance checks elsewhere):
 - ``example_inputs(batch, size)``: the positional inputs of ``forward`` at a given size (for MACs,
   latency and smoke forwards; ``size`` is the LR side for Real-ESRGAN, the output side for GCFSR);
 - generators: ``feature_taps(k)``, module names of ``k`` evenly spaced intermediate features;
-- discriminators: ``penultimate``, the module whose *input* is the last hidden activation;
+- discriminators: ``penultimate``, the module whose *input* is the last hidden activation, and
+  either ``fixed_input_size`` (judges one image size) or ``input_multiple`` (sides it accepts);
 - optionally ``set_random_noise(enabled)``: generators with noise injection (GCFSR) switch it off
   for evaluation, MACs counting and determinism.
 """

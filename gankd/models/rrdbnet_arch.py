@@ -43,6 +43,8 @@ class UNetD(UNetDiscriminatorSN):
 
     width_keys: ClassVar[tuple[str, ...]] = ("num_feat",)
     penultimate: ClassVar[str] = "conv9"
+    #: three stride-2 convolutions and their skip connections: sides must divide by 8
+    input_multiple: ClassVar[int] = 8
 
     def __init__(self, num_in_ch: int = 3, num_feat: int = 64, skip_connection: bool = True) -> None:
         super().__init__(num_in_ch, num_feat=num_feat, skip_connection=skip_connection)
