@@ -107,7 +107,8 @@ def compare(baseline: dict[str, Any], records: dict[str, dict[str, Any]]) -> lis
 def print_table(diffs: list[Diff], console: Console | None = None) -> None:
     console = console or Console()
     t = Table(title="metric regression vs baseline")
-    for col in ("run", "metric", "baseline", "now", "diff", "tolerance", "verdict"):
+    t.add_column("run", no_wrap=True)
+    for col in ("metric", "baseline", "now", "diff", "tolerance", "verdict"):
         t.add_column(col)
     for d in diffs:
         delta = "" if d.baseline is None or d.value is None else f"{d.value - d.baseline:+.4g}"
@@ -115,6 +116,11 @@ def print_table(diffs: list[Diff], console: Console | None = None) -> None:
         t.add_row(d.run, d.metric, _f(d.baseline), _f(d.value), delta, f"{d.tolerance:.3g}", d.verdict,
                   style=style)
     console.print(t)
+    # One plain line per failure: a narrow CI log may squeeze the table, a grep must still find the run.
+    for d in diffs:
+        if not d.ok:
+            console.print(f"FAIL {d.run} {d.metric}: baseline {_f(d.baseline)}, now {_f(d.value)}, "
+                          f"tolerance {d.tolerance:.3g} ({d.verdict})", soft_wrap=True, highlight=False)
 
 
 def _f(v: float | None) -> str:
