@@ -487,7 +487,8 @@ def _plot_quality(secs: list[Section], colours: dict[str, str]) -> str:
             ax.set_xlabel("GMACs per image (log scale)")
             ax.set_ylabel(f"{LABELS[col]} {'↑' if DIRECTION[col] else '↓'}")
             ax.set_title(f"{LABELS[col]} vs compute")
-        axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        if axes[0][-1].get_legend_handles_labels()[0]:  # a panel with no validation points has none
+            axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
         img = _figure_img(fig, f"{secs[0].model}: quality vs GMACs")
     model = secs[0].model
     return (f"<figure>{img}"
@@ -540,7 +541,8 @@ def _plot_curves(runs: list[dict[str, Any]], colours: dict[str, str]) -> str:
             axes[0][-1].set_title("validation PSNR (EMA, held-out images)")
         for ax in axes[0]:
             ax.set_xlabel("step")
-        axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        if axes[0][-1].get_legend_handles_labels()[0]:  # a panel with no validation points has none
+            axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
         img = _figure_img(fig, "training curves")
     failed = any(r.get("status") != "done" for r in with_hist)
     return (f"<figure>{img}<figcaption>Training curves, "

@@ -1,0 +1,53 @@
+"""Each method's loss terms on its first step, against values stored in ``tests/data``.
+
+In the manner of torchdistill's loss regression tests: the gradient tests in ``test_methods``
+say *where* each loss acts; these say a refactor left *what* it computes unchanged. The first
+step's terms depend only on the seeded initial weights and the synthetic batch. The stored file
+is written by the code, never typed in: ``GANKD_UPDATE_LOSS_VALUES=1 pytest
+tests/test_loss_values.py`` rewrites it on purpose (and review the diff).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+STORED = Path(__file__).parent / "data" / "loss_values.json"
+METHODS = ["scratch", "mse", "akdg", "dcd", "sdakd"]
+#: relative tolerance: thread count and CPU vector width change the summation order, not more
+RTOL = 1e-4
+
+
+def first_step_terms(make_trainer, method: str) -> dict[str, float]:
+    # sdakd in its adversarial stage from the first step, so that every one of its terms exists
+    overrides = {"stage_fractions": [0.0, 0.0, 1.0]} if method == "sdakd" else None
+    return make_trainer(method, steps=1, method_overrides=overrides).train_step()
+
+
+@pytest.fixture(scope="module")
+def stored() -> dict[str, dict[str, float]]:
+    if os.environ.get("GANKD_UPDATE_LOSS_VALUES"):
+        return {}
+    if not STORED.is_file():
+        pytest.fail(f"{STORED} is missing: write it with GANKD_UPDATE_LOSS_VALUES=1 pytest {__file__}",
+                    pytrace=False)
+    return json.loads(STORED.read_text())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_first_step_loss_terms_match_stored_values(make_trainer, one_thread, stored, method):
+    terms = first_step_terms(make_trainer, method)
+    if os.environ.get("GANKD_UPDATE_LOSS_VALUES"):
+        table = json.loads(STORED.read_text()) if STORED.is_file() else {}
+        table[method] = {k: terms[k] for k in sorted(terms)}
+        STORED.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+        return
+    want = stored[method]
+    assert set(terms) == set(want), f"{method}: terms {sorted(terms)} != stored {sorted(want)}"
+    off = {k: (terms[k], want[k]) for k in want
+           if not math.isclose(terms[k], want[k], rel_tol=RTOL, abs_tol=1e-7)}
+    assert not off, f"{method}: loss terms changed (now, stored): {off}"
