@@ -19,6 +19,7 @@ from gankd import atomic
 from gankd.bench.locks import file_lock
 from gankd.bench.suite import ModelSetup
 from gankd.config import to_dict
+from gankd.engine import checkpoint
 from gankd.engine.config import RecipeConfig, TrainConfig
 from gankd.models import zoo
 from gankd.paths import cache_dir
@@ -52,8 +53,7 @@ def train_cached(path: Path, entry: zoo.ZooEntry, init_seed: int, method: str, r
         atomic.write_json(path.with_suffix(".json"), {
             "entry": entry.name, "method": method, "steps": result.steps,
             "wall_time_s": result.wall_time_s, "history": result.history, "sha256": atomic.sha256_file(path)})
-        for ck in (path.parent / "checkpoints").glob("step_*"):
-            ck.unlink()
+        checkpoint.prune(path.parent / "checkpoints", keep=0)
         return path
 
 

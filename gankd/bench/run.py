@@ -30,12 +30,13 @@ from gankd.bench.pretrained import load_into, pretrained_student
 from gankd.bench.suite import ModelSetup, RunSpec, SuiteConfig, method_options, resolved
 from gankd.bench.teachers import LoadedTeacher, _entry_env, load_teacher, trained_teacher_path
 from gankd.datasets.config import DataConfig
-from gankd.engine import distributed
+from gankd.engine import checkpoint, distributed
 from gankd.engine.recipe import Recipe
 from gankd.engine.seeding import seed_everything
 from gankd.engine.teacher import Teacher
 from gankd.engine.trainer import NonFiniteLoss, Trainer, resolve_device
 from gankd.errors import ConfigError, GankdError
+from gankd.metrics.complexity import count_params
 from gankd.models import zoo
 from gankd.paths import cache_dir
 
@@ -154,10 +155,7 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
         raise
     store.write_metrics(run_dir, record)
     store.append_index(results, _index_row(record))
-    ckpts = sorted((run_dir / "checkpoints").glob("step_*.pt"))
-    for ck in ckpts[:-1]:  # the final checkpoint stays: the trained student and its EMA
-        ck.unlink()
-        ck.with_suffix(".sha256").unlink(missing_ok=True)
+    checkpoint.prune(run_dir / "checkpoints", keep=1)  # the final one stays: the student and its EMA
     return record
 
 
@@ -247,15 +245,12 @@ def dry_run(spec: RunSpec, suite: SuiteConfig, steps: int = DRY_RUN_STEPS) -> di
                      "time_s": time.perf_counter() - t0, "terms": terms})
         trainer.memory.stop()
 
-    def params(module: nn.Module) -> int:
-        return sum(p.numel() for p in module.parameters())
-
     return {
         "dry_run": True, "suite": spec.suite, "model": spec.model, "method": spec.method, "ratio": spec.ratio,
         "seed": spec.seed, "data": spec.data, "device": str(device),
-        "teacher": {"entry": setup.teacher, "params": params(net), "source": teacher_source},
-        "student": {"entry": student_entry.name, "params": params(student)},
-        "discriminators": {k: params(d) for k, d in method.discriminators.items()},
+        "teacher": {"entry": setup.teacher, "params": count_params(net), "source": teacher_source},
+        "student": {"entry": student_entry.name, "params": count_params(student)},
+        "discriminators": {k: count_params(d) for k, d in method.discriminators.items()},
         "generator_side_params": sum(p.numel() for p in method.generator_side()),
         "perceptual_network": recipe.perceptual_network,
         "inputs": {"batch": 1, "hr_crop": data.hr_crop, "degrade_size": data.degrade_side,

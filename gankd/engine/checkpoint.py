@@ -39,10 +39,16 @@ def save(folder: Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
     side.unlink(missing_ok=True)  # overwriting a step: no old checksum may vouch for the new file
     atomic.torch_save(path, state)
     atomic.write_text(side, atomic.sha256_file(path) + "\n")
-    for old in _ckpts(folder)[max(keep, 1):]:
+    prune(folder, max(keep, 1))
+    return path
+
+
+def prune(folder: Path, keep: int) -> None:
+    """Delete all but the ``keep`` newest checkpoints (each with its sha256); 0 deletes them all,
+    for a finished training whose result is saved elsewhere."""
+    for old in _ckpts(folder)[keep:]:
         old.unlink(missing_ok=True)
         old.with_suffix(".sha256").unlink(missing_ok=True)
-    return path
 
 
 def is_valid(path: Path) -> bool:

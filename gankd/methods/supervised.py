@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gankd.engine.method import Method, Setup, Step
+from gankd.engine.method import Method, Step
 from gankd.methods import METHODS
 
 
@@ -28,9 +28,6 @@ class Supervised(Method):
     name = "supervised"
     Config = SupervisedConfig
     uses_teacher = False
-
-    def __init__(self, cfg: SupervisedConfig, setup: Setup) -> None:
-        super().__init__(cfg, setup)
 
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
         assert s.batch.target is not None, "supervised training needs a paired target"
