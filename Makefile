@@ -16,7 +16,7 @@ DATA    ?= builtin
 # Extra flags for pytest, e.g. `make test PYTEST_ARGS="-k dcd"`.
 PYTEST_ARGS ?=
 
-.PHONY: setup assets browser bench sweep report test unit lint regress regress-update zoo list data-extra perf clean
+.PHONY: setup assets browser bench sweep tune report test unit lint regress regress-update zoo list data-extra perf clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,10 @@ bench: $(ASSETS)
 
 sweep: $(ASSETS)
 	$(BIN)/gankd sweep --suite "$(SUITE)" --data "$(DATA)"
+
+# Calibrate each method's distillation weights on validation images (benchmarks/tuned/<suite>.yaml).
+tune: $(ASSETS)
+	$(BIN)/gankd tune --suite "$(SUITE)" --data "$(DATA)"
 
 report: $(STAMP)
 	$(BIN)/gankd report

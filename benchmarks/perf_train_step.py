@@ -18,16 +18,14 @@ from collections.abc import Callable
 
 import torch
 
-from gankd.bench.compose import make_method, seeded_build
+from gankd.bench.assemble import POOL_SEED, teacher_pool_dir
+from gankd.bench.compose import build_trainer, seeded_build
 from gankd.bench.data import training_pool
 from gankd.bench.suite import load_suite, method_options
 from gankd.bench.teachers import load_teacher
-from gankd.engine.recipe import Recipe
 from gankd.engine.sampler import PoolSampler
-from gankd.engine.teacher import Teacher
 from gankd.engine.trainer import Trainer
 from gankd.models import zoo
-from gankd.paths import cache_dir
 
 METHODS = ("scratch", "mse", "akdg", "dcd", "sdakd")
 
@@ -46,19 +44,19 @@ def build(method: str, model: str = "realesrgan", suite: str = "cpu", pool_size:
     s = load_suite(suite)
     setup = s.models[model]
     setup = dataclasses.replace(setup, data=dataclasses.replace(setup.data, pool_size=pool_size))
-    loaded = load_teacher(setup, "builtin", progress=False)
-    teacher = Teacher(loaded.net, loaded.identity)
-    student = seeded_build(zoo.student(setup.teacher, s.ratios[0], setup.student), 0)
     cfg = method_options(s, model, method)
     if method == "sdakd":  # time the full stage-3 step: every term, the student D stepping
         cfg = dataclasses.replace(cfg, stage_fractions=(0.0, 0.0, 1.0))
-    m = make_method(method, cfg, student, teacher, zoo.get(setup.discriminator),
-                    Recipe(setup.recipe), total_steps=setup.train.steps, ratio=s.ratios[0])
-    pool = training_pool(setup, "builtin", 0)
-    if m.uses_teacher:
-        teacher.precompute(pool, cache_dir() / "teacher-pools", progress=False)
-    return Trainer(setup.train, student, m, teacher, PoolSampler(pool, setup.train.batch_size, 0),
-                   progress=False)
+    pool = training_pool(setup, "builtin", POOL_SEED)
+    tr = build_trainer(student=seeded_build(zoo.student(setup.teacher, s.ratios[0], setup.student), 0),
+                       teacher=load_teacher(setup, "builtin", progress=False),
+                       d_entry=zoo.get(setup.discriminator), recipe=setup.recipe, method=method,
+                       method_cfg=cfg, train=setup.train,
+                       sampler=PoolSampler(pool, setup.train.batch_size, 0), ratio=s.ratios[0], seed=0,
+                       image_size=setup.data.hr_crop, progress=False)
+    if tr.method.uses_teacher:
+        tr.teacher.precompute(pool, teacher_pool_dir(), progress=False)
+    return tr
 
 
 def parts(tr: Trainer, repeats: int) -> dict[str, float]:

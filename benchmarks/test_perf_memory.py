@@ -44,37 +44,31 @@ def measure(model: str, method: str, suite: str, steps: int = 2) -> dict[str, An
     """In this process: build the run as ``gankd bench`` does and take ``steps`` steps."""
     import torch
 
-    from gankd.bench.compose import make_method, seeded_build
+    from gankd.bench.assemble import POOL_SEED, teacher_pool_dir
+    from gankd.bench.compose import build_trainer, seeded_build
     from gankd.bench.data import training_pool
-    from gankd.bench.run import POOL_SEED, dry_run_teacher
+    from gankd.bench.dryrun import dry_run_teacher
     from gankd.bench.suite import load_suite, method_options
-    from gankd.engine.recipe import Recipe
     from gankd.engine.sampler import PoolSampler
-    from gankd.engine.teacher import Teacher
-    from gankd.engine.trainer import Trainer
     from gankd.models import zoo
-    from gankd.paths import cache_dir
 
     s = load_suite(suite)
     setup = s.models[model]
     if setup.train.threads:
         torch.set_num_threads(setup.train.threads)
     loaded, random_teacher = dry_run_teacher(setup, "builtin")  # its weights if here, else a random init
-    teacher = Teacher(loaded.net, loaded.identity)
-    student = seeded_build(zoo.student(setup.teacher, s.ratios[0], setup.student), 0)
     cfg = method_options(s, model, method)
     if method == "sdakd":  # stage 3: every network of the method in use
         cfg = dataclasses.replace(cfg, stage_fractions=(0.0, 0.0, 1.0))
-    m = make_method(method, cfg, student, teacher, zoo.get(setup.discriminator),
-                    Recipe(setup.recipe), total_steps=setup.train.steps, ratio=s.ratios[0],
-                    image_size=setup.data.hr_crop)
     pool = training_pool(setup, "builtin", POOL_SEED)
+    tr = build_trainer(student=seeded_build(zoo.student(setup.teacher, s.ratios[0], setup.student), 0),
+                       teacher=loaded, d_entry=zoo.get(setup.discriminator), recipe=setup.recipe,
+                       method=method, method_cfg=cfg, train=setup.train,
+                       sampler=PoolSampler(pool, setup.train.batch_size, 0), ratio=s.ratios[0], seed=0,
+                       image_size=setup.data.hr_crop, progress=False)
     with tempfile.TemporaryDirectory() as tmp:
-        if m.uses_teacher:  # a random teacher's outputs are not worth keeping in the shared cache
-            teacher.precompute(pool, Path(tmp) if random_teacher else cache_dir() / "teacher-pools",
-                               progress=False)
-        tr = Trainer(setup.train, student, m, teacher, PoolSampler(pool, setup.train.batch_size, 0),
-                     progress=False)
+        if tr.method.uses_teacher:  # a random teacher's outputs are not worth keeping in the shared cache
+            tr.teacher.precompute(pool, Path(tmp) if random_teacher else teacher_pool_dir(), progress=False)
         tr.memory.start()
         before = tr.memory.current_peak_mb()  # resident now (the mark was just reset)
         peaks = []

@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--shard", default="1/1", help="K/N: run only every N-th job starting at K (job arrays)")
     sp.add_argument("--dry-list", action="store_true", help="print the jobs and exit")
 
+    sp = sub.add_parser("tune", help="calibrate each method's distillation weights on validation images")
+    run_args(sp, method=False)
+    sp.add_argument("--model", default=None, help="one model family (default: every model of the suite)")
+    sp.add_argument("--method", action="append", default=None,
+                    help="a method to tune (repeatable; default: every tunable method of the suite)")
+
     sp = sub.add_parser("teacher", help="train (or find) the teacher of a family without pretrained weights")
     sp.add_argument("--model", required=True)
     sp.add_argument("--suite", default="cpu")
@@ -111,6 +117,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sweep":
         return commands.sweep(commands.suite(args.suite), args.data, args.results, args.shard,
                               progress=not args.quiet, dry=args.dry_list)
+    if args.command == "tune":
+        return commands.tune(commands.suite(args.suite), args.model, args.method, args.data, args.results,
+                             progress=not args.quiet)
     if args.command == "teacher":
         return commands.teacher(commands.suite(args.suite), args.model, args.data, progress=not args.quiet)
     if args.command == "report":

@@ -12,12 +12,10 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from gankd.bench.compose import make_method, seeded_build
+from gankd.bench.compose import TeacherNet, build_trainer, seeded_build
 from gankd.datasets.batch import Batch
 from gankd.engine.config import RecipeConfig, TrainConfig
-from gankd.engine.recipe import Recipe
 from gankd.engine.sampler import PoolSampler
-from gankd.engine.teacher import Teacher
 from gankd.engine.trainer import Trainer
 from gankd.methods import method_config
 from gankd.models import zoo
@@ -41,11 +39,45 @@ class SyntheticPool:
         return Batch(g_input=(self.lr[index],), real=self.hr[index], target=self.hr[index], index=index)
 
 
+class SyntheticGCFSRPool(SyntheticPool):
+    """The GCFSR shape of a pool: (LR upsampled to the output size, in_size) in, HR out."""
+
+    def __init__(self, n: int = 8, side: int = 32, scale: int = 4, cond_norm: float = 8.0,
+                 seed: int = 0) -> None:
+        super().__init__(n=n, lr=side // scale, scale=scale, seed=seed)
+        self.lr_up = torch.nn.functional.interpolate(self.lr, scale_factor=scale, mode="bicubic",
+                                                     align_corners=False).clamp(0, 1)
+        self.cond = torch.full((n, 1), scale / cond_norm)
+        self.key = f"synthetic-gcfsr-{n}-{side}-{seed}"
+
+    def batch(self, index: torch.Tensor) -> Batch:
+        return Batch(g_input=(self.lr_up[index], self.cond[index]), real=self.hr[index],
+                     target=self.hr[index], index=index)
+
+
 TINY_TEACHER = dataclasses.replace(
     zoo.get("realesrgan_x4plus"), name="tiny_rrdb",
     kwargs={"num_in_ch": 3, "num_out_ch": 3, "scale": 4, "num_feat": 16, "num_block": 4, "num_grow_ch": 8})
 TINY_D = dataclasses.replace(zoo.get("realesrgan_unet_d"), name="tiny_unet_d",
                              kwargs={"num_in_ch": 3, "num_feat": 16, "skip_connection": True})
+TINY_GCFSR = dataclasses.replace(zoo.get("gcfsr_32"), name="tiny_gcfsr",
+                                 kwargs={"out_size": 32, "narrow": 0.0625, "cond_norm": 8.0})
+TINY_GCFSR_D = dataclasses.replace(zoo.get("gcfsr_d_32"), name="tiny_gcfsr_d",
+                                   kwargs={"out_size": 32, "narrow": 0.0625})
+FAMILIES = ("realesrgan", "gcfsr")
+
+
+def family_recipe(family: str) -> RecipeConfig:
+    """The family's own recipe (benchmarks/models/<family>.yaml); Real-ESRGAN's with its two
+    shallow VGG layers only (the deep ones cost time and change nothing a test looks at)."""
+    from gankd.config import from_mapping, load_yaml
+    from gankd.paths import benchmarks_dir
+
+    raw = load_yaml(benchmarks_dir() / "models" / f"{family}.yaml")["recipe"]
+    recipe = from_mapping(RecipeConfig, raw, f"{family}.yaml: recipe")
+    if family == "realesrgan":
+        return dataclasses.replace(recipe, perceptual_layers={"conv1_2": 0.1, "conv2_2": 0.1})
+    return recipe
 
 
 @pytest.fixture
@@ -55,24 +87,27 @@ def pool() -> SyntheticPool:
 
 @pytest.fixture
 def make_trainer(tmp_path) -> Callable[..., Trainer]:
-    """A Trainer of a tiny Real-ESRGAN-shaped run for ``method`` (student at r=0.5, 2 blocks)."""
+    """A Trainer of a tiny run of ``method`` (student at r=0.5): Real-ESRGAN-shaped (a 4-block
+    RRDBNet teacher, 2-block student) or, with ``family="gcfsr"``, a 32-pixel GCFSR with its
+    StyleGAN2 discriminator and the GCFSR family's own recipe."""
 
     def build(method: str, steps: int = 2, run_dir=None, method_overrides: dict | None = None,
               recipe: RecipeConfig | None = None, seed: int = 0, ckpt_every: int = 0,
-              pool: SyntheticPool | None = None) -> Trainer:
-        torch.manual_seed(seed)
-        pool = pool or SyntheticPool()
-        recipe_obj = Recipe(recipe or RecipeConfig(perceptual_layers={"conv1_2": 0.1, "conv2_2": 0.1}))
-        teacher = Teacher(seeded_build(TINY_TEACHER, 123), identity="tiny")
-        student_entry = zoo.student(TINY_TEACHER, 0.5, {"num_block": 2})
-        student = seeded_build(student_entry, seed)
-        if method in ("dcd", "sdakd"):  # the tiny student has 2 blocks: 2 taps
+              pool: SyntheticPool | None = None, family: str = "realesrgan") -> Trainer:
+        gcfsr = family == "gcfsr"
+        pool = pool or (SyntheticGCFSRPool() if gcfsr else SyntheticPool())
+        teacher_entry, d_entry = (TINY_GCFSR, TINY_GCFSR_D) if gcfsr else (TINY_TEACHER, TINY_D)
+        student_entry = zoo.student(teacher_entry, 0.5, {} if gcfsr else {"num_block": 2})
+        if method in ("dcd", "sdakd"):  # 2 RRDB blocks / 2 decoder levels: 2 taps
             method_overrides = {"taps": 2, **(method_overrides or {})}
-        cfg = method_config(method, method_overrides)
-        m = make_method(method, cfg, student, teacher, TINY_D, recipe_obj, total_steps=steps, ratio=0.5)
         train = TrainConfig(steps=steps, batch_size=2, log_every=1, ckpt_every=ckpt_every, device="cpu")
-        return Trainer(train, student, m, teacher, PoolSampler(pool, 2, seed), run_dir=run_dir,
-                       progress=False)
+        return build_trainer(
+            student=seeded_build(student_entry, seed),
+            teacher=TeacherNet(seeded_build(teacher_entry, 123), "tiny"), d_entry=d_entry,
+            recipe=recipe or family_recipe(family),
+            method=method, method_cfg=method_config(method, method_overrides), train=train,
+            sampler=PoolSampler(pool, 2, seed), ratio=0.5, seed=seed, run_dir=run_dir, progress=False,
+            image_size=32 if gcfsr else 0)
 
     return build
 

@@ -39,24 +39,19 @@ def build(steps: int, run_dir: Path | None = None, ckpt_every: int = 0):
     """A tiny Real-ESRGAN-shaped mse run (also imported by the child processes below)."""
     from conftest import TINY_D, TINY_TEACHER, SyntheticPool
 
-    from gankd.bench.compose import make_method, seeded_build
+    from gankd.bench.compose import TeacherNet, build_trainer, seeded_build
     from gankd.engine.config import RecipeConfig, TrainConfig
-    from gankd.engine.recipe import Recipe
     from gankd.engine.sampler import PoolSampler
-    from gankd.engine.teacher import Teacher
-    from gankd.engine.trainer import Trainer
     from gankd.methods import method_config
     from gankd.models import zoo
 
-    torch.manual_seed(0)
-    recipe = Recipe(RecipeConfig(perceptual_layers={"conv1_2": 0.1}, lr_g=1e-3, lr_d=1e-3))
-    teacher = Teacher(seeded_build(TINY_TEACHER, 123), identity="tiny")
-    student = seeded_build(zoo.student(TINY_TEACHER, 0.5, {"num_block": 2}), 0)
-    m = make_method("mse", method_config("mse"), student, teacher, TINY_D, recipe, total_steps=steps,
-                    ratio=0.5)
     train = TrainConfig(steps=steps, batch_size=2, log_every=1, ckpt_every=ckpt_every, device="cpu")
-    return Trainer(train, student, m, teacher, PoolSampler(SyntheticPool(), 2, 0), run_dir=run_dir,
-                   progress=False)
+    return build_trainer(
+        student=seeded_build(zoo.student(TINY_TEACHER, 0.5, {"num_block": 2}), 0),
+        teacher=TeacherNet(seeded_build(TINY_TEACHER, 123), "tiny"), d_entry=TINY_D,
+        recipe=RecipeConfig(perceptual_layers={"conv1_2": 0.1}, lr_g=1e-3, lr_d=1e-3), method="mse",
+        method_cfg=method_config("mse"), train=train, sampler=PoolSampler(SyntheticPool(), 2, 0), ratio=0.5,
+        seed=0, run_dir=run_dir, progress=False)
 
 
 def _same_student(a, b) -> None:

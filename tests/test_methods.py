@@ -6,12 +6,13 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import FAMILIES
 
 from gankd.engine.trainer import NonFiniteLoss
 from gankd.errors import ConfigError
 from gankd.methods import METHODS
 
-ALL = ["scratch", "mse", "akdg", "dcd", "sdakd"]
+ALL = sorted(m for m in METHODS.names() if m != "supervised")  # every distillation method registered
 
 
 def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -26,11 +27,12 @@ def test_all_methods_registered():
     assert set(ALL) <= set(METHODS.names())
 
 
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("method", ALL)
-def test_one_step_teacher_frozen_student_moves_terms_logged(make_trainer, method):
+def test_one_step_teacher_frozen_student_moves_terms_logged(make_trainer, method, family):
     # sdakd's stage 3 from the first step, so every one of its terms is exercised.
     overrides = {"stage_fractions": [0.0, 0.0, 1.0]} if method == "sdakd" else None
-    tr = make_trainer(method, steps=1, method_overrides=overrides)
+    tr = make_trainer(method, steps=1, method_overrides=overrides, family=family)
     teacher_before = params(tr.teacher.net)
     student_before = params(tr.student)
     terms = tr.train_step()
@@ -237,3 +239,46 @@ def test_dcd_pseudo_images_are_resized_to_what_the_discriminator_accepts(make_tr
     assert terms["g/dcd"] > 0
     assert tr.method._to_d(torch.zeros(1, 3, 12, 12)).shape[-2:] == (16, 16)
     assert tr.method._to_d(torch.zeros(1, 3, 16, 16)).shape[-2:] == (16, 16)
+
+
+def test_dcd_output_kd_and_connectors_as_the_release_ran_them(make_trainer):
+    """scripts/*/distill.sh pass --AGD_weights 1e1,1e4 (style 10, feature 1e4); utils/vgg_feature.py
+    feeds VGG16 (x + 1) / 2 = our [0, 1] image, unnormalised; init_net draws connectors N(0, 0.02)."""
+    import torch.nn.functional as F
+
+    from gankd.methods.dcd import FEATURE_LAYER, STYLE_LAYERS, gram
+
+    tr = make_trainer("dcd", steps=1)
+    m = tr.method
+    assert (m.cfg.style_weight, m.cfg.feature_weight, m.cfg.cd_weight) == (10.0, 1e4, 1.0)
+    vgg = m.__dict__["_vgg"]
+    assert vgg.imagenet_norm is False
+    connectors = (*m.student_connectors, *m.teacher_connectors)
+    conv_w = torch.cat([c[0].weight.detach().flatten() for c in connectors])
+    assert 0.01 < float(conv_w.std()) < 0.03
+    batch = tr.sampler.pool.batch(torch.tensor([0, 1]))
+    with torch.no_grad():
+        fake = tr.student(*batch.g_input)
+    from gankd.engine.method import Step
+
+    t_img = tr.teacher.outputs(batch).image
+    terms = m.output_kd(Step(0, batch, fake, [], tr.teacher.outputs(batch)))
+    fs, ft = vgg(fake), vgg(t_img)  # no mean/std: VGG sees the [0, 1] image as it is
+    style = sum(F.l1_loss(gram(F.relu(fs[k])), gram(F.relu(ft[k]))) for k in STYLE_LAYERS)
+    feat = F.l1_loss(F.relu(fs[FEATURE_LAYER]), F.relu(ft[FEATURE_LAYER]))
+    assert torch.allclose(terms["kd_style"], 10.0 * style, rtol=1e-5)
+    assert torch.allclose(terms["kd_feat"], 1e4 * feat, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_method_starts_its_discriminator_from_the_same_init(make_trainer, family):
+    """A discriminator's init is drawn from (seed, role): the same "d" for every method, whatever
+    else the method built before it."""
+    ds = {}
+    for method in ALL:
+        overrides = {"d_width": 1.0} if method == "sdakd" else None
+        ds[method] = params(make_trainer(method, steps=1, family=family,
+                                         method_overrides=overrides).method.discriminators["d"])
+    first = ds[ALL[0]]
+    for method, d in ds.items():
+        assert same(d, first), method

@@ -12,7 +12,7 @@ from PIL import Image
 
 from gankd.assets import store
 from gankd.bench import commands
-from gankd.bench.run import dry_run
+from gankd.bench.dryrun import dry_run
 from gankd.bench.suite import load_suite
 from gankd.errors import ConfigError
 from gankd.models import zoo

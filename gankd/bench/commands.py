@@ -89,7 +89,7 @@ def bench(spec: RunSpec, suite: SuiteConfig, results: Path | None, progress: boo
 
 
 def dry_run(spec: RunSpec, suite: SuiteConfig) -> int:
-    from gankd.bench.run import dry_run as do_dry_run
+    from gankd.bench.dryrun import dry_run as do_dry_run
 
     r = do_dry_run(spec, suite)
     t = Table(title=f"dry run: {r['method']} · {r['model']} · r={r['ratio']:g} · suite {r['suite']} "
@@ -138,7 +138,25 @@ def _print_run(record: dict) -> None:
         t.add_row("speed-up vs teacher", f"{record['speedup_vs_teacher']:.2f}x")
     train = record.get("train") or {}
     if train:
-        t.add_row("train time (s)", f"{train['wall_time_s']:.0f} ({train['steps']} steps)")
+        t.add_row("train time (s)", f"{train['wall_time_s']:.0f} ({train['steps']} steps, "
+                                    f"{train.get('step_time_s', 0):.2f} s/step)")
+        cost = (train.get("cost") or {}).get("gmacs_per_step")
+        if cost:
+            t.add_row("train GMACs/step", f"{cost['total']:.1f} (G {cost['g']:.1f}, D {cost['d']:.1f}, "
+                                          f"teacher {cost['teacher']:.1f})")
+    for name, w in (record.get("method_weights") or {}).items():
+        t.add_row(f"weight {name}", f"{w['value']:.4g} ({w['source']})")
+    fl = record.get("floors") or {}
+    if fl.get("bicubic") is not None:
+        metric, bic = fl["metric"], fl["bicubic"]
+        if fl.get("teacher_below_bicubic"):
+            t.add_row("FLOOR", f"the teacher does not beat bicubic on {metric} "
+                               f"({fl['teacher']:.4g} vs {bic:.4g})")
+        if fl.get("student_below_bicubic"):
+            t.add_row("FLOOR", f"below bicubic: {metric} {record['metrics'][metric]:.4g} "
+                               f"vs bicubic {bic:.4g}")
+        elif fl.get("student_below_bicubic") is False:
+            t.add_row("floor", f"beats bicubic on {metric} ({bic:.4g})")
     console.print(t)
 
 
@@ -162,6 +180,23 @@ def sweep(suite: SuiteConfig, data: str, results: Path | None, shard: str, progr
     if os.environ.get("RANK", "0") == "0":  # one report per torchrun job
         _report(results, None)
     return 1 if failures else 0
+
+
+def tune(suite: SuiteConfig, model: str | None, methods: list[str] | None, data: str, results: Path | None,
+         progress: bool) -> int:
+    from gankd.bench.tune import tunable
+    from gankd.bench.tune import tune as do_tune
+
+    if model is not None and model not in suite.models:
+        raise unknown_choice(f"MODEL for suite {suite.name}:", model, list(suite.models))
+    for m in methods or []:
+        if m not in suite.methods or not tunable(m):
+            raise unknown_choice(f"method to tune in suite {suite.name}:", m,
+                                 [x for x in suite.methods if tunable(x)])
+    models = [model] if model else list(suite.models)
+    path = do_tune(suite, models, data_for(suite, data, models), results or results_dir(), methods, progress)
+    print(f"tuned factors: {path}")
+    return 0
 
 
 def teacher(suite: SuiteConfig, model: str, data: str, progress: bool) -> int:

@@ -1,49 +1,87 @@
-"""Builds the pieces of a training run from zoo entries and configs (no I/O, no data)."""
+"""Builds the pieces of a training run from zoo entries and configs (no I/O, no data).
+
+``build_trainer`` is the one place where a student, a teacher network, a discriminator entry, a
+recipe and a method become a ``Trainer``; every caller (bench runs, dry runs, cached trainings,
+tuning, the perf benchmarks, the tests' tiny runs) goes through it. The method is built first,
+so the teacher is wrapped knowing the taps the method asked for.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from gankd.datasets.seeding import derive_seed, seeded
+from gankd.engine.config import RecipeConfig, TrainConfig
 from gankd.engine.method import Method, Setup
 from gankd.engine.recipe import Recipe
 from gankd.engine.teacher import Teacher
+from gankd.engine.trainer import Sampler, Trainer, resolve_device
 from gankd.errors import ConfigError
 from gankd.methods import METHODS
 from gankd.models import zoo
 
 
-def make_discriminator_factory(d_entry: zoo.ZooEntry):
-    def make(width: float) -> nn.Module:
+@dataclass
+class TeacherNet:
+    """A teacher network and its identity (zoo entry + weight hash: keys every teacher cache)."""
+
+    net: nn.Module
+    identity: str
+
+
+def make_discriminator_factory(d_entry: zoo.ZooEntry, seed: int) -> Callable[[float, str], nn.Module]:
+    """Discriminators at a width ratio, each initialised from (run seed, its role) alone: what
+    other networks were built before (or whether a teacher was trained in this process) never
+    changes a discriminator's init."""
+
+    def make(width: float, role: str) -> nn.Module:
         entry = d_entry if width == 1.0 else zoo.scaled(d_entry, width)
-        return entry.build()
+        return seeded_build(entry, derive_seed(seed, "discriminator", role))
 
     return make
 
 
-def make_method(name: str, cfg: Any, student: nn.Module, teacher: Teacher | None,
+def make_method(name: str, cfg: Any, student: nn.Module, teacher: nn.Module | None,
                 d_entry: zoo.ZooEntry, recipe: Recipe, total_steps: int, ratio: float,
-                image_size: int = 0) -> Method:
+                image_size: int = 0, seed: int = 0) -> Method:
     """Method ``name`` built against these networks. The student's and teacher's taps at ``k``
-    evenly spaced depths come from the architectures' own ``feature_taps``."""
+    evenly spaced depths come from the architectures' own ``feature_taps``. Everything random in
+    its construction (adapters, connectors, discriminators) is drawn from ``seed`` and roles."""
 
     def tap_pairs(k: int) -> tuple[list[str], list[str]]:
         if teacher is None:
             raise ValueError("feature taps need a teacher")
         try:
-            return student.feature_taps(k), teacher.net.feature_taps(k)
+            return student.feature_taps(k), teacher.feature_taps(k)
         except ValueError as exc:
             raise ConfigError(f"method {name}: taps={k} does not fit these networks: {exc}") from None
 
     setup = Setup(student=student, teacher=teacher, recipe=recipe,
-                  make_discriminator=make_discriminator_factory(d_entry), tap_pairs=tap_pairs,
+                  make_discriminator=make_discriminator_factory(d_entry, seed), tap_pairs=tap_pairs,
                   total_steps=total_steps, ratio=ratio, image_size=image_size)
-    method = METHODS.get(name)(cfg, setup)
+    with seeded(derive_seed(seed, "method", name)):
+        return METHODS.get(name)(cfg, setup)
+
+
+def build_trainer(*, student: nn.Module, teacher: TeacherNet | None, d_entry: zoo.ZooEntry,
+                  recipe: RecipeConfig, method: str, method_cfg: Any, train: TrainConfig,
+                  sampler: Sampler, ratio: float, seed: int, image_size: int = 0, **trainer_kw: Any
+                  ) -> Trainer:
+    """The method against ``student`` and ``teacher``, and the trainer that runs it.
+    ``trainer_kw``: ``run_dir``, ``validate``, ``progress``, ``desc``, ``dist`` of ``Trainer``."""
+    recipe_obj = Recipe(recipe)
+    m = make_method(method, method_cfg, student, teacher.net if teacher else None, d_entry, recipe_obj,
+                    total_steps=train.steps, ratio=ratio, image_size=image_size, seed=seed)
+    wrapped = None
     if teacher is not None:
-        teacher.use_taps(method.teacher_taps)
-    return method
+        wrapped = Teacher(teacher.net, teacher.identity, taps=m.teacher_taps,
+                          device=resolve_device(train.device))
+    return Trainer(train, student, m, wrapped, sampler, seed=seed, **trainer_kw)
 
 
 def seeded_build(entry: zoo.ZooEntry, seed: int) -> nn.Module:
@@ -54,3 +92,4 @@ def seeded_build(entry: zoo.ZooEntry, seed: int) -> nn.Module:
         return entry.build()
     finally:
         torch.set_rng_state(state)
+

@@ -6,6 +6,11 @@ comparison takes, per seed both runs share, the difference method - scratch; it 
 when the two-sided 95% Student-t confidence interval of the mean difference excludes zero, else
 *within noise*. One shared seed gives a difference but no noise estimate: its verdict is
 ``unknown (1 seed)``, never significant.
+
+Sanity floors (``mark_floors``): bicubic upsampling is the floor every network must clear. A
+student whose mean LPIPS is not better than bicubic's on the same evaluation set, and a teacher
+that is not, are marked ``below bicubic`` and never marked best: such a number is shown as what it
+is, not ranked.
 """
 
 from __future__ import annotations
@@ -21,9 +26,13 @@ from scipy import stats
 DIRECTION: dict[str, bool] = {
     "psnr": True, "ssim": True, "lpips": False, "fid": False, "kid": False, "niqe": False,
     "params_m": False, "gmacs": False, "latency_ms": False, "speedup": True, "train_min": False,
+    "train_gmacs": False, "s_step": False,
 }
 QUALITY = ("psnr", "ssim", "lpips", "fid", "kid", "niqe")
-COLUMNS = (*QUALITY, "params_m", "gmacs", "latency_ms", "speedup", "train_min")
+COLUMNS = (*QUALITY, "params_m", "gmacs", "latency_ms", "speedup", "train_min", "train_gmacs", "s_step")
+#: the floor: a network must beat bicubic on this metric (module doc)
+FLOOR_METRIC = "lpips"
+BELOW_BICUBIC = "below bicubic"
 GROUP = ("suite", "model", "ratio")
 REFERENCES = ("teacher", "bicubic")
 BASELINE = "scratch"
@@ -42,6 +51,8 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
     m = record.get("metrics") or {}
     lat = (record.get("latency") or {}).get("median_ms")
     train = record.get("train") or {}
+    cost = (train.get("cost") or {}).get("gmacs_per_step") or {}
+    weights = record.get("method_weights") or {}
     return {
         "suite": record.get("suite"), "model": record.get("model"), "ratio": record.get("ratio"),
         "method": record.get("method") or record.get("role"), "seed": record.get("seed"),
@@ -52,6 +63,9 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
         "latency_ms": _number(lat),
         "speedup": _number(record.get("speedup_vs_teacher")),
         "train_min": train["wall_time_s"] / 60 if train.get("wall_time_s") else None,
+        "train_gmacs": _number(cost.get("total")),
+        "s_step": _number(train.get("step_time_s")) or None,
+        "weights": "; ".join(f"{k}={w['value']:.4g} ({w['source']})" for k, w in weights.items()),
     }
 
 
@@ -115,6 +129,7 @@ def aggregate(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                                   for r in sorted(failed, key=lambda r: str(r["seed"])))
         for col in COLUMNS:
             agg[col], agg[col + "_std"], _ = mean_std(r[col] for r in done)
+        agg["weights"] = next((r["weights"] for r in done if r.get("weights")), "")
         out.append(agg)
     _paired_vs_baseline(out, groups)
     return out
@@ -137,6 +152,20 @@ def _paired_vs_baseline(out: list[dict[str, Any]], groups: dict[tuple, list[dict
             agg[col + "_paired_n"], agg[col + "_noise"] = p["n"], p["verdict"]
 
 
+def mark_floors(aggs: list[dict[str, Any]]) -> None:
+    """Set ``floor`` on every aggregate of one table (students and references on the same
+    evaluation set): ``below bicubic`` where the mean of ``FLOOR_METRIC`` does not beat bicubic's."""
+    bicubic = next((a.get(FLOOR_METRIC) for a in aggs if a["method"] == "bicubic"), None)
+    for a in aggs:
+        a["floor"] = ""
+        value = a.get(FLOOR_METRIC)
+        if bicubic is None or value is None or a["method"] == "bicubic":
+            continue
+        beats = value > bicubic if DIRECTION[FLOOR_METRIC] else value < bicubic
+        if not beats:
+            a["floor"] = BELOW_BICUBIC
+
+
 def best_per_column(aggs: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
     """Methods with the best mean per column among students (teacher and bicubic excluded).
 
@@ -144,9 +173,10 @@ def best_per_column(aggs: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
     a value, or when every student ties (e.g. params of same-size students), nothing is best.
     Ties for the best value are all marked. Latency and speed-up are not marked when every
     student has the same size: the same network timed again differs by measurement noise only.
+    A student below its floor (``mark_floors``) is never marked.
     """
     best: dict[str, set[str]] = {}
-    students = [a for a in aggs if a["method"] not in REFERENCES and a["n"]]
+    students = [a for a in aggs if a["method"] not in REFERENCES and a["n"] and not a.get("floor")]
     same_net = all(len({a[c] for a in students}) == 1 for c in ("params_m", "gmacs"))
     for col in COLUMNS:
         if same_net and col in ("latency_ms", "speedup"):

@@ -34,20 +34,23 @@ def train_cached(path: Path, entry: zoo.ZooEntry, init_seed: int, method: str, r
                  train: TrainConfig, setup: ModelSetup, data: str, pool_seed: int, desc: str,
                  progress: bool = True) -> Path:
     """Train ``entry`` with ``method`` (no teacher) unless ``path`` exists; returns ``path``."""
-    from gankd.bench.compose import make_method, seeded_build
-    from gankd.bench.data import training_sampler
-    from gankd.engine.recipe import Recipe
-    from gankd.engine.trainer import Trainer
+    from gankd.bench.compose import build_trainer, seeded_build
+    from gankd.bench.data import training_pool
+    from gankd.engine.distributed import training_sampler
+    from gankd.engine.trainer import resolve_device
     from gankd.methods import method_config
 
     with file_lock(path.parent / ".lock"):
         if path.is_file():
             return path
-        net = seeded_build(entry, init_seed)
-        m = make_method(method, method_config(method), net, None, zoo.get(setup.discriminator),
-                        Recipe(recipe), total_steps=train.steps, ratio=entry.ratio)
-        sampler = training_sampler(setup, data, train, pool_seed, seed=init_seed)
-        trainer = Trainer(train, net, m, None, sampler, run_dir=path.parent, progress=progress, desc=desc)
+        pool = training_pool(setup, data, pool_seed)
+        sampler = training_sampler(setup.data, data, train.batch_size, init_seed, pool,
+                                   resolve_device(train.device))
+        trainer = build_trainer(student=seeded_build(entry, init_seed), teacher=None,
+                                d_entry=zoo.get(setup.discriminator), recipe=recipe, method=method,
+                                method_cfg=method_config(method), train=train, sampler=sampler,
+                                ratio=entry.ratio, seed=init_seed, run_dir=path.parent, progress=progress,
+                                desc=desc)
         result = trainer.fit()
         atomic.torch_save(path, {k: v.cpu() for k, v in trainer.ema.state_dict().items()})
         atomic.write_json(path.with_suffix(".json"), {

@@ -31,6 +31,7 @@ from gankd.bench.leaderboard import (
     BASELINE,
     COLUMNS,
     DIRECTION,
+    FLOOR_METRIC,
     GROUP,
     QUALITY,
     REFERENCES,
@@ -38,12 +39,14 @@ from gankd.bench.leaderboard import (
     aggregate,
     best_per_column,
     flatten,
+    mark_floors,
 )
 
 LABELS = {
     "psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "fid": "FID", "kid": "KID",
     "niqe": "NIQE", "params_m": "Params (M)", "gmacs": "GMACs", "latency_ms": "Latency (ms)",
-    "speedup": "Speed-up", "train_min": "Train (min)",
+    "speedup": "Speed-up", "train_min": "Train (min)", "train_gmacs": "Train GMACs/step",
+    "s_step": "s/step",
 }
 HINTS = {
     "psnr": "PSNR on the Y channel of the evaluation set; higher is better",
@@ -57,6 +60,9 @@ HINTS = {
     "latency_ms": "median forward time of one image at the suite's latency input",
     "speedup": "teacher latency / this latency, measured on the same machine",
     "train_min": "training wall time (excluding evaluation)",
+    "train_gmacs": "multiply-accumulates of one training step, forward and backward, generator and "
+                   "discriminator sides (gankd.engine.cost); cached teacher outputs cost nothing",
+    "s_step": "measured seconds per training step on the run's machine",
 }
 #: quality columns: fixed decimals, so a column's digits line up; costs span orders of magnitude
 #: (a 9 MMAC student beside a 73 GMAC teacher): three significant digits
@@ -129,6 +135,7 @@ def sections_of(runs: list[dict[str, Any]], refs: list[dict[str, Any]]) -> list[
         aggs = [a for a in student_aggs if tuple(a[k] for k in GROUP) == key]
         aggs.sort(key=lambda a: (a["method"] != BASELINE, str(a["method"])))
         aggs += sorted(ref_aggs, key=lambda a: REFERENCES.index(a["method"]))
+        mark_floors(aggs)
         sections.append(Section(suite, model, ratio, group, chosen, aggs, evalset, sorted(used)))
     return sections
 
@@ -146,8 +153,8 @@ def _slug(text: str) -> str:
 
 # -- CSV ------------------------------------------------------------------------------------
 CSV_FIELDS = [
-    *GROUP, "kind", "method", "n", "seeds", "failed", "failed_seeds",
-    *(f for col in COLUMNS for f in (col, col + "_std")),
+    *GROUP, "kind", "method", "n", "seeds", "failed", "failed_seeds", "floor",
+    *(f for col in COLUMNS for f in (col, col + "_std")), "weights",
     "paired_n", *(col + s for col in QUALITY for s in ("_delta", "_ci", "_noise")),
     "evalset", "errors",
 ]
@@ -322,8 +329,13 @@ def _section(s: Section, colours: dict[str, str], results: Path) -> str:
                 label += f" <span class='n' title='seeds {_e(' '.join(map(str, a['seeds'])))}'>n={a['n']}</span>"
             if a["failed"] and a["n"]:
                 label += f" <span class='badge' title='{_e(a['errors'])}'>{a['failed']} failed</span>"
+            if a.get("weights"):
+                label += f"<div class='weights'>{_e(a['weights'])}</div>"
         else:
             label += " <span class='n'>reference</span>"
+        if a.get("floor"):
+            label += (f" <span class='badge floor' title='mean {FLOOR_METRIC} does not beat bicubic on this "
+                      f"evaluation set: not ranked'>{_e(a['floor'])}</span>")
         if not is_ref and not a["n"]:
             cls = "failed"
             cells = [f"<td colspan='{len(COLUMNS)}' class='err'><b>failed</b> "
@@ -501,15 +513,34 @@ def _numeric_sum(row: dict[str, Any], prefix: str) -> float | None:
     return sum(vals) if vals else None
 
 
+def _value(row: dict[str, Any], panel: str) -> float | None:
+    return _kd_pull(row) if panel == "gradnorm/" else _numeric_sum(row, panel)
+
+
+#: the base recipe's generator terms; every other term of a method is its distillation
+BASE_TERMS = ("l1", "percep", "gan")
+
+
+def _kd_pull(row: dict[str, Any]) -> float | None:
+    """Sum of the distillation terms' gradient norms on the student over the base recipe's: how
+    hard a method's distillation pulls against the recipe (logged once per log window)."""
+    norms = {k.split("/", 1)[1]: v for k, v in row.items() if k.startswith("gradnorm/")}
+    base = sum(v for k, v in norms.items() if k in BASE_TERMS)
+    kd = sum(v for k, v in norms.items() if k not in BASE_TERMS)
+    return kd / base if base > 0 and any(k not in BASE_TERMS for k in norms) else None
+
+
 def _plot_curves(runs: list[dict[str, Any]], colours: dict[str, str]) -> str:
-    """Generator and discriminator losses (sums of their weighted terms) and, when the suite
-    validates, validation PSNR of the EMA on images apart from the evaluation set."""
+    """Generator and discriminator losses (sums of their weighted terms), the distillation's
+    gradient pull against the base recipe and, when the suite validates, validation PSNR of the
+    EMA on images apart from the evaluation set."""
     with_hist = [r for r in runs if r.get("history")]
     if not with_hist:
         return ""
     has_val = any(v.get("psnr") is not None for r in with_hist for v in r.get("val_history") or [])
-    panels = [("g/", "generator loss (sum of weighted terms)"), ("d/", "discriminator loss")]
-    panels = [p for p in panels if any(_numeric_sum(h, p[0]) is not None for r in with_hist for h in r["history"])]
+    panels = [("g/", "generator loss (sum of weighted terms)"), ("d/", "discriminator loss"),
+              ("gradnorm/", "distillation pull: |grad KD| / |grad base|")]
+    panels = [p for p in panels if any(_value(h, p[0]) is not None for r in with_hist for h in r["history"])]
     n = len(panels) + has_val
     if not n:
         return ""
@@ -523,7 +554,7 @@ def _plot_curves(runs: list[dict[str, Any]], colours: dict[str, str]) -> str:
             seen.add(m)
             style = {"color": colours.get(m), "lw": 1.2, "ls": "--" if r.get("status") != "done" else "-"}
             for ax, (prefix, _) in zip(axes[0], panels):
-                pts = [(h["step"], _numeric_sum(h, prefix)) for h in r["history"]]
+                pts = [(h["step"], _value(h, prefix)) for h in r["history"]]
                 pts = [p for p in pts if p[1] is not None]
                 if pts:
                     ax.plot(*zip(*pts), label=label, **style)
@@ -534,7 +565,7 @@ def _plot_curves(runs: list[dict[str, Any]], colours: dict[str, str]) -> str:
                                      **style)
         for ax, (prefix, title) in zip(axes[0], panels):
             ax.set_title(title)
-            values = [v for r in with_hist for h in r["history"] if (v := _numeric_sum(h, prefix)) is not None]
+            values = [v for r in with_hist for h in r["history"] if (v := _value(h, prefix)) is not None]
             if values and min(values) > 0 and max(values) > 20 * min(values):
                 ax.set_yscale("log")  # methods whose loss scales differ by orders of magnitude
         if has_val:
@@ -643,6 +674,7 @@ td.err,p.err{color:var(--bad);text-align:left;white-space:normal} tr.failed th{c
 td.note,p.note{color:var(--muted);text-align:left;font-style:italic}
 .n{color:var(--muted);font-size:11px;font-weight:400;margin-left:.3em;font-style:normal}
 .badge{background:#fee4e2;color:var(--bad);border-radius:8px;padding:0 .45em;font-size:11px;font-weight:600}
+.weights{font-weight:400;font-size:11px;color:var(--muted,#667);max-width:22em;white-space:normal}
 .swatch{display:inline-block;width:.7em;height:.7em;border-radius:2px;margin-right:.45em;vertical-align:baseline}
 .bad{color:var(--bad)}
 .legend{color:var(--muted);font-size:12px;margin:.1em 0 .8em}

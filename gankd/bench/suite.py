@@ -10,6 +10,7 @@ results and defines it completely.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,25 @@ class ModelSetup:
 
 
 @dataclass(frozen=True)
+class TuneConfig:
+    """The calibration protocol of `gankd tune` (gankd/bench/tune.py), the same for every method:
+    runs of ``fraction`` of the model's training steps with each method's distillation weights at
+    ``factors`` x their defaults, seed ``seed``, scored by ``metric`` on the validation images."""
+
+    fraction: float = 0.4
+    factors: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
+    metric: str = "lpips"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fraction <= 1 or not self.factors or any(f <= 0 for f in self.factors):
+            raise ValueError("tune needs a fraction in (0, 1] and positive factors")
+
+    def steps(self, train_steps: int) -> int:
+        return max(1, round(self.fraction * train_steps))
+
+
+@dataclass(frozen=True)
 class SuiteConfig:
     name: str
     description: str
@@ -87,6 +107,7 @@ class SuiteConfig:
     ratios: tuple[float, ...] = (0.25,)
     seeds: tuple[int, ...] = (0,)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     path: str = ""
 
 
@@ -137,6 +158,9 @@ def load_suite(name_or_path: str) -> SuiteConfig:
 
     for m in suite.methods:
         METHODS.get(m)
+    from gankd.metrics import METRICS
+
+    METRICS.get(suite.tune.metric)
     for fam, setup in models.items():
         for m in (*suite.method_options, *setup.method_options):
             if m not in METHODS:
@@ -164,10 +188,64 @@ def resolved(suite: SuiteConfig, spec: RunSpec) -> dict[str, Any]:
     return {"run": to_dict(spec), "setup": to_dict(setup), "method": to_dict(mcfg)}
 
 
-def method_options(suite: SuiteConfig, model: str, method: str) -> Any:
+def explicit_options(suite: SuiteConfig, model: str, method: str) -> dict[str, Any]:
+    """What the suite's YAML sets for ``method`` on ``model`` (suite-wide, then per model)."""
+    return merge(suite.method_options.get(method, {}), suite.models[model].method_options.get(method, {}))
+
+
+def method_options(suite: SuiteConfig, model: str, method: str, tuned: bool = True) -> Any:
     """The typed config of ``method`` for ``model`` in ``suite``: defaults, then the suite's
-    options, then the model's."""
+    options, then the model's; with ``tuned``, each distillation weight the suite does not set
+    is scaled by the factor `gankd tune` chose (``benchmarks/tuned/<suite>.yaml``)."""
     from gankd.methods import method_config
 
-    over = merge(suite.method_options.get(method, {}), suite.models[model].method_options.get(method, {}))
-    return method_config(method, over, f"{suite.name}: method_options.{method} ({model})")
+    over = explicit_options(suite, model, method)
+    where = f"{suite.name}: method_options.{method} ({model})"
+    cfg = method_config(method, over, where)
+    factor = tuned_factor(suite.name, model, method) if tuned else None
+    if factor is None:
+        return cfg
+    scaled = {f: getattr(cfg, f) * factor for f in getattr(cfg, "TUNED", ()) if f not in over}
+    return dataclasses.replace(cfg, **scaled)
+
+
+def tuned_path(suite: str) -> Path:
+    """Where `gankd tune` writes, and bench reads, a suite's chosen factors: committed under
+    ``benchmarks/tuned/``; ``$GANKD_TUNED_DIR`` points elsewhere (tests, private sweeps)."""
+    folder = os.environ.get("GANKD_TUNED_DIR")
+    return (Path(folder) if folder else benchmarks_dir() / "tuned") / f"{suite}.yaml"
+
+
+def tuned_factor(suite: str, model: str, method: str) -> float | None:
+    """The factor `gankd tune` chose for ``method`` on ``model`` in ``suite``, if it ran."""
+    path = tuned_path(suite)
+    if not path.is_file():
+        return None
+    entry = (load_yaml(path).get("models") or {}).get(model, {}).get(method)
+    return float(entry["factor"]) if entry else None
+
+
+def method_weights(suite: SuiteConfig, model: str, method: str) -> dict[str, dict[str, Any]]:
+    """Each distillation weight of ``method`` as used on ``model``, with where it comes from:
+    ``paper`` / ``ours`` (the default), ``tuned`` (x factor of that default) or ``suite``."""
+    from gankd.config import provenance
+    from gankd.methods import METHODS
+
+    cls = METHODS.get(method).Config
+    names = getattr(cls, "TUNED", ())
+    if not names:
+        return {}
+    cfg = method_options(suite, model, method)
+    over = explicit_options(suite, model, method)
+    factor = tuned_factor(suite.name, model, method)
+    default_source = provenance(cls)
+    out = {}
+    for name in names:
+        if name in over:
+            source = "suite"
+        elif factor is not None:
+            source = f"tuned (x{factor:g} of the {default_source.get(name, 'ours')} default)"
+        else:
+            source = default_source.get(name, "ours")
+        out[name] = {"value": getattr(cfg, name), "source": source}
+    return out

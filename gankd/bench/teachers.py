@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from gankd import atomic
 from gankd.assets import store
+from gankd.bench.compose import TeacherNet
 from gankd.bench.pretrained import cache_key, train_cached
 from gankd.bench.suite import ModelSetup
 from gankd.errors import ConfigError
@@ -32,10 +32,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class LoadedTeacher:
-    net: nn.Module
-    identity: str  # zoo entry + sha256 of the weights: keys every teacher cache
-    source: str  # human-readable provenance for the report
+class LoadedTeacher(TeacherNet):
+    source: str = ""  # human-readable provenance for the report
 
 
 def _entry_env(entry: zoo.ZooEntry) -> str:

@@ -26,17 +26,28 @@ class RecipeConfig:
     gan_weight: float = 0.1
     r1_weight: float = 0.0
     r1_every: int = 16
+    #: the range pixel losses and R1 are computed in: unit [0, 1] (BasicSR's Real-ESRGAN) or
+    #: signed [-1, 1] (GCFSR normalises with mean = std = 0.5); see gankd.engine.recipe
+    loss_range: Literal["unit", "signed"] = "unit"
+    #: g_then_d: G steps, then D judges that same output (BasicSR realesrgan_model.py);
+    #: d_then_g: D steps on a fresh no-grad output, then G on a new forward (GCFSR gcfsr_model.py)
+    step_order: Literal["g_then_d", "d_then_g"] = "g_then_d"
     lr_g: float = 1e-4
     betas_g: tuple[float, float] = (0.9, 0.99)
-    lr_d: float = 1e-4
+    lr_d: float = 1e-4  # Adam gets exactly these: no implicit lazy-regularisation rescale
     betas_d: tuple[float, float] = (0.9, 0.99)
     ema_decay: float = 0.999
+    #: the EMA's decay warms up as min(ema_decay, (1 + t) / (ema_warmup + t)) (gankd.engine.ema);
+    #: 0 = constant decay from the first update
+    ema_warmup: int = 10
 
     def __post_init__(self) -> None:
         if self.r1_every < 1:
             raise ValueError("r1_every must be >= 1")
         if not 0 <= self.ema_decay < 1:
             raise ValueError("ema_decay must be in [0, 1)")
+        if self.ema_warmup < 0:
+            raise ValueError("ema_warmup must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -229,10 +229,14 @@ class RankShare:
         return self.pool.batch(index[self.dist.rank * share:(self.dist.rank + 1) * share])
 
 
-def rank_sampler(data_cfg: DataConfig, data: str, batch_size: int, seed: int, pool: Any,
-                 device: torch.device, dist: Dist) -> PoolSampler | StreamSampler:
-    """This rank's training batches (module doc): its share of each global pool batch, or its
-    shard of the online stream with ``batch_size`` and the pair queue split over ranks."""
+def training_sampler(data_cfg: DataConfig, data: str, batch_size: int, seed: int, pool: Any,
+                     device: torch.device | str = "cpu", dist: Dist | None = None
+                     ) -> PoolSampler | StreamSampler:
+    """The training batches of this process (the only sampler factory): from the cached ``pool``
+    when there is one, else the online stream of ``data``. Under torchrun (module doc) each rank
+    takes its share of every global pool batch, or its shard of the stream with ``batch_size``
+    and the pair queue split over ranks; a single process is the one-rank case."""
+    dist = dist or Dist()
     if pool is not None:
         dist.local_batch(batch_size)  # fail now, not at the first batch
         return PoolSampler(RankShare(pool, dist), batch_size, seed)

@@ -27,7 +27,7 @@ from torch import nn
 
 from gankd.datasets.batch import Batch
 from gankd.engine.recipe import Recipe
-from gankd.engine.teacher import Teacher, TeacherOutput
+from gankd.engine.teacher import TeacherOutput
 
 
 @dataclass
@@ -35,10 +35,11 @@ class Setup:
     """What a method receives when it is built."""
 
     student: nn.Module
-    teacher: Teacher | None
+    teacher: nn.Module | None  # the frozen teacher network (tap names, channels), if the run has one
     recipe: Recipe
-    #: builds a fresh discriminator at a width ratio of the teacher-size one (1.0 = teacher size)
-    make_discriminator: Callable[[float], nn.Module]
+    #: builds a fresh discriminator at a width ratio of the teacher-size one (1.0 = teacher size);
+    #: its init is drawn from (run seed, role) alone, the role being its name in the method
+    make_discriminator: Callable[[float, str], nn.Module]
     #: module names of ``k`` matching taps: (student names, teacher names)
     tap_pairs: Callable[[int], tuple[list[str], list[str]]]
     total_steps: int
@@ -68,9 +69,16 @@ class Method(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.recipe = setup.recipe
+        self._make_discriminator = setup.make_discriminator
         self.discriminators = nn.ModuleDict()
         self.student_taps: list[str] = []
         self.teacher_taps: list[str] = []
+
+    def add_discriminator(self, name: str, width: float) -> nn.Module:
+        """A fresh discriminator ``name`` at ``width`` of the teacher-size one, stepped by the
+        engine with its own optimizer."""
+        self.discriminators[name] = self._make_discriminator(width, name)
+        return self.discriminators[name]
 
     def generator_side(self) -> list[nn.Parameter]:
         return []

@@ -1,6 +1,12 @@
 """The base recipe of a model family: pixel, perceptual and adversarial losses, and the
 discriminator's loss with optional lazy R1. Every method builds on it; no method re-implements
 these terms, so a difference between methods is never a difference in the base losses.
+
+Images travel through gankd in [0, 1]. A family whose original code normalises them to [-1, 1]
+(GCFSR: ``mean = std = 0.5``) sets ``loss_range: signed``: its pixel losses and its R1 penalty are
+then computed on ``2x - 1`` exactly as the original computes them (on [0, 1] the L1 would weigh
+half and R1 four times as much). The perceptual loss is range-free: BasicSR's ``range_norm``
+maps [-1, 1] back to [0, 1] before VGG, which is where our images already are.
 """
 
 from __future__ import annotations
@@ -37,12 +43,21 @@ class Recipe:
         reason = getattr(self.vgg, "fallback_reason", None)
         return self.vgg.network + (f" ({reason})" if reason else "")
 
+    @property
+    def signed(self) -> bool:
+        return self.cfg.loss_range == "signed"
+
+    def in_loss_range(self, x: torch.Tensor) -> torch.Tensor:
+        """An image in the range the family's pixel losses are computed in (module doc)."""
+        return x * 2 - 1 if self.signed else x
+
     # -- generator side ------------------------------------------------------------------
     def supervised_terms(self, fake: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted pixel L1 and perceptual loss of ``fake`` against the paired target."""
         terms: dict[str, torch.Tensor] = {}
         if self.cfg.pixel_weight > 0:
-            terms["l1"] = self.cfg.pixel_weight * F.l1_loss(fake, target)
+            to = self.in_loss_range
+            terms["l1"] = self.cfg.pixel_weight * F.l1_loss(to(fake), to(target))
         if self.vgg is not None:
             terms["percep"] = self.cfg.perceptual_weight * self.perceptual(fake, target)
         return terms
@@ -64,18 +79,26 @@ class Recipe:
         return self._real_loss(logits_fake)
 
     # -- discriminator side --------------------------------------------------------------
+    def r1_due(self, d_step: int) -> bool:
+        """Lazy R1 on the ``r1_every``-th, 2 ``r1_every``-th, ... discriminator step: BasicSR's
+        ``current_iter % net_d_reg_every == 0`` with its iterations counted from 1
+        (GCFSR gcfsr_model.py:232, train.py:160)."""
+        return self.cfg.r1_weight > 0 and (d_step + 1) % self.cfg.r1_every == 0
+
     def discriminator_terms(self, disc: nn.Module, real: torch.Tensor, fake: torch.Tensor,
                             d_step: int) -> dict[str, torch.Tensor]:
-        """Unweighted D loss on ``real`` vs ``fake`` (both detached), plus lazy R1 every
-        ``r1_every`` D steps, scaled by ``r1_every`` as in StyleGAN2."""
-        lazy_r1 = self.cfg.r1_weight > 0 and d_step % self.cfg.r1_every == 0
+        """Unweighted D loss on ``real`` vs ``fake`` (both detached), plus lazy R1 when due,
+        scaled by ``r1_every`` as in StyleGAN2 (``r1_weight / 2 * |grad|^2 * r1_every``), the
+        gradient taken with respect to the image in the loss range."""
+        lazy_r1 = self.r1_due(d_step)
         if lazy_r1:
-            real = real.detach().requires_grad_(True)
+            real_l = self.in_loss_range(real.detach()).requires_grad_(True)
+            real = (real_l + 1) / 2 if self.signed else real_l
         logits_real = disc(real).float()
         logits_fake = disc(fake.detach()).float()
         terms = {"real": self._real_loss(logits_real), "fake": self._fake_loss(logits_fake)}
         if lazy_r1:
-            (grad,) = torch.autograd.grad(logits_real.sum(), real, create_graph=True)
+            (grad,) = torch.autograd.grad(logits_real.sum(), real_l, create_graph=True)
             penalty = grad.pow(2).flatten(1).sum(1).mean()
             terms["r1"] = self.cfg.r1_weight / 2 * penalty * self.cfg.r1_every
         return terms
@@ -97,10 +120,6 @@ class Recipe:
         return torch.optim.Adam(params, lr=self.cfg.lr_g, betas=self.cfg.betas_g)
 
     def discriminator_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-        lr, betas = self.cfg.lr_d, self.cfg.betas_d
-        if self.cfg.r1_weight > 0:
-            # Lazy regularisation (StyleGAN2): the R1 step is taken every r1_every steps, so the
-            # optimizer's lr and betas are rescaled to keep the effective step size unchanged.
-            c = self.cfg.r1_every / (self.cfg.r1_every + 1)
-            lr, betas = lr * c, (betas[0] ** c, betas[1] ** c)
-        return torch.optim.Adam(params, lr=lr, betas=betas)
+        """Adam with exactly the configured lr and betas: a family whose original rescales them
+        for lazy regularisation states the rescaled values in its YAML (gcfsr.yaml says how)."""
+        return torch.optim.Adam(params, lr=self.cfg.lr_d, betas=self.cfg.betas_d)

@@ -52,13 +52,8 @@ class Teacher:
         self.identity = identity
         self.device = torch.device(device)
         self._cache: TeacherOutput | None = None
-        self.use_taps(taps)
-
-    def use_taps(self, taps: Sequence[str]) -> None:
-        """Which features ``outputs`` returns (the method's teacher taps, known once it is built)."""
-        self.taps = list(taps)
+        self.taps = list(taps)  # the features ``outputs`` returns: the method's teacher taps
         self._tap = FeatureTaps(self.net, self.taps, "teacher tap")
-        self._cache = None
 
     def train(self, mode: bool = True) -> Teacher:
         """The teacher never leaves eval mode, whatever its caller asks."""

@@ -34,11 +34,13 @@ from torch import nn
 from tqdm import tqdm
 
 from gankd.datasets.batch import Batch
+from gankd.datasets.seeding import derive_seed
 from gankd.engine import checkpoint
 from gankd.engine.config import TrainConfig
 from gankd.engine.distributed import Dist, fp32_head, to_channels_last
 from gankd.engine.ema import EMA
 from gankd.engine.method import Method, Step
+from gankd.engine.seeding import seed_everything
 from gankd.engine.taps import FeatureTaps
 from gankd.engine.teacher import Teacher, TeacherOutput
 from gankd.errors import GankdError
@@ -182,7 +184,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, student: nn.Module, method: Method, teacher: Teacher | None,
                  sampler: Sampler, run_dir: Path | None = None,
                  validate: Callable[[nn.Module], dict[str, float]] | None = None,
-                 progress: bool = True, desc: str = "train", dist: Dist | None = None) -> None:
+                 progress: bool = True, desc: str = "train", dist: Dist | None = None, seed: int = 0) -> None:
         self.cfg = cfg
         self.dist = dist or Dist()
         self.device = resolve_device(cfg.device)
@@ -205,7 +207,7 @@ class Trainer:
         self.validate = validate
         self.progress = progress and self.dist.is_main
         self.desc = desc
-        self.ema = EMA(self.student, method.recipe.cfg.ema_decay)
+        self.ema = EMA(self.student, method.recipe.cfg.ema_decay, method.recipe.cfg.ema_warmup)
         self.student_taps = FeatureTaps(self.student, method.student_taps, "student tap")
         forward_student: Callable[..., torch.Tensor] = self.student
         if cfg.compile:
@@ -222,14 +224,23 @@ class Trainer:
             _GeneratorLoss(self.student, method, self.student_taps, forward_student, cfg.compile),
             find_unused=bool(method.generator_side()))
         self.d_loss = self.dist.wrap(_DiscriminatorLoss(method), find_unused=len(method.discriminators) > 1)
+        # The training stream (noise injection, ...) from (seed, "train") alone, whatever ran in
+        # this process before (e.g. a cached teacher trained on first use); a resumed run
+        # replaces it with the checkpoint's states.
+        seed_everything(derive_seed(seed, "train"))
         self.dist.diverge_rng()
         self.memory = StepMemory(self.device)
+        #: set by gankd.engine.cost while it counts a step's MACs
+        self.cost_counter: Any = None
         self.step = 0
         self.d_steps = 0
         self.history: list[dict[str, float]] = []
         self.val_history: list[dict[str, float]] = []
         self._acc: dict[str, float] = {}
         self._acc_n = 0
+        #: log each generator term's gradient norm on the student once per log window
+        self.log_grad_norms = True
+        self._grad_norms: dict[str, float] = {}
         self._elapsed = 0.0
 
     def _place_on_gpu(self) -> None:
@@ -256,6 +267,7 @@ class Trainer:
             "d_steps": self.d_steps,
             "student": self.student.state_dict(),
             "ema": self.ema.state_dict(),
+            "ema_updates": self.ema.updates,
             "method": self.method.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": {k: o.state_dict() for k, o in self.opt_d.items()},
@@ -271,7 +283,7 @@ class Trainer:
         self.step = state["step"]
         self.d_steps = state["d_steps"]
         self.student.load_state_dict(state["student"])
-        self.ema.load_state_dict(state["ema"])
+        self.ema.load_state_dict(state["ema"], state["ema_updates"])
         self.method.load_state_dict(state["method"])
         self.opt_g.load_state_dict(state["opt_g"])
         for k, o in self.opt_d.items():
@@ -313,10 +325,13 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def _phase(self, side: str) -> contextlib.AbstractContextManager:
+        return self.cost_counter.phase(side) if self.cost_counter is not None else contextlib.nullcontext()
+
     def _teacher_outputs(self, batch: Batch) -> TeacherOutput | None:
         if not self.method.uses_teacher or self.teacher is None:
             return None
-        with self._autocast():
+        with self._autocast(), self._phase("teacher"):
             out = self.teacher.outputs(batch)
         if self.amp:  # what the losses compare against stays fp32
             out = TeacherOutput(out.image.float(), [f.float() for f in out.features])
@@ -331,32 +346,69 @@ class Trainer:
 
         self.student.train()
         self.method.train()
+        active = self.method.active_discriminators(step)
+        d_first = self.method.recipe.cfg.step_order == "d_then_g"
+        d_logged: dict[str, float] = {}
+        if active and d_first:
+            # GCFSR's order: D judges a fresh, no-grad output; G then takes a new forward.
+            with self._phase("d"):
+                with torch.no_grad(), self._autocast():
+                    fake = self.student(*batch.g_input)
+                fresh = Step(step, batch, fake.float(), [], teacher_out, self.d_steps)
+                d_logged = self._discriminator_step(fresh, active, step)
         for d in self.method.discriminators.values():
             _set_trainable(d, False)
-        with self._autocast():
-            g_terms, s = self.g_loss(batch, teacher_out, step, self.d_steps)
-        logged = self._check("g", g_terms, step)
-        self.opt_g.zero_grad(set_to_none=True)
-        sum(g_terms.values()).backward()
-        if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.opt_g.param_groups[0]["params"], self.cfg.grad_clip)
-        self.opt_g.step()
-        self.ema.update(self.student)
-
-        active = self.method.active_discriminators(step)
-        if active:
-            for name in active:
-                _set_trainable(self.method.discriminators[name], True)
+        with self._phase("g"):
             with self._autocast():
-                d_terms = self.d_loss(s, active)
-            logged.update(self._check("d", d_terms, step))
-            for name in active:
-                self.opt_d[name].zero_grad(set_to_none=True)
-            sum(d_terms.values()).backward()
-            for name in active:
-                self.opt_d[name].step()
-            self.d_steps += 1
+                g_terms, s = self.g_loss(batch, teacher_out, step, self.d_steps)
+            logged = self._check("g", g_terms, step)
+            if self._grad_norms_due(step):
+                self._grad_norms = self._term_grad_norms(g_terms)
+            self.opt_g.zero_grad(set_to_none=True)
+            sum(g_terms.values()).backward()
+            if self.cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.opt_g.param_groups[0]["params"], self.cfg.grad_clip)
+            self.opt_g.step()
+        self.ema.update(self.student)
+        if active and not d_first:
+            with self._phase("d"):
+                d_logged = self._discriminator_step(s, active, step)
+        logged.update(d_logged)
         self.step += 1
+        return logged
+
+    def _grad_norms_due(self, step: int) -> bool:
+        # The last step of each log window; not under DDP (autograd.grad between a DDP forward
+        # and its backward is outside what DDP's reducer expects) nor while counting MACs.
+        return (self.log_grad_norms and not self.dist.enabled and self.cost_counter is None
+                and (step + 1) % self.cfg.log_every == 0)
+
+    def _term_grad_norms(self, terms: dict[str, torch.Tensor]) -> dict[str, float]:
+        """The L2 norm of each weighted term's gradient on the student's parameters: how hard each
+        term pulls, so a distillation weight can be judged against the base losses. Read-only:
+        ``autograd.grad`` leaves every ``.grad`` untouched, so training is unchanged."""
+        params = [p for p in self.student.parameters() if p.requires_grad]
+        out = {}
+        for name, term in terms.items():
+            if not term.requires_grad:
+                out[name] = 0.0
+                continue
+            grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+            out[name] = math.sqrt(sum(float(g.double().pow(2).sum()) for g in grads if g is not None))
+        return out
+
+    def _discriminator_step(self, s: Step, active: list[str], step: int) -> dict[str, float]:
+        for name in active:
+            _set_trainable(self.method.discriminators[name], True)
+        with self._autocast():
+            d_terms = self.d_loss(s, active)
+        logged = self._check("d", d_terms, step)
+        for name in active:
+            self.opt_d[name].zero_grad(set_to_none=True)
+        sum(d_terms.values()).backward()
+        for name in active:
+            self.opt_d[name].step()
+        self.d_steps += 1
         return logged
 
     def _check(self, side: str, terms: dict[str, torch.Tensor], step: int) -> dict[str, float]:
@@ -418,7 +470,9 @@ class Trainer:
 
     def _flush(self) -> dict[str, float]:
         n = max(self._acc_n, 1)
-        row = {"step": float(self.step), **{k: v / n for k, v in sorted(self._acc.items())}}
+        row = {"step": float(self.step), **{k: v / n for k, v in sorted(self._acc.items())},
+               **{f"gradnorm/{k}": v for k, v in sorted(self._grad_norms.items())}}
+        self._grad_norms = {}
         stage = self.method.stage(self.step - 1)
         row["stage"] = stage  # type: ignore[assignment]
         self.history.append(row)
@@ -429,5 +483,5 @@ class Trainer:
 def _short(row: dict[str, Any]) -> str:
     parts = [str(row.get("stage", ""))]
     parts += [f"{k.split('/', 1)[1] if k.startswith('g/') else k}={v:.3g}"
-              for k, v in row.items() if k not in ("step", "stage")]
+              for k, v in row.items() if k not in ("step", "stage") and not k.startswith("gradnorm/")]
     return " ".join(p for p in parts if p)

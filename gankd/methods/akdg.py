@@ -9,6 +9,7 @@ Two discriminators, both from scratch: ``d`` judges real HR vs S(x) (the base re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -19,6 +20,8 @@ from gankd.methods import METHODS
 
 @dataclass(frozen=True)
 class AKDGConfig:
+    #: the distillation weight(s) `gankd tune` scales together (gankd/bench/tune.py)
+    TUNED: ClassVar[tuple[str, ...]] = ("kd_weight",)
     kd_weight: float = ours(1.0, "lambda_kd relative to the recipe's GAN weight")
     d_width: float = ours(1.0, "width of the real-data discriminator (teacher size)")
     d_kd_width: float = paper(1.0, "the distillation D shares the base D's architecture")
@@ -31,8 +34,8 @@ class AKDG(Method):
 
     def __init__(self, cfg: AKDGConfig, setup: Setup) -> None:
         super().__init__(cfg, setup)
-        self.discriminators["d"] = setup.make_discriminator(cfg.d_width)
-        self.discriminators["d_kd"] = setup.make_discriminator(cfg.d_kd_width)
+        self.add_discriminator("d", cfg.d_width)
+        self.add_discriminator("d_kd", cfg.d_kd_width)
 
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
         terms = self.base_terms(s, "d")

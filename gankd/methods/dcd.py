@@ -7,29 +7,47 @@ discriminator; L_DCD sums, over taps, the L1 distance between the discriminator'
 activations for the student's and the teacher's pseudo-image. Student connectors are trained with
 the student; teacher connectors stay at their random init; teacher features are detached. Plus
 output KD between S(x) and T(x): Gram-matrix style loss over VGG16 relu1_2..relu4_3 and a feature
-L1 at relu2_2 (the released code's VGGFeature and AGD weights 1e4, 1e1).
+L1 at relu2_2.
+
+Where each default comes from in the release (poopit/DCD-official, commit 3dbc87b):
+- ``scripts/cycle_gan/horse2zebra/distill.sh:13`` (and summer2winter, edges2shoes) pass
+  ``--AGD_weights 1e1,1e4,1e1,1e-5``; ``distillers/cycleganbest_distiller.py:40-42`` reads index 0
+  as the style weight and index 1 as the feature weight: style 10, feature 1e4 (the parser's
+  unused default ``'1e4, 1e1'`` at line 28 is the reverse);
+- ``utils/vgg_feature.py:9`` feeds VGG16 ``(x + 1) / 2`` with no ImageNet normalisation, i.e. our
+  [0, 1] images as they are; ``utils/vgg.py:15-22`` cuts at relu1_2, relu2_2, relu3_3, relu4_3;
+- Gram: ``f f^T / (c h w)``, L1 between Grams summed over the four layers
+  (``cycleganbest_distiller.py:112-116, 138-143``); feature L1 at relu2_2 (lines 117-118);
+- connectors ``build_feature_connector`` (``base_cycleganbest_distiller.py:222-233``) are
+  re-initialised by ``init_net`` (lines 163-164; ``models/networks.py:77-107``): conv weights
+  N(0, 0.02), BatchNorm weight N(1, 0.02), bias 0; only the student connectors go into the
+  optimizer (line 166), the teacher's stay at that init (``netT.eval()``, line 165);
+- the scripts pass ``--lambda_CD 1`` (horse2zebra ``distill.sh:9``).
 
 Deviations from the released code, on purpose (SPEC section 4):
-- the student keeps its adversarial term (the release computes it and never adds it);
-- the discriminator tap is resolved by name and checked: the release hooked a name that matches
-  no module of its pix2pix discriminator, so its DCD term was silently zero;
-- teacher connectors are frozen (the release put them in the student's optimizer); all
-  connectors' BatchNorm uses batch statistics and keeps no running ones, so nothing about a
-  teacher connector ever changes;
+- the student keeps its adversarial term (the release feeds the teacher's output to its GAN term,
+  ``cycleganbest_distiller.py:107``, so the student gets no adversarial gradient);
+- ``lambda_CD`` is applied: the release multiplies by ``opt.lamda_CD`` (line 124), a typo that
+  exists nowhere else; the discriminator tap is resolved by name and checked (the pix2pix
+  distiller hooks ``block4s.1.block.2``, which its ``n_layers`` D does not have, so its DCD term
+  is silently zero);
+- the teacher connectors' BatchNorm uses batch statistics (the release's eval-mode BN with running
+  stats 0/1 is an identity up to its random affine init): every connector normalises alike, and
+  nothing about a teacher connector ever changes;
 - the co-trained discriminator judges real HR vs S(x) (the release trained it against the
   teacher's outputs, with the teacher co-trained too).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gankd.config import ours, paper
+from gankd.config import paper
 from gankd.engine.method import Method, Setup, Step
 from gankd.engine.taps import FeatureTaps, tap_channels
 from gankd.methods import METHODS
@@ -40,20 +58,26 @@ FEATURE_LAYER = "conv2_2"
 
 @dataclass(frozen=True)
 class DCDConfig:
+    #: scaled together by `gankd tune` (gankd/bench/tune.py): the release fixes their ratios but
+    #: not their size against a base recipe (its student has none), so one factor calibrates them
+    TUNED: ClassVar[tuple[str, ...]] = ("cd_weight", "style_weight", "feature_weight")
     taps: int = paper(4, "the release taps 4 generator layers")
-    cd_weight: float = ours(1.0, "lambda_CD; the release sets it per script, not in the paper")
-    style_weight: float = paper(1e4, "AGD_weights[0] of the release (Gram style on VGG16 relu1_2..4_3)")
-    feature_weight: float = paper(10.0, "AGD_weights[1] of the release (L1 on VGG16 relu2_2)")
+    cd_weight: float = paper(1.0, "lambda_CD of the release's scripts (horse2zebra distill.sh:9)")
+    style_weight: float = paper(10.0, "AGD_weights[0] as the scripts pass it (distill.sh:13; distiller:41)")
+    feature_weight: float = paper(1e4, "AGD_weights[1] as the scripts pass it (distill.sh:13; distiller:42)")
     d_width: float = paper(1.0, "the teacher-size discriminator, co-trained from scratch")
 
 
 def connector(channels: int, trainable: bool) -> nn.Sequential:
     conv = nn.Conv2d(channels, 3, kernel_size=1, bias=False)
-    # The release's init: He-normal over fan-out of a 1x1 conv, BN weight 1 and bias 0.
-    nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / 3))
+    # The release's effective init: init_net's N(0, 0.02) overwrites the connector's own
+    # He-normal (base_cycleganbest_distiller.py:163-164; models/networks.py:93, 107).
+    nn.init.normal_(conv.weight, 0.0, 0.02)
     # Batch statistics in training and evaluation alike, no running buffers: a frozen teacher
     # connector then has no state that could drift.
     bn = nn.BatchNorm2d(3, track_running_stats=False)
+    nn.init.normal_(bn.weight, 1.0, 0.02)
+    nn.init.zeros_(bn.bias)
     seq = nn.Sequential(conv, bn, nn.ReLU())
     for p in seq.parameters():
         p.requires_grad_(trainable)
@@ -75,17 +99,17 @@ class DCD(Method):
         super().__init__(cfg, setup)
         from gankd.metrics.vgg import VGGFeatures
 
-        self.discriminators["d"] = setup.make_discriminator(cfg.d_width)
+        self.add_discriminator("d", cfg.d_width)
         self.student_taps, self.teacher_taps = setup.tap_pairs(cfg.taps)
         s_ch = tap_channels(setup.student, self.student_taps)
-        t_ch = tap_channels(setup.teacher.net, self.teacher_taps) if setup.teacher else s_ch
+        t_ch = tap_channels(setup.teacher, self.teacher_taps) if setup.teacher is not None else s_ch
         self.student_connectors = nn.ModuleList(connector(c, trainable=True) for c in s_ch)
         self.teacher_connectors = nn.ModuleList(connector(c, trainable=False) for c in t_ch)
         disc = self.discriminators["d"]
         self._penultimate = FeatureTaps(disc, [disc.penultimate], "discriminator tap", on_input=True)
         self._d_size = getattr(disc, "fixed_input_size", None)
         self._d_multiple = getattr(disc, "input_multiple", 1)
-        vgg = VGGFeatures(list(STYLE_LAYERS), network="vgg16")
+        vgg = VGGFeatures(list(STYLE_LAYERS), network="vgg16", imagenet_norm=False)
         self.__dict__["_vgg"] = vgg  # frozen loss network: kept out of the state dict
 
     def generator_side(self) -> list[nn.Parameter]:
@@ -102,6 +126,10 @@ class DCD(Method):
             size = (-(-h // m) * m, -(-w // m) * m)
         if size != (h, w):
             pseudo = F.interpolate(pseudo, size=size, mode="bilinear", align_corners=False)
+        if self.recipe.signed:
+            # the release hands the pseudo-image to D as it is; ours maps [0, 1] to [-1, 1]
+            # inside when the family's images are signed: undo that so D sees the same values
+            pseudo = (pseudo + 1) / 2
         return pseudo
 
     def _d_features(self, pseudo: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ so does ours (same teacher-size discriminator as scratch).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,8 @@ from gankd.methods import METHODS
 
 @dataclass(frozen=True)
 class MSEConfig:
+    #: the distillation weight(s) `gankd tune` scales together (gankd/bench/tune.py)
+    TUNED: ClassVar[tuple[str, ...]] = ("weight",)
     weight: float = ours(1.0, "lambda of the MSE(S(x), T(x)) term; on the scale of the L1 term")
     d_width: float = ours(1.0, "teacher-size discriminator, as scratch")
 
@@ -30,10 +33,12 @@ class MSE(Method):
 
     def __init__(self, cfg: MSEConfig, setup: Setup) -> None:
         super().__init__(cfg, setup)
-        self.discriminators["d"] = setup.make_discriminator(cfg.d_width)
+        self.add_discriminator("d", cfg.d_width)
 
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
         assert s.teacher is not None
         terms = self.base_terms(s, "d")
-        terms["kd_mse"] = self.cfg.weight * F.mse_loss(s.fake, s.teacher.image)
+        # in the family's loss range, like its L1 (GCFSR: [-1, 1])
+        to = self.recipe.in_loss_range
+        terms["kd_mse"] = self.cfg.weight * F.mse_loss(to(s.fake), to(s.teacher.image))
         return terms

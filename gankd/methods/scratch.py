@@ -25,7 +25,7 @@ class Scratch(Method):
 
     def __init__(self, cfg: ScratchConfig, setup: Setup) -> None:
         super().__init__(cfg, setup)
-        self.discriminators["d"] = setup.make_discriminator(cfg.d_width)
+        self.add_discriminator("d", cfg.d_width)
 
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
         return self.base_terms(s, "d")

@@ -17,6 +17,7 @@ Stage lengths are fractions of the run.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +34,8 @@ STAGES = ("supervised", "features", "adversarial")
 
 @dataclass(frozen=True)
 class SDAKDConfig:
+    #: the distillation weight(s) `gankd tune` scales together (gankd/bench/tune.py)
+    TUNED: ClassVar[tuple[str, ...]] = ("feature_weight",)
     stage_fractions: tuple[float, float, float] = ours((0.2, 0.3, 0.5), "stage lengths as run fractions")
     taps: int = ours(4, "feature maps distilled (evenly spaced depths)")
     feature_weight: float = ours(1.0, "weight of the MLP feature-distillation L2")
@@ -58,10 +61,10 @@ class SDAKD(Method):
         super().__init__(cfg, setup)
         if setup.teacher is None:
             raise ConfigError("sdakd needs a teacher")
-        self.discriminators["d"] = setup.make_discriminator(cfg.d_width or setup.ratio)
+        self.add_discriminator("d", cfg.d_width or setup.ratio)
         self.student_taps, self.teacher_taps = setup.tap_pairs(cfg.taps)
         c_s = tap_channels(setup.student, self.student_taps)
-        c_t = tap_channels(setup.teacher.net, self.teacher_taps)
+        c_t = tap_channels(setup.teacher, self.teacher_taps)
         self.adapters = nn.ModuleList(adapter(s, t, cfg.hidden) for s, t in zip(c_s, c_t))
         f1, f2, _ = cfg.stage_fractions
         # Stage k starts at the first step whose index reaches its fraction of the run.

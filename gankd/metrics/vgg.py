@@ -79,12 +79,14 @@ class VGGFeatures(nn.Module):
 
     ``network="vgg19"`` (default) falls back to VGG16 when no VGG19 weights are available;
     ``network="vgg16"`` asks for VGG16 (VGG16 names only). ``state_dict`` (torchvision ``features``
-    layout) overrides the weight lookup, e.g. for tests.
+    layout) overrides the weight lookup, e.g. for tests. ``imagenet_norm=False`` feeds the [0, 1]
+    input unnormalised (the DCD release's ``VGGFeature``).
     """
 
     def __init__(self, layers: Sequence[str], network: str = "vgg19",
-                 state_dict: dict[str, torch.Tensor] | None = None) -> None:
+                 state_dict: dict[str, torch.Tensor] | None = None, imagenet_norm: bool = True) -> None:
         super().__init__()
+        self.imagenet_norm = imagenet_norm
         if isinstance(layers, str) or not layers:
             raise ConfigError(f"VGGFeatures: layers must be a non-empty list of names, got {layers!r}")
         valid = layer_names(network)  # also rejects an unknown network
@@ -137,7 +139,8 @@ class VGGFeatures(nn.Module):
         return super().train(False)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = (x - self.mean) / self.std
+        if self.imagenet_norm:
+            x = (x - self.mean) / self.std
         taps: dict[str, torch.Tensor] = {}
         for name, layer in self.body.named_children():
             x = layer(x)

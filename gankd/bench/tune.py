@@ -1,0 +1,124 @@
+"""Calibration of distillation strength: one protocol, applied identically to every method.
+
+Without it the leaderboard would rank our choices of lambda, not the methods: at the first step the
+distillation terms pull on the student with gradient norms three orders of magnitude apart
+(measured, issue 11). The papers state their weights for their own base losses (DCD's release:
+a student with no base loss at all), none for an SR recipe. So, per (suite, model, method):
+
+- every method declares the weights its distillation adds (``Config.TUNED``); one factor scales
+  them together, keeping the ratios a paper fixes (DCD's lambda_CD : style : feature);
+- each factor of the suite's ``tune.factors`` (a log grid around 1: the defaults) is one run of
+  ``tune.fraction`` of the model's training steps -- the same for every method, shorter than the
+  suite's runs -- from the same starting student, seed ``tune.seed``;
+- its EMA student is scored by ``tune.metric`` on the **validation** images (never the
+  evaluation set); the best factor is written to ``benchmarks/tuned/<suite>.yaml``, which
+  ``gankd bench`` reads (``suite.method_options``), and every run records its weights with
+  their source (paper / ours / tuned / suite).
+
+Runs are stored under ``results/tune/<suite>/<model>/<method>/x<factor>/`` and resumed or
+skipped like bench runs, so an interrupted tuning finishes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gankd import atomic
+from gankd.bench import environment
+from gankd.bench.assemble import assemble
+from gankd.bench.data import validation_set
+from gankd.bench.evaluation import evaluate_generator
+from gankd.bench.suite import SuiteConfig, explicit_options, method_options, tuned_path
+from gankd.engine import checkpoint
+from gankd.engine.trainer import resolve_device
+from gankd.errors import ConfigError
+from gankd.methods import METHODS
+
+log = logging.getLogger(__name__)
+
+
+def tunable(method: str) -> tuple[str, ...]:
+    return getattr(METHODS.get(method).Config, "TUNED", ())
+
+
+def candidate(suite: SuiteConfig, model: str, method: str, factor: float) -> Any:
+    """The method's config with its distillation weights at ``factor`` x their defaults (weights
+    the suite sets explicitly stay as set)."""
+    cfg = method_options(suite, model, method, tuned=False)
+    fixed = explicit_options(suite, model, method)
+    scaled = {f: getattr(cfg, f) * factor for f in tunable(method) if f not in fixed}
+    return dataclasses.replace(cfg, **scaled)
+
+
+def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: str, results: Path,
+              progress: bool = True) -> dict[str, Any]:
+    """One tuning run (or its stored result)."""
+    folder = results / "tune" / suite.name / model / method / f"x{factor:g}"
+    done = folder / "score.json"
+    if done.is_file():
+        return yaml.safe_load(done.read_text())
+    setup, tune = suite.models[model], suite.tune
+    steps = tune.steps(setup.train.steps)
+    train = dataclasses.replace(setup.train, steps=steps, val_every=0, ckpt_every=min(50, steps),
+                                log_every=min(setup.train.log_every, steps))
+    cfg = candidate(suite, model, method, factor)
+    t0 = time.perf_counter()
+    built = assemble(setup, method, cfg, ratio=suite.ratios[0], seed=tune.seed, data=data, train=train,
+                     progress=progress, run_dir=folder, desc=f"tune {method} {model} x{factor:g}")
+    result = built.trainer.fit()
+    valset = validation_set(setup, data, suite.name)
+    metrics = sorted({tune.metric, "psnr"})
+    device = resolve_device(train.device)
+    ev = evaluate_generator(built.trainer.ema.model, valset, metrics, device, setup.eval)
+    if tune.metric not in ev.metrics:
+        raise ConfigError(f"tune.metric {tune.metric!r} could not be computed on the validation images: "
+                          f"{ev.missing.get(tune.metric, 'not produced')}")
+    record = {"suite": suite.name, "model": model, "method": method, "factor": factor,
+              "weights": {f: getattr(cfg, f) for f in tunable(method)}, "score": ev.metrics[tune.metric],
+              "metric": tune.metric, "higher_is_better": ev.higher_is_better[tune.metric],
+              "validation": {"images": ev.num_images, **ev.metrics}, "steps": result.steps,
+              "wall_time_s": time.perf_counter() - t0, "history": result.history,
+              "git_sha": environment.git_sha()}
+    atomic.write_json(done, record)
+    checkpoint.prune(folder / "checkpoints", keep=0)
+    return record
+
+
+def tune(suite: SuiteConfig, models: list[str], data: dict[str, str], results: Path,
+         methods: list[str] | None = None, progress: bool = True) -> Path:
+    """Run the protocol for ``models`` (x ``methods``, default: every tunable method of the suite)
+    and write the chosen factors; returns the file written."""
+    methods = [m for m in (methods or suite.methods) if tunable(m)]
+    path = tuned_path(suite.name)
+    table = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    table = table or {}
+    table["protocol"] = {**dataclasses.asdict(suite.tune), "factors": list(suite.tune.factors),
+                         "scored_on": "validation images of each model (never the evaluation set)",
+                         "ratio": suite.ratios[0]}
+    chosen = table.setdefault("models", {})
+    for model in models:
+        for method in methods:
+            runs = [score_run(suite, model, method, f, data[model], results, progress)
+                    for f in suite.tune.factors]
+            better = max if runs[0]["higher_is_better"] else min
+            best = better(runs, key=lambda r: r["score"])
+            chosen.setdefault(model, {})[method] = {
+                "factor": best["factor"], "weights": best["weights"],
+                "scores": {f"x{r['factor']:g}": round(r["score"], 5) for r in runs}}
+            log.info("%s %s: factor x%g (%s %s)", model, method, best["factor"], suite.tune.metric,
+                     chosen[model][method]["scores"])
+            _write(path, table)
+    return path
+
+
+def _write(path: Path, table: dict[str, Any]) -> None:
+    header = ("# Written by `gankd tune` (gankd/bench/tune.py): the distillation-weight factor each method\n"
+              "# uses in this suite, chosen on validation images by the protocol below. Regenerate, do not\n"
+              "# edit by hand; `gankd bench` reads it.\n")
+    atomic.write_text(path, header + yaml.safe_dump(table, sort_keys=False))

@@ -1,0 +1,42 @@
+"""Every network's init and every data stream come from (seed, role) alone: a run is the same
+whether its cached pieces (a GCFSR teacher trained on first use) were made in this process or
+found in the cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gankd.bench.assemble import assemble
+from gankd.bench.suite import load_suite, method_options
+from gankd.paths import cache_dir
+
+
+def _assembled(method: str):
+    suite = load_suite("smoke")
+    setup = suite.models["gcfsr"]
+    trainer = assemble(setup, method, method_options(suite, "gcfsr", method), ratio=0.25, seed=0,
+                       data="builtin", progress=False).trainer
+    return trainer, torch.get_rng_state()
+
+
+def _equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.slow
+def test_scratch_is_built_identically_with_a_cold_and_a_warm_cache(tmp_path, monkeypatch, one_thread):
+    weights = cache_dir() / "weights"  # the converted VGG16 (perceptual loss): not under test here
+    monkeypatch.setenv("GANKD_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "weights").symlink_to(weights)
+    torch.manual_seed(1234)  # whatever the process did before
+    cold, cold_rng = _assembled("scratch")  # trains the smoke GCFSR teacher in this process first
+    assert any((tmp_path / "cache" / "teachers").iterdir())
+    torch.manual_seed(999)
+    warm, warm_rng = _assembled("scratch")  # finds it in the cache
+    assert _equal(cold.student, warm.student)
+    assert _equal(cold.method.discriminators["d"], warm.method.discriminators["d"])
+    assert torch.equal(cold_rng, warm_rng)  # the training stream (noise injection) starts alike
+    assert torch.equal(cold.sampler.next().index, warm.sampler.next().index)
