@@ -18,6 +18,10 @@ from typing import Any, Literal
 from gankd.config import ours, paper
 from gankd.datasets.degradation import Degradation, build_degradation
 
+#: DataConfig fields that change what a network is trained on (``training_identity``)
+TRAINING_FIELDS = ("degradation", "degradation_args", "hr_crop", "degrade_size", "hflip", "rot90",
+                   "resize_short", "pool_size", "queue_size", "test_images", "val_images", "small_images")
+
 
 @dataclass
 class DataConfig:
@@ -71,6 +75,12 @@ class DataConfig:
         deg.check_side(self.degrade_side, "degrade_size" if self.degrade_size else "hr_crop")
         deg.check_side(self.eval_hr, "eval_hr")
         deg.check_side(self.val_side, "val_hr" if self.val_hr else "eval_hr (used for val_hr)")
+
+    def training_identity(self) -> dict[str, Any]:
+        """What decides the pairs a network is trained on: the cache key of a trained network
+        (teacher, supervised stage) uses this, so changing how it is evaluated or validated, or
+        how many workers load the data, never retrains it."""
+        return {name: getattr(self, name) for name in TRAINING_FIELDS}
 
     @property
     def degrade_side(self) -> int:
