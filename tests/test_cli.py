@@ -29,7 +29,7 @@ def bench(*extra: str) -> list[str]:
     ("--student", "2", "(0, 1]"),
     ("--student", "quarter", "must be a number"),
     ("--seed", "one", "must be an integer"),
-    ("--data", "/no/such/folder", "is not a folder"),
+    ("--data", "/no/such/folder", "does not exist"),
 ])
 def test_bad_bench_arguments_exit_2_with_choices(capsys, tmp_path, flag, value, expect):
     code, _, err = run(capsys, *bench(flag, value, "--results", str(tmp_path)))

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from conftest import FAMILIES
 
-from gankd.methods import METHODS as REGISTRY
+from gankd.methods import benchmark_methods
 
 STORED = Path(__file__).parent / "data" / "loss_values.json"
-METHODS = sorted(m for m in REGISTRY.names() if m != "supervised")
+METHODS = benchmark_methods()
 #: relative tolerance: thread count and CPU vector width change the summation order, not more
 RTOL = 1e-4
 

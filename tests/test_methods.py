@@ -10,9 +10,9 @@ from conftest import FAMILIES
 
 from gankd.engine.trainer import NonFiniteLoss
 from gankd.errors import ConfigError
-from gankd.methods import METHODS
+from gankd.methods import METHODS, benchmark_methods
 
-ALL = sorted(m for m in METHODS.names() if m != "supervised")  # every distillation method registered
+ALL = benchmark_methods()  # every registered distillation method
 
 
 def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -55,7 +55,7 @@ def test_paper_suite_needs_a_data_folder_per_model(folder, tmp_path):
     s = load_suite("paper")
     with pytest.raises(ConfigError, match="suite paper needs DATA=<folder of images> for gcfsr"):
         commands.run_spec(s, "gcfsr", "sdakd", "0.25", 0, "builtin")
-    with pytest.raises(ConfigError, match="is not a folder"):
+    with pytest.raises(ConfigError, match="does not exist"):
         commands.run_spec(s, "gcfsr", "sdakd", "0.25", 0, str(tmp_path / "missing"))
     spec = commands.run_spec(s, "gcfsr", "sdakd", "0.25", 0, f"realesrgan=builtin,gcfsr={folder}")
     assert spec.data == str(folder)

@@ -52,19 +52,19 @@ def data_for(suite: SuiteConfig, data: str, models: list[str] | None = None) -> 
                     f"suite {suite.name} needs DATA=<folder of images> for {model} (the papers' crops of "
                     "DF2K / FFHQ; the builtin photos are too few and too small), e.g. "
                     "--data realesrgan=/data/DF2K,gcfsr=/data/FFHQ")
+        elif not Path(value).expanduser().exists():
+            raise ConfigError(f"DATA folder does not exist: {value} (for {model}; DATA=builtin uses the "
+                              "built-in photos)")
         elif not Path(value).expanduser().is_dir():
-            raise ConfigError(f"DATA must be 'builtin' or a folder of images; {value!r} (for {model}) is not "
-                              "a folder")
+            raise ConfigError(f"DATA must be a folder of images or 'builtin', got a file: {value} "
+                              f"(for {model})")
     return {m: out[m] for m in models}
 
 
 def run_spec(suite: SuiteConfig, model: str, method: str, student: str, seed: int, data: str) -> RunSpec:
     if model not in suite.models:
         raise unknown_choice(f"MODEL for suite {suite.name}:", model, list(suite.models))
-    if method not in suite.methods:
-        from gankd.methods import METHODS
-
-        METHODS.get(method)  # an unknown name lists every registered method
+    if method not in suite.methods:  # only what this command accepts (not the internal stages)
         raise unknown_choice(f"METHOD for suite {suite.name}:", method, list(suite.methods))
     ratio = check_ratio(student)
     return RunSpec(suite.name, model, method, ratio, seed, data_for(suite, data, [model])[model])
@@ -200,10 +200,12 @@ def tune(suite: SuiteConfig, model: str | None, methods: list[str] | None, data:
 
 
 def teacher(suite: SuiteConfig, model: str, data: str, progress: bool) -> int:
+    from gankd.bench.data import check_data
     from gankd.bench.teachers import load_teacher
 
     if model not in suite.models:
         raise unknown_choice(f"MODEL for suite {suite.name}:", model, list(suite.models))
+    check_data(suite.models[model], data)
     loaded = load_teacher(suite.models[model], data, progress=progress)
     print(f"teacher {suite.models[model].teacher}: {loaded.source} ({loaded.identity})")
     return 0
@@ -254,11 +256,11 @@ def listing() -> int:
     from gankd.assets import ASSETS
     from gankd.bench.suite import family_names, suite_names
     from gankd.datasets import DATASETS, DEGRADATIONS
-    from gankd.methods import METHODS
+    from gankd.methods import benchmark_methods
     from gankd.metrics import METRICS
     from gankd.models import MODELS
 
-    rows = [("methods", METHODS.names()), ("models (MODEL=)", family_names()),
+    rows = [("methods", benchmark_methods()), ("models (MODEL=)", family_names()),
             ("architectures", MODELS.names()), ("datasets (DATA=)", [*DATASETS.names(), "<folder>"]),
             ("degradations", DEGRADATIONS.names()), ("metrics", METRICS.names()),
             ("suites (SUITE=)", suite_names()), ("assets", ASSETS.names())]

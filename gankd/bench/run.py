@@ -21,7 +21,7 @@ from torch import nn
 from gankd import atomic
 from gankd.bench import environment, store
 from gankd.bench.assemble import assemble
-from gankd.bench.data import evaluation_set, validation_set
+from gankd.bench.data import check_data, evaluation_set, validation_set
 from gankd.bench.evaluation import complexity_and_latency, evaluate_generator, reference_records
 from gankd.bench.suite import ModelSetup, RunSpec, SuiteConfig, method_options, method_weights, resolved
 from gankd.engine import checkpoint, distributed
@@ -74,11 +74,13 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
     dist = distributed.from_env(setup.train.device)
     config = resolved(suite, spec)
     if dist.is_main:
+        check_data(setup, spec.data)  # before anything is written into the run folder
         preflight(run_dir, cache=cache_dir())
         cfg_path = run_dir / "config.yaml"
+        resumable = any((run_dir / "checkpoints").glob("step_*.pt"))
         if force and run_dir.exists():
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        elif cfg_path.is_file() and yaml.safe_load(cfg_path.read_text()) != _plain(config):
+        elif resumable and cfg_path.is_file() and yaml.safe_load(cfg_path.read_text()) != _plain(config):
             raise ConfigError(f"{run_dir} holds a run of a different config; its checkpoints cannot be "
                               "resumed. Re-run with --force to start it over.")
         atomic.write_text(cfg_path, yaml.safe_dump(_plain(config), sort_keys=False))

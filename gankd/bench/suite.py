@@ -154,10 +154,11 @@ def load_suite(name_or_path: str) -> SuiteConfig:
         models[fam] = setup
     suite = from_mapping(SuiteConfig, {**raw, "models": {}}, where)
     suite = dataclasses.replace(suite, models=models, path=str(path))
-    from gankd.methods import METHODS
+    from gankd.methods import METHODS, benchmark_methods
 
     for m in suite.methods:
-        METHODS.get(m)
+        if METHODS.get(m).internal:
+            raise unknown_choice(f"method in {where}: methods", m, benchmark_methods())
     from gankd.metrics import METRICS
 
     METRICS.get(suite.tune.metric)

@@ -32,7 +32,7 @@ import yaml
 from gankd import atomic
 from gankd.bench import environment
 from gankd.bench.assemble import assemble
-from gankd.bench.data import validation_set
+from gankd.bench.data import check_data, validation_set
 from gankd.bench.evaluation import evaluate_generator
 from gankd.bench.suite import SuiteConfig, explicit_options, method_options, tuned_path
 from gankd.engine import checkpoint
@@ -102,6 +102,8 @@ def tune(suite: SuiteConfig, models: list[str], data: dict[str, str], results: P
                          "scored_on": "validation images of each model (never the evaluation set)",
                          "ratio": suite.ratios[0]}
     chosen = table.setdefault("models", {})
+    for model in models:  # every model's data is checked before any tuning run starts
+        check_data(suite.models[model], data[model])
     for model in models:
         for method in methods:
             runs = [score_run(suite, model, method, f, data[model], results, progress)

@@ -4,6 +4,15 @@ Scanning is recursive: every ``.png .jpg .jpeg .webp .bmp`` file (any letter cas
 root, hidden files and directories (``.name``) excluded; other files are counted in the log.
 An image's name is its path relative to the root (POSIX separators, extension kept).
 
+Links and duplicates (so that one photo can never sit in two splits, nor count twice):
+
+- symlinked *directories* are not followed (a ``ln -s . loop`` would multiply the data); they are
+  counted in the log. Symlinked *files* are read where they point.
+- the same file reached twice (a symlink to an image of the folder, a hard link) and byte-identical
+  copies under other names are one image: the copy kept is the first in split priority (test/,
+  then val/, then train/ in the explicit layout) and then by name; the others are dropped, counted
+  and named in the log. Contents are compared by sha256, only among files of equal byte size.
+
 Split rule, fixed and documented:
 
 - explicit layout: if the root has sub-directories ``train/`` and ``test/``, those are the
@@ -14,8 +23,9 @@ Split rule, fixed and documented:
   the next ``val_images`` validation, the rest training. The order depends on names only, so the
   split does not change with file contents or the machine.
 
-Image sizes come from the file headers; they are cached per folder under
-``cache_dir()/indexes/`` and re-read only for files whose size or mtime changed.
+Image sizes come from the file headers; they, the content hashes and whether a file decodes
+(``verify``) are cached per folder under ``cache_dir()/indexes/`` and recomputed only for files
+whose size or mtime changed.
 """
 
 from __future__ import annotations
@@ -31,14 +41,17 @@ from gankd import atomic
 from gankd.datasets import DATASETS
 from gankd.datasets.config import DataConfig
 from gankd.datasets.images import IMAGE_EXTENSIONS, ImageRef, probe_size
-from gankd.datasets.source import ImageSource, Splits, hash_order, names_digest
+from gankd.datasets.source import ImageSource, Splits, check_decodes, hash_order, names_digest
 from gankd.errors import ConfigError
 from gankd.paths import cache_dir
 
 log = logging.getLogger("gankd.datasets")
 
-_INDEX_VERSION = 1
+_INDEX_VERSION = 2
 _VAL_DIRS = ("val", "valid")
+_Found = tuple[str, Path, os.stat_result]  # name, path, stat
+# index entry: [size, mtime_ns, width, height, sha256 or None, decodes (None: not checked yet)]
+_SIZE, _MTIME, _W, _H, _SHA, _OK = range(6)
 
 
 @DATASETS.register("folder")
@@ -48,6 +61,8 @@ class FolderSource(ImageSource):
     def __init__(self, root: Path) -> None:
         self.root = root
         self._refs: list[ImageRef] | None = None
+        self._index: dict[str, list] = {}
+        self._hashed: dict[str, str] = {}  # content hashes computed by this scan
 
     @classmethod
     def from_spec(cls, spec: str) -> FolderSource:
@@ -67,8 +82,17 @@ class FolderSource(ImageSource):
     def _scan(self) -> list[ImageRef]:
         found: list[tuple[str, Path, os.stat_result]] = []
         others = 0
-        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        linked_dirs: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+            keep = []
+            for d in sorted(dirnames):
+                if d.startswith("."):
+                    continue
+                if (Path(dirpath) / d).is_symlink():  # not followed (module doc)
+                    linked_dirs.append((Path(dirpath) / d).relative_to(self.root).as_posix())
+                    continue
+                keep.append(d)
+            dirnames[:] = keep
             for fn in filenames:
                 if fn.startswith("."):
                     continue
@@ -81,10 +105,15 @@ class FolderSource(ImageSource):
                 except OSError as exc:
                     raise ConfigError(f"cannot stat image file {path}: {exc.strerror or exc}") from None
                 found.append((path.relative_to(self.root).as_posix(), path, st))
+        if linked_dirs:
+            log.warning("%s: %d symlinked folder(s) not followed: %s", self.root, len(linked_dirs),
+                        ", ".join(linked_dirs[:5]) + (" ..." if len(linked_dirs) > 5 else ""))
         if not found:
             raise ConfigError(
                 f"no images ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}) found under {self.root}"
                 + (f" ({others} other file(s) ignored)" if others else " (the folder is empty)"))
+        self._index = self._read_index()
+        found = self._unique(found)
         log.info("%s: %d image(s) found, %d other file(s) ignored", self.root, len(found), others)
         lr_dirs = sorted({Path(rel).parts[0] for rel, _, _ in found
                           if any(tag in Path(rel).parts[0].lower() for tag in ("_lr", "lr_", "lr_bicubic"))})
@@ -93,32 +122,99 @@ class FolderSource(ImageSource):
                         "(point DATA at the HR folder)", self.root, ", ".join(lr_dirs))
         return self._sizes(found)
 
+    def _priority(self, rel: str) -> tuple[int, str]:
+        """Which of several copies of one photo is kept: test before val before train (explicit
+        layout), then the first name."""
+        if self._explicit_layout():
+            top = rel.split("/", 1)[0]
+            rank = 0 if top == "test" else 1 if top in _VAL_DIRS else 2 if top == "train" else 3
+            return rank, rel
+        return 0, rel
+
+    def _unique(self, found: list[_Found]) -> list[_Found]:
+        """One entry per photo (module doc): the same inode once, then byte-identical files once."""
+        by_inode: dict[tuple[int, int], list] = {}
+        for item in found:
+            by_inode.setdefault((item[2].st_dev, item[2].st_ino), []).append(item)
+        by_size: dict[int, list] = {}
+        for group in by_inode.values():
+            first = min(group, key=lambda it: self._priority(it[0]))
+            by_size.setdefault(first[2].st_size, []).append((first, group))
+        kept, dropped = [], []
+        for candidates in by_size.values():
+            by_content: dict[str, list] = {}
+            for first, group in candidates:
+                key = self._sha256(first) if len(candidates) > 1 else ""
+                by_content.setdefault(key, []).append((first, group))
+            for same in by_content.values():
+                keep = min((f for f, _ in same), key=lambda it: self._priority(it[0]))
+                kept.append(keep)
+                dropped += [(it[0], keep[0]) for _, group in same for it in group if it is not keep]
+        if dropped:
+            dropped.sort()
+            shown = ", ".join(f"{a} = {b}" for a, b in dropped[:5]) + (" ..." if len(dropped) > 5 else "")
+            log.warning("%s: %d duplicate image file(s) dropped (links to, or byte-identical copies of, "
+                        "another image; each photo is used once): %s", self.root, len(dropped), shown)
+        return sorted(kept)
+
+    def _sha256(self, item: _Found) -> str:
+        rel, path, st = item
+        entry = self._index.get(rel)
+        if entry and entry[_SIZE] == st.st_size and entry[_MTIME] == st.st_mtime_ns and entry[_SHA]:
+            return entry[_SHA]
+        try:
+            self._hashed[rel] = atomic.sha256_file(path)
+        except OSError as exc:
+            raise ConfigError(f"cannot read image file {path}: {exc.strerror or exc}") from None
+        return self._hashed[rel]
+
     def _index_path(self) -> Path:
         digest = hashlib.sha256(str(self.root).encode("utf-8")).hexdigest()[:20]
         return cache_dir() / "indexes" / f"{digest}.json"
 
-    def _sizes(self, found: list[tuple[str, Path, os.stat_result]]) -> list[ImageRef]:
+    def _read_index(self) -> dict[str, list]:
         index_path = self._index_path()
-        old: dict[str, list[int]] = {}
         if index_path.is_file():
             try:
                 doc = json.loads(index_path.read_text())
                 if doc.get("version") == _INDEX_VERSION and doc.get("root") == str(self.root):
-                    old = doc["files"]
+                    return doc["files"]
             except (OSError, ValueError, KeyError):
-                old = {}  # a damaged index is only a cache: re-read the headers
-        files: dict[str, list[int]] = {}
+                pass  # a damaged index is only a cache: re-read the headers
+        return {}
+
+    def _write_index(self) -> None:
+        atomic.write_json(self._index_path(), {"version": _INDEX_VERSION, "root": str(self.root),
+                                               "files": self._index})
+
+    def _sizes(self, found: list[tuple[str, Path, os.stat_result]]) -> list[ImageRef]:
+        old = self._index
+        files: dict[str, list] = {}
         refs = []
-        for rel, path, st in sorted(found):
+        for rel, path, st in found:
             entry = old.get(rel)
-            if entry is None or entry[0] != st.st_size or entry[1] != st.st_mtime_ns:
+            if entry is None or entry[_SIZE] != st.st_size or entry[_MTIME] != st.st_mtime_ns:
                 w, h = probe_size(path)
-                entry = [st.st_size, st.st_mtime_ns, w, h]
+                entry = [st.st_size, st.st_mtime_ns, w, h, None, None]
+            if rel in self._hashed:
+                entry[_SHA] = self._hashed[rel]
             files[rel] = entry
-            refs.append(ImageRef(rel, path, (entry[2], entry[3])))
+            refs.append(ImageRef(rel, path, (entry[_W], entry[_H])))
+        self._index = files
         if files != old:
-            atomic.write_json(index_path, {"version": _INDEX_VERSION, "root": str(self.root), "files": files})
+            self._write_index()
         return refs
+
+    def verified(self, refs: list[ImageRef] | tuple[ImageRef, ...]) -> None:
+        """Decode every image of ``refs`` once (cached by size and mtime); the first that does not
+        decode is an error naming it and saying what is wrong."""
+        self.images()
+        todo = [r for r in refs if self._index.get(r.name, [None] * 6)[_OK] is not True]
+        check_decodes(todo)
+        for r in todo:
+            self._index[r.name][_OK] = True
+        if todo:
+            self._write_index()
 
     # ---- splits -----------------------------------------------------------------------------
     def _explicit_layout(self) -> bool:
@@ -126,6 +222,9 @@ class FolderSource(ImageSource):
 
     def splits(self, cfg: DataConfig) -> Splits:
         refs = self.images()
+        if (self.root / "test").is_dir() and not (self.root / "train").is_dir():
+            raise ConfigError(f"{self.root} has a test/ folder but no train/ folder: put the training images "
+                              "under train/ (test/ images are never trained on)")
         if self._explicit_layout():
             def under(*dirs: str) -> list[ImageRef]:
                 return [r for r in refs if r.name.split("/", 1)[0] in dirs]

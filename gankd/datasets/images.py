@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from gankd.errors import GankdError
+from gankd.errors import ConfigError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -33,8 +33,9 @@ _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width an
 _ORIENTED_FORMATS = ("JPEG", "WEBP")  # formats whose EXIF orientation we apply (cameras write it)
 
 
-class ImageError(GankdError):
-    """An image file that cannot be used; the message names the file."""
+class ImageError(ConfigError):
+    """An image file that cannot be used; the message names the file. A usage error: the user
+    fixes the data (the CLI exits 2)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class ImageRef:
 def probe_size(path: Path) -> tuple[int, int]:
     """(width, height) as displayed, from the header alone (no pixel decoding)."""
     try:
+        if path.stat().st_size == 0:
+            raise ImageError(f"empty image file (0 bytes): {path}")
         with Image.open(path) as im:
             w, h = im.size
             if im.format in _ORIENTED_FORMATS:

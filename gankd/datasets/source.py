@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,33 @@ class ImageSource(ABC):
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """Identity of the source for cache keys and manifests; no absolute paths."""
+
+    def verified(self, refs: list[ImageRef] | tuple[ImageRef, ...]) -> None:
+        """Decode every image of ``refs``; the first that does not is an error naming it."""
+        check_decodes(refs)
+
+
+def check_decodes(refs: list[ImageRef] | tuple[ImageRef, ...]) -> None:
+    """Decode each image (in threads: decoders release the GIL) and check it against its header;
+    raise for the first one, in name order, that cannot be used, counting the others."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def problem(ref: ImageRef) -> str | None:
+        try:
+            img = read_image(ref.path)
+        except ImageError as exc:
+            return str(exc)
+        if (img.shape[1], img.shape[0]) != ref.size:
+            return (f"{ref.path}: decoded size {img.shape[1]}x{img.shape[0]} differs from its header "
+                    f"{ref.size[0]}x{ref.size[1]} (file changed or corrupt?)")
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        found = [(r.name, p) for r, p in zip(refs, pool.map(problem, refs)) if p]
+    if found:
+        found.sort()
+        more = f" ({len(found) - 1} more unusable image(s) after this one)" if len(found) > 1 else ""
+        raise ImageError(found[0][1] + more)
 
 
 def open_data(data: str) -> ImageSource:

@@ -64,6 +64,8 @@ class Method(nn.Module):
     name: ClassVar[str]
     Config: ClassVar[type]
     uses_teacher: ClassVar[bool] = True
+    #: a training stage the harness runs itself (a supervised warm start), not a method to benchmark
+    internal: ClassVar[bool] = False
 
     def __init__(self, cfg: Any, setup: Setup) -> None:
         super().__init__()

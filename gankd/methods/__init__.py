@@ -16,6 +16,11 @@ from gankd.registry import Registry
 METHODS: Registry[type[Method]] = Registry("method", "gankd.methods")
 
 
+def benchmark_methods() -> list[str]:
+    """The registered distillation methods a suite can run (internal stages left out)."""
+    return [n for n in METHODS.names() if not METHODS.get(n).internal]
+
+
 def method_config(name: str, overrides: dict[str, Any] | None = None, where: str = "") -> Any:
     """The typed config of method ``name`` with ``overrides`` applied (validated)."""
     cls = METHODS.get(name)

@@ -28,6 +28,7 @@ class Supervised(Method):
     name = "supervised"
     Config = SupervisedConfig
     uses_teacher = False
+    internal = True
 
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
         assert s.batch.target is not None, "supervised training needs a paired target"
