@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("regress", help="smoke suite vs results/baselines/smoke.json")
     sp.add_argument("--update", action="store_true", help="rewrite the baseline on purpose")
+    sp.add_argument("--dump", type=Path, default=None,
+                    help="write this run's metrics (baseline format) to a file, compare nothing")
+    sp.add_argument("--reverse", action="store_true", help="run the suite's jobs in reverse order")
     sp.add_argument("--baseline", type=Path, default=None)
     sp.add_argument("--suite", default="smoke")
     sp.add_argument("--quiet", action="store_true")
@@ -125,7 +128,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "report":
         return commands.report(args.results, args.out)
     if args.command == "regress":
-        return commands.regress(args.suite, args.baseline, update=args.update, progress=not args.quiet)
+        return commands.regress(args.suite, args.baseline, update=args.update, progress=not args.quiet,
+                                dump=args.dump, reverse=args.reverse)
     if args.command == "zoo":
         return commands.zoo()
     if args.command == "list":

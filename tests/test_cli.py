@@ -66,3 +66,38 @@ def test_non_finite_config_number_is_rejected(tmp_path):
                    "models:\n  gcfsr:\n    recipe: {gan_weight: .nan}\n")
     with pytest.raises(ConfigError, match="gan_weight: expected a finite number"):
         load_suite(str(bad))
+
+
+def test_piped_output_is_plain_and_complete(capsys):
+    """Through a pipe (a CI log, grep) tables are plain text, one row per line, no cell cut."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "COLUMNS": "80"}
+    out = subprocess.run([sys.executable, "-m", "gankd.cli", "zoo"], capture_output=True, text=True, env=env,
+                         check=True, timeout=600).stdout
+    row = next(line for line in out.splitlines() if line.startswith("realesrgan_x4plus "))
+    assert "16.70" in row and "73.4" in row and "teacher" in row
+    assert "…" not in out and "┃" not in out
+
+    from gankd.bench.regress import Diff, print_table
+
+    print_table([Diff("realesrgan/r0.25/mse/seed0", "psnr", 23.4567, 22.0, 0.02, True)])  # not a TTY here
+    text = capsys.readouterr().out
+    assert "realesrgan/r0.25/mse/seed0  psnr" in text and "WORSE" in text
+    assert "FAIL realesrgan/r0.25/mse/seed0 psnr: baseline 23.457, now 22, tolerance 0.02 (WORSE)" in text
+
+
+def test_progress_in_a_log_is_one_plain_line_per_update(capsys):
+    from gankd.engine.progress import PlainProgress, bar
+
+    p = bar(250, 0, "mse realesrgan r0.25 s0")  # stderr is captured here: not a terminal
+    assert isinstance(p, PlainProgress)
+    p.update(10)
+    p.set_postfix_str("l1=0.1 percep=18")
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.count("\n") == 1
+    assert "mse realesrgan r0.25 s0: 10/250 steps (4%)" in err and "left" in err and "percep=18" in err

@@ -94,11 +94,8 @@ def test_dry_run_realesrgan_full_size_two_steps(folder):
 
 @pytest.mark.slow
 def test_dry_run_gcfsr_cli_random_teacher_of_real_size_writes_nothing(folder, tmp_path, monkeypatch, capsys):
-    from rich.console import Console
-
     from gankd.cli import main
 
-    monkeypatch.setattr(commands, "console", Console(width=400))  # one table row per line
     monkeypatch.delenv("GANKD_WEIGHTS_GCFSR_512", raising=False)
     results = tmp_path / "results"
     rc = main(["bench", "--suite", "paper", "--model", "gcfsr", "--method", "sdakd", "--student", "0.125",

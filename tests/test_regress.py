@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gankd.bench.regress import TOLERANCES, Diff, baseline_from, compare, regress
+from gankd.bench.regress import FLOORS, SPREAD_MULTIPLE, Diff, baseline_from, compare, regress
 from gankd.bench.suite import load_suite
 from gankd.paths import benchmarks_dir, results_dir
 
@@ -62,7 +62,11 @@ def test_compare_flags_each_direction_and_missing_runs():
     records = {"m/r0.25/x/seed0": {"status": "done", "metrics": {"psnr": 30.0, "lpips": 0.2}}}
     suite = load_suite("smoke")
     base = baseline_from(records, suite)
-    assert base["runs"]["m/r0.25/x/seed0"]["metrics"]["psnr"]["tolerance"] == TOLERANCES["psnr"][0]
+    assert base["runs"]["m/r0.25/x/seed0"]["metrics"]["psnr"]["tolerance"] == FLOORS["psnr"][0]
+    spread = baseline_from(records, suite, {"m/r0.25/x/seed0": {"psnr": 0.1, "lpips": 1e-6}})
+    m = spread["runs"]["m/r0.25/x/seed0"]["metrics"]
+    assert m["psnr"]["tolerance"] == SPREAD_MULTIPLE * 0.1 and m["psnr"]["spread"] == 0.1
+    assert m["lpips"]["tolerance"] == FLOORS["lpips"][0]  # a tiny spread never undercuts the floor
     worse = {"m/r0.25/x/seed0": {"metrics": {"psnr": 29.0, "lpips": 0.2 + 1e-4}}}
     diffs = {d.metric: d for d in compare(base, worse)}
     assert diffs["psnr"].verdict == "WORSE" and diffs["lpips"].ok

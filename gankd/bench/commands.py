@@ -7,14 +7,10 @@ import os
 import sys
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 from gankd.bench.suite import RunSpec, SuiteConfig, check_ratio, load_suite
+from gankd.bench.tables import print_table
 from gankd.errors import ConfigError, unknown_choice
 from gankd.paths import reports_dir, results_dir
-
-console = Console(stderr=False)
 
 
 def suite(name: str) -> SuiteConfig:
@@ -92,72 +88,68 @@ def dry_run(spec: RunSpec, suite: SuiteConfig) -> int:
     from gankd.bench.dryrun import dry_run as do_dry_run
 
     r = do_dry_run(spec, suite)
-    t = Table(title=f"dry run: {r['method']} · {r['model']} · r={r['ratio']:g} · suite {r['suite']} "
-                    f"(nothing written)")
-    for col in ("what", "value"):
-        t.add_column(col, overflow="fold")
-    t.add_row("device", r["device"])
-    t.add_row("teacher", f"{r['teacher']['entry']}: {r['teacher']['params'] / 1e6:.2f} M params; "
-                         f"{r['teacher']['source']}")
-    t.add_row("student", f"{r['student']['entry']}: {r['student']['params'] / 1e6:.3f} M params")
+    rows: list[tuple[str, str]] = [("device", r["device"])]
+    rows.append(("teacher", f"{r['teacher']['entry']}: {r['teacher']['params'] / 1e6:.2f} M params; "
+                            f"{r['teacher']['source']}"))
+    rows.append(("student", f"{r['student']['entry']}: {r['student']['params'] / 1e6:.3f} M params"))
     for name, n in r["discriminators"].items():
-        t.add_row(f"discriminator {name}", f"{n / 1e6:.3f} M params")
+        rows.append((f"discriminator {name}", f"{n / 1e6:.3f} M params"))
     if r["generator_side_params"]:
-        t.add_row("adapters / connectors", f"{r['generator_side_params']:,} params")
-    t.add_row("perceptual network", r["perceptual_network"])
+        rows.append(("adapters / connectors", f"{r['generator_side_params']:,} params"))
+    rows.append(("perceptual network", r["perceptual_network"]))
     inp, full = r["inputs"], r["full_run"]
-    t.add_row("inputs", f"batch 1, GT {inp['hr_crop']} px (degraded from {inp['degrade_size']}), "
-                        f"generator input {inp['g_input']}")
-    t.add_row("full run", f"{full['steps']} steps, global batch {full['global_batch']}, "
-                          f"GT {full['hr_crop']} px")
+    rows.append(("inputs", f"batch 1, GT {inp['hr_crop']} px (degraded from {inp['degrade_size']}), "
+                           f"generator input {inp['g_input']}"))
+    rows.append(("full run", f"{full['steps']} steps, global batch {full['global_batch']}, "
+                             f"GT {full['hr_crop']} px"))
     for row in r["steps"]:
-        terms = " ".join(f"{k}={v:.3g}" for k, v in row["terms"].items())
-        t.add_row(f"step {row['step']} ({row['stage']})", f"{row['time_s']:.2f} s  {terms}")
-    t.add_row("peak memory / step", f"{r['peak_memory_mb']:.0f} MiB ({r['peak_memory']})")
+        terms = " ".join(f"{k}={v:.3g}" for k, v in row["terms"].items() if not k.startswith("gradnorm/"))
+        rows.append((f"step {row['step']} ({row['stage']})", f"{row['time_s']:.2f} s  {terms}"))
+    rows.append(("peak memory / step", f"{r['peak_memory_mb']:.0f} MiB ({r['peak_memory']})"))
     for note in r["notes"]:
-        t.add_row("note", note)
-    console.print(t)
+        rows.append(("note", note))
+    title = f"dry run: {r['method']} · {r['model']} · r={r['ratio']:g} · suite {r['suite']} (nothing written)"
+    print_table(title, ("what", "value"), rows)
     return 0
 
 
 def _print_run(record: dict) -> None:
-    t = Table(title=f"{record['method']} · {record['model']} · r={record['ratio']:g} · seed {record['seed']}")
-    for col in ("metric", "value"):
-        t.add_column(col)
+    rows: list[tuple[str, str]] = []
     for k, v in (record.get("metrics") or {}).items():
-        t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+        rows.append((k, f"{v:.4g}" if isinstance(v, float) else str(v)))
     for k, v in (record.get("missing_metrics") or {}).items():
-        t.add_row(k, f"missing: {v}")
+        rows.append((k, f"missing: {v}"))
     if record.get("params"):
-        t.add_row("params (M)", f"{record['params'] / 1e6:.3f}")
-        t.add_row("GMACs", f"{record['macs'] / 1e9:.3f}")
+        rows.append(("params (M)", f"{record['params'] / 1e6:.3f}"))
+        rows.append(("GMACs", f"{record['macs'] / 1e9:.3f}"))
     lat = (record.get("latency") or {}).get("median_ms")
     if lat:
-        t.add_row("latency (ms)", f"{lat:.1f}")
+        rows.append(("latency (ms)", f"{lat:.1f}"))
     if record.get("speedup_vs_teacher"):
-        t.add_row("speed-up vs teacher", f"{record['speedup_vs_teacher']:.2f}x")
+        rows.append(("speed-up vs teacher", f"{record['speedup_vs_teacher']:.2f}x"))
     train = record.get("train") or {}
     if train:
-        t.add_row("train time (s)", f"{train['wall_time_s']:.0f} ({train['steps']} steps, "
-                                    f"{train.get('step_time_s', 0):.2f} s/step)")
+        rows.append(("train time (s)", f"{train['wall_time_s']:.0f} ({train['steps']} steps, "
+                                       f"{train.get('step_time_s', 0):.2f} s/step)"))
         cost = (train.get("cost") or {}).get("gmacs_per_step")
         if cost:
-            t.add_row("train GMACs/step", f"{cost['total']:.1f} (G {cost['g']:.1f}, D {cost['d']:.1f}, "
-                                          f"teacher {cost['teacher']:.1f})")
+            rows.append(("train GMACs/step", f"{cost['total']:.1f} (G {cost['g']:.1f}, D {cost['d']:.1f}, "
+                                             f"teacher {cost['teacher']:.1f})"))
     for name, w in (record.get("method_weights") or {}).items():
-        t.add_row(f"weight {name}", f"{w['value']:.4g} ({w['source']})")
+        rows.append((f"weight {name}", f"{w['value']:.4g} ({w['source']})"))
     fl = record.get("floors") or {}
     if fl.get("bicubic") is not None:
         metric, bic = fl["metric"], fl["bicubic"]
         if fl.get("teacher_below_bicubic"):
-            t.add_row("FLOOR", f"the teacher does not beat bicubic on {metric} "
-                               f"({fl['teacher']:.4g} vs {bic:.4g})")
+            rows.append(("FLOOR", f"the teacher does not beat bicubic on {metric} "
+                                  f"({fl['teacher']:.4g} vs {bic:.4g})"))
         if fl.get("student_below_bicubic"):
-            t.add_row("FLOOR", f"below bicubic: {metric} {record['metrics'][metric]:.4g} "
-                               f"vs bicubic {bic:.4g}")
+            rows.append(("FLOOR", f"below bicubic: {metric} {record['metrics'][metric]:.4g} "
+                                  f"vs bicubic {bic:.4g}"))
         elif fl.get("student_below_bicubic") is False:
-            t.add_row("floor", f"beats bicubic on {metric} ({bic:.4g})")
-    console.print(t)
+            rows.append(("floor", f"beats bicubic on {metric} ({bic:.4g})"))
+    print_table(f"{record['method']} · {record['model']} · r={record['ratio']:g} · seed {record['seed']}",
+                ("metric", "value"), rows)
 
 
 def sweep(suite: SuiteConfig, data: str, results: Path | None, shard: str, progress: bool, dry: bool) -> int:
@@ -224,19 +216,18 @@ def report(results: Path | None, out: Path | None) -> int:
     return 0
 
 
-def regress(suite_name: str, baseline: Path | None, update: bool, progress: bool) -> int:
+def regress(suite_name: str, baseline: Path | None, update: bool, progress: bool,
+            dump: Path | None = None, reverse: bool = False) -> int:
     from gankd.bench.regress import regress as do_regress
 
-    return do_regress(suite_name, baseline, update=update, progress=progress)
+    return do_regress(suite_name, baseline, update=update, progress=progress, dump=dump, reverse=reverse)
 
 
 def zoo() -> int:
     from gankd.metrics.complexity import count_entry
     from gankd.models import zoo as z
 
-    t = Table(title="gankd model zoo (fvcore MACs at each config's standard input, noise off)")
-    for col in ("config", "role", "arch", "input", "params (M)", "GMACs", "note"):
-        t.add_column(col, overflow="fold")
+    rows = []
     entries = []
     for e in z.entries().values():
         entries.append(e)
@@ -247,8 +238,9 @@ def zoo() -> int:
     for e in entries:
         c = count_entry(e)
         side = f"{e.input}x{e.input}" + (" LR" if e.arch == "rrdbnet" else "")
-        t.add_row(e.name, e.role, e.arch, side, f"{c.params / 1e6:.3f}", f"{c.macs / 1e9:.2f}", e.note)
-    console.print(t)
+        rows.append((e.name, e.role, e.arch, side, f"{c.params / 1e6:.3f}", f"{c.macs / 1e9:.2f}", e.note))
+    print_table("gankd model zoo (fvcore MACs at each config's standard input, noise off)",
+                ("config", "role", "arch", "input", "params (M)", "GMACs", "note"), rows)
     return 0
 
 

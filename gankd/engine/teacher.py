@@ -90,9 +90,9 @@ class Teacher:
         images: list[torch.Tensor] = []
         feats: list[list[torch.Tensor]] = [[] for _ in self.taps]
         n = len(pool)
-        from tqdm import tqdm
+        from gankd.engine.progress import bar as progress_bar
 
-        bar = tqdm(total=n, desc="teacher pool", unit="img", disable=not progress, leave=False)
+        bar = progress_bar(n, 0, "teacher pool", enabled=progress, unit="img")
         for start in range(0, n, batch_size):
             index = torch.arange(start, min(n, start + batch_size))
             out = self.forward(pool.batch(index).to(self.device).g_input)
@@ -100,6 +100,7 @@ class Teacher:
             for i, f in enumerate(out.features):
                 feats[i].append(f.to(torch.float16).cpu())
             bar.update(len(index))
+        bar.set_postfix_str("outputs and features cached")
         bar.close()
         data = {"image": torch.cat(images), "features": [torch.cat(f) for f in feats],
                 "identity": self.identity, "pool": pool.key, "taps": self.taps}

@@ -31,11 +31,10 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from gankd.datasets.batch import Batch
 from gankd.datasets.seeding import derive_seed
-from gankd.engine import checkpoint
+from gankd.engine import checkpoint, progress
 from gankd.engine.config import TrainConfig
 from gankd.engine.distributed import Dist, fp32_head, to_channels_last
 from gankd.engine.ema import EMA
@@ -427,8 +426,7 @@ class Trainer:
     def fit(self) -> TrainResult:
         resumed = self.try_resume()
         total = self.cfg.steps
-        bar = tqdm(total=total, initial=self.step, desc=self.desc, disable=not self.progress,
-                   dynamic_ncols=True, unit="step")
+        bar = progress.bar(total, self.step, self.desc, enabled=self.progress)
         t0 = time.perf_counter()
         start_step = self.step
         while self.step < total:
@@ -436,6 +434,7 @@ class Trainer:
             terms = self.train_step()
             self.memory.stop()
             self._accumulate(terms)
+            bar.update(1)
             # A log row never mixes stages: a stage boundary closes the current window.
             boundary = self.step < total and self.method.stage(self.step) != self.method.stage(self.step - 1)
             if self.step % self.cfg.log_every == 0 or self.step == total or boundary:
@@ -444,7 +443,6 @@ class Trainer:
             if (self.validate and self.dist.is_main and self.cfg.val_every
                     and (self.step % self.cfg.val_every == 0 or self.step == total)):
                 self.val_history.append({"step": self.step, **self.validate(self.ema.model)})
-            bar.update(1)
             if self.cfg.ckpt_every and self.step % self.cfg.ckpt_every == 0 and self.step < total:
                 self._elapsed += time.perf_counter() - t0
                 t0 = time.perf_counter()

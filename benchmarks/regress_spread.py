@@ -1,0 +1,167 @@
+"""How far the smoke suite's metrics move across the code paths other machines take: the
+measurement behind every tolerance of ``gankd regress`` (gankd/bench/regress.py explains why
+machines differ).
+
+Runs the smoke suite once per variant, each in its own process:
+
+- ``default``       this machine as it is (its ISA, all cores);
+- ``1 thread``      OMP_NUM_THREADS=1: reductions split differently;
+- ``avx2``          ATen, oneDNN and MKL limited to AVX2 (a machine without AVX-512, e.g. AMD EPYC);
+- ``sse4``          the same limited to SSE4 (an old or virtualised CPU);
+- ``cold cache``    an empty $GANKD_CACHE (pools, evaluation sets, cached teachers built afresh;
+                    converted weights linked, they are fixed files);
+- ``reversed``      the suite's jobs in reverse order (caches filled in another order);
+- ``loaded``        another process keeping both cores busy meanwhile
+
+and writes, per run and metric, the largest difference between any two variants to
+``results/baselines/smoke.spread.json``; ``gankd regress --update`` then sets each tolerance to
+``SPREAD_MULTIPLE`` x that spread (never below the metric's floor). With ``--check`` it also
+shows that a real change is still caught: the smoke suite with the ``mse`` weight raised by
+1 % and with DCD's teacher taps in reverse order must each fail against the committed baseline.
+
+    python benchmarks/regress_spread.py [--variants default,avx2] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS: dict[str, dict[str, str]] = {
+    "default": {},
+    "1 thread": {"OMP_NUM_THREADS": "1"},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    "sse4": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
+             "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
+    "cold cache": {},
+    "reversed": {},
+    "loaded": {},
+}
+DESCRIBED = {"cold cache": "an empty cache", "reversed": "reverse job order",
+             "loaded": "a second CPU-bound process"}
+HOG = "import torch\ntorch.set_num_threads(2)\nx = torch.randn(1500, 1500)\nwhile True:\n    x @ x\n"
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("GANKD_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "gankd"
+
+
+def run_variant(name: str, out: Path, tmp: Path) -> dict:
+    env = {**os.environ, **VARIANTS[name], "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "gankd.cli", "regress", "--suite", "smoke", "--quiet", "--dump", str(out)]
+    if name == "cold cache":
+        cold = tmp / "cold-cache"
+        cold.mkdir()
+        (cold / "weights").symlink_to(cache_dir() / "weights")
+        env["GANKD_CACHE"] = str(cold)
+    if name == "reversed":
+        cmd.append("--reverse")
+    hog = subprocess.Popen([sys.executable, "-c", HOG]) if name == "loaded" else None
+    t0 = time.perf_counter()
+    try:
+        subprocess.run(cmd, env=env, check=True, cwd=ROOT)
+    finally:
+        if hog is not None:
+            hog.kill()
+    doc = json.loads(out.read_text())
+    doc["seconds"] = round(time.perf_counter() - t0)
+    return doc
+
+
+def spreads(docs: dict[str, dict]) -> dict[str, dict[str, float]]:
+    runs: dict[str, dict[str, float]] = {}
+    first = next(iter(docs.values()))
+    for key, metrics in first["runs"].items():
+        runs[key] = {}
+        for m in metrics:
+            values = [d["runs"][key][m] for d in docs.values() if m in d["runs"].get(key, {})]
+            runs[key][m] = max(values) - min(values)
+    return runs
+
+
+def check() -> None:
+    """A 1 % change of the ``mse`` weight and DCD's teacher taps in reverse order must each put
+    metrics of their runs outside the committed baseline's tolerances."""
+    import dataclasses
+
+    import gankd.bench.compose as compose
+    from gankd.bench.regress import collect, compare
+    from gankd.bench.suite import load_suite, method_options
+
+    baseline = json.loads((ROOT / "results" / "baselines" / "smoke.json").read_text())
+    smoke = load_suite("smoke")
+
+    def only(method: str, **options: object):
+        opts = {**smoke.method_options, method: {**smoke.method_options.get(method, {}), **options}}
+        return dataclasses.replace(smoke, methods=(method,), method_options=opts)
+
+    real_setup = compose.Setup
+
+    def swapped(*args: object, **kwargs: object):  # the teacher's taps in reverse order
+        setup = real_setup(*args, **kwargs)
+        pairs = setup.tap_pairs
+        setup.tap_pairs = lambda k: (pairs(k)[0], pairs(k)[1][::-1])
+        return setup
+
+    weight = method_options(smoke, "realesrgan", "mse").weight * 1.01
+    cases = {"mse weight x1.01": (only("mse", weight=weight), None),
+             "dcd teacher taps swapped": (only("dcd"), swapped)}
+    for what, (suite, patch) in cases.items():
+        if patch is not None:
+            compose.Setup = patch
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                records = collect(suite, "builtin", Path(tmp), progress=False)
+        finally:
+            compose.Setup = real_setup
+        fails = [d for d in compare(baseline, records) if d.run in records and not d.ok]
+        print(f"{what}: {'caught' if fails else 'NOT CAUGHT'} ({len(fails)} metric(s) outside tolerance)")
+        for d in fails[:8]:
+            print(f"    {d.run} {d.metric}: baseline {d.baseline:.5g}, now {d.value:.5g}, "
+                  f"tolerance {d.tolerance:.3g}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: "
+                   + ", ".join(VARIANTS))
+    p.add_argument("--out", type=Path, default=ROOT / "results" / "baselines" / "smoke.spread.json")
+    p.add_argument("--check", action="store_true", help="only show that real changes are caught (against "
+                   "the committed baseline)")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="gankd-spread-") as tmp:
+        if args.check:
+            check()
+            return 0
+        names = [v.strip() for v in args.variants.split(",") if v.strip()]
+        unknown = [v for v in names if v not in VARIANTS]
+        if unknown:
+            p.error(f"unknown variant {unknown[0]!r}; valid: {', '.join(VARIANTS)}")
+        docs = {}
+        for name in names:
+            docs[name] = run_variant(name, Path(tmp) / f"{len(docs)}.json", Path(tmp))
+            print(f"{name}: {docs[name]['seconds']} s", flush=True)
+    runs = spreads(docs)
+    doc = {"suite": "smoke", "measured_on": docs[names[0]]["cpu"], "written_at": time.strftime("%Y-%m-%d"),
+           "variants": {n: VARIANTS[n] or DESCRIBED.get(n, "as is") for n in names},
+           "values": {n: d["runs"] for n, d in docs.items()}, "runs": runs}
+    args.out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    worst: dict[str, float] = {}
+    for metrics in runs.values():
+        for m, s in metrics.items():
+            worst[m] = max(worst.get(m, 0.0), s)
+    print("largest spread per metric:", {m: round(s, 5) for m, s in sorted(worst.items())})
+    print(f"written: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
