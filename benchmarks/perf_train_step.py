@@ -27,7 +27,7 @@ from gankd.engine.sampler import PoolSampler
 from gankd.engine.trainer import Trainer
 from gankd.models import zoo
 
-METHODS = ("scratch", "mse", "akdg", "dcd", "sdakd")
+METHODS = load_suite("cpu").methods  # every registered method unless the suite lists some
 
 
 def _time(fn: Callable[[], object], repeats: int) -> float:

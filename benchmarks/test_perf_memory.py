@@ -32,12 +32,26 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("scratch", "mse", "akdg", "dcd", "sdakd")
-MODELS = ("realesrgan", "gcfsr")
 BUDGET_MB = 8 * 1024  # the cpu suite runs on an 8 GiB laptop
 
 def suite_path() -> str:
     return str(ROOT / "benchmarks" / "cpu.yaml")
+
+
+def cpu_runs() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The cpu suite's models and methods (every registered method unless it lists some)."""
+    from gankd.bench.suite import load_suite
+
+    suite = load_suite(suite_path())
+    return tuple(suite.models), suite.methods
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # here, not in a decorator: importing this file (a measuring child process) loads no gankd
+    if {"model", "method"} <= set(metafunc.fixturenames):
+        models, methods = cpu_runs()
+        metafunc.parametrize("model", models)
+        metafunc.parametrize("method", methods)
 
 
 def measure(model: str, method: str, suite: str, steps: int = 2) -> dict[str, Any]:
@@ -109,8 +123,6 @@ def suite() -> str:
     return suite_path()
 
 
-@pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("method", METHODS)
 def test_step_peak_memory_within_budget(model: str, method: str, suite: str) -> None:
     r = measure_in_subprocess(model, method, suite)
     print("\n" + table([r]))
@@ -128,8 +140,9 @@ def main() -> None:
         print(json.dumps(measure(*args.one, suite)))
         return
     rows, errors = [], []
-    for model in MODELS:
-        for method in METHODS:
+    models, methods = cpu_runs()
+    for model in models:
+        for method in methods:
             try:
                 rows.append(measure_in_subprocess(model, method, suite))
             except RuntimeError as exc:  # a config that does not build is reported, not hidden

@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     def run_args(sp: argparse.ArgumentParser, method: bool = True) -> None:
         if method:
             sp.add_argument("--method", required=True, help="distillation method (gankd list)")
-            sp.add_argument("--model", required=True, help="model family: realesrgan | gcfsr")
+            sp.add_argument("--model", required=True, help="model family (gankd list)")
             sp.add_argument("--student", default="0.25", help="student width ratio r (default 0.25)")
             sp.add_argument("--seed", default="0", help="run seed (default 0)")
         sp.add_argument("--suite", default="cpu", help="suite name or YAML path (default cpu)")

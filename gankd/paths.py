@@ -1,4 +1,5 @@
-"""Where things live on disk: the cache (weights, data, teacher pools) and the results tree."""
+"""Where things live on disk: the cache (weights, data, teacher pools), the results tree, and the
+benchmark configs (suites and model families)."""
 
 from __future__ import annotations
 
@@ -27,3 +28,16 @@ def reports_dir() -> Path:
 
 def benchmarks_dir() -> Path:
     return REPO_ROOT / "benchmarks"
+
+
+def family_file(family: str) -> Path:
+    """``benchmarks/models/<family>.yaml``: a model family's defaults (teacher, discriminator,
+    data, recipe, training, evaluation)."""
+    return benchmarks_dir() / "models" / f"{family}.yaml"
+
+
+def family_names() -> list[str]:
+    """The model families, one per file under ``benchmarks/models/``: a new family is a new file
+    there, and the zoo and the suites accept it without any list to edit. Here, below every
+    layer, so that the models layer can check its zoo against them."""
+    return sorted(p.stem for p in (benchmarks_dir() / "models").glob("*.yaml"))

@@ -8,6 +8,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see gankd/cli.py; set bef
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import torch
@@ -17,8 +19,9 @@ from gankd.datasets.batch import Batch
 from gankd.engine.config import RecipeConfig, TrainConfig
 from gankd.engine.sampler import PoolSampler
 from gankd.engine.trainer import Trainer
-from gankd.methods import method_config
+from gankd.methods import METHODS, method_config
 from gankd.models import zoo
+from gankd.paths import family_names
 
 
 class SyntheticPool:
@@ -55,6 +58,33 @@ class SyntheticGCFSRPool(SyntheticPool):
                      target=self.hr[index], index=index)
 
 
+class ExamplePool:
+    """Any family's pool shape from its generator architecture's own ``example_inputs``: the
+    inputs as the network takes them, smooth random HR images of its output's shape."""
+
+    def __init__(self, entry: zoo.ZooEntry, n: int = 8, seed: int = 0) -> None:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            net = entry.build().eval()
+            try:
+                self.inputs = net.example_inputs(n, 8)
+            except ValueError:  # a fixed-size architecture takes its one size only
+                self.inputs = net.example_inputs(n, entry.input)
+            with torch.no_grad():
+                side = net(*(x[:1] for x in self.inputs)).shape[-1]
+            coarse = torch.rand(n, 3, max(1, side // 4), max(1, side // 4))
+        self.hr = torch.nn.functional.interpolate(coarse, size=(side, side), mode="bicubic",
+                                                  align_corners=False).clamp(0, 1)
+        self.key = f"example-{entry.name}-{n}-{seed}"
+
+    def __len__(self) -> int:
+        return len(self.hr)
+
+    def batch(self, index: torch.Tensor) -> Batch:
+        return Batch(g_input=tuple(x[index] for x in self.inputs), real=self.hr[index],
+                     target=self.hr[index], index=index)
+
+
 TINY_TEACHER = dataclasses.replace(
     zoo.get("realesrgan_x4plus"), name="tiny_rrdb",
     kwargs={"num_in_ch": 3, "num_out_ch": 3, "scale": 4, "num_feat": 16, "num_block": 4, "num_grow_ch": 8})
@@ -64,7 +94,46 @@ TINY_GCFSR = dataclasses.replace(zoo.get("gcfsr_32"), name="tiny_gcfsr",
                                  kwargs={"out_size": 32, "narrow": 0.0625, "cond_norm": 8.0})
 TINY_GCFSR_D = dataclasses.replace(zoo.get("gcfsr_d_32"), name="tiny_gcfsr_d",
                                    kwargs={"out_size": 32, "narrow": 0.0625})
-FAMILIES = ("realesrgan", "gcfsr")
+
+
+@dataclass(frozen=True)
+class TinyFamily:
+    """The networks and data of a family's tiny test runs (student at r = 0.5)."""
+
+    teacher: zoo.ZooEntry
+    discriminator: zoo.ZooEntry
+    pool: Callable[[], Any]
+    student: dict[str, Any] = field(default_factory=dict)  # student arch overrides
+    image_size: int = 0  # the side fixed-size discriminators judge (0: any side)
+
+
+#: hand-made for speed; any other family is tested through ``tiny_family``'s generic setup
+TINY = {
+    "realesrgan": TinyFamily(TINY_TEACHER, TINY_D, SyntheticPool, {"num_block": 2}),
+    "gcfsr": TinyFamily(TINY_GCFSR, TINY_GCFSR_D, SyntheticGCFSRPool, image_size=32),
+}
+#: every model family (one per benchmarks/models/<family>.yaml): a new one is tested as it is added
+FAMILIES = tuple(family_names())
+
+
+def tiny_family(family: str) -> TinyFamily:
+    """A family's tiny test setup: hand-made for the known ones; otherwise its smoke-suite
+    teacher and discriminator (the smoke scale is seconds per run) fed their own example inputs."""
+    if family in TINY:
+        return TINY[family]
+    from gankd.bench.suite import load_suite
+
+    setup = load_suite("smoke").models[family]
+    pool = ExamplePool(zoo.get(setup.teacher))
+    return TinyFamily(zoo.get(setup.teacher), zoo.get(setup.discriminator), lambda: pool, dict(setup.student),
+                      image_size=pool.hr.shape[-1])
+
+
+def tiny_overrides(method: str) -> dict[str, Any]:
+    """Options a tiny run needs whatever the method: 2 feature taps (the tiny networks have 2
+    RRDB blocks / 2 decoder levels)."""
+    fields = {f.name for f in dataclasses.fields(METHODS.get(method).Config)}
+    return {"taps": 2} if "taps" in fields else {}
 
 
 def family_recipe(family: str) -> RecipeConfig:
@@ -93,21 +162,19 @@ def make_trainer(tmp_path) -> Callable[..., Trainer]:
 
     def build(method: str, steps: int = 2, run_dir=None, method_overrides: dict | None = None,
               recipe: RecipeConfig | None = None, seed: int = 0, ckpt_every: int = 0,
-              pool: SyntheticPool | None = None, family: str = "realesrgan") -> Trainer:
-        gcfsr = family == "gcfsr"
-        pool = pool or (SyntheticGCFSRPool() if gcfsr else SyntheticPool())
-        teacher_entry, d_entry = (TINY_GCFSR, TINY_GCFSR_D) if gcfsr else (TINY_TEACHER, TINY_D)
-        student_entry = zoo.student(teacher_entry, 0.5, {} if gcfsr else {"num_block": 2})
-        if method in ("dcd", "sdakd"):  # 2 RRDB blocks / 2 decoder levels: 2 taps
-            method_overrides = {"taps": 2, **(method_overrides or {})}
+              pool: Any = None, family: str = "realesrgan") -> Trainer:
+        tiny = tiny_family(family)
+        pool = pool or tiny.pool()
+        student_entry = zoo.student(tiny.teacher, 0.5, tiny.student)
+        method_overrides = {**tiny_overrides(method), **(method_overrides or {})}
         train = TrainConfig(steps=steps, batch_size=2, log_every=1, ckpt_every=ckpt_every, device="cpu")
         return build_trainer(
             student=seeded_build(student_entry, seed),
-            teacher=TeacherNet(seeded_build(teacher_entry, 123), "tiny"), d_entry=d_entry,
+            teacher=TeacherNet(seeded_build(tiny.teacher, 123), "tiny"), d_entry=tiny.discriminator,
             recipe=recipe or family_recipe(family),
             method=method, method_cfg=method_config(method, method_overrides), train=train,
             sampler=PoolSampler(pool, 2, seed), ratio=0.5, seed=seed, run_dir=run_dir, progress=False,
-            image_size=32 if gcfsr else 0)
+            image_size=tiny.image_size)
 
     return build
 

@@ -14,6 +14,7 @@ import numpy as np
 from gankd import atomic
 from gankd.bench import store
 from gankd.bench.images import png_bytes
+from gankd.bench.record import RunRecord
 
 SUITE = "synth"
 EVALSET = "builtin-eval-abc123"
@@ -114,7 +115,7 @@ class Tree:
 def write_run(results: Path, record: dict[str, Any], samples: bool = True) -> Path:
     run_dir = (store.runs_root(results) / record["suite"] / record["model"] / f"r{record['ratio']:g}"
                / record["method"] / f"seed{record['seed']}")
-    store.write_metrics(run_dir, record)
+    store.write_metrics(run_dir, RunRecord.from_dict(record))
     if samples and record["status"] == store.STATUS_DONE:
         for name in CROPS:
             who = sample_seed(record["model"], record["method"], name, record["seed"])

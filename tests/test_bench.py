@@ -40,8 +40,10 @@ def test_smoke_bench_sdakd_gcfsr_writes_record_row_and_report(dirs, capsys):
     assert rec["latency"]["median_ms"] > 0 and rec["train"]["steps"] == 6
     assert {h["stage"] for h in rec["history"]} == {"supervised", "features", "adversarial"}
     assert (run_dir / "config.yaml").is_file() and list((run_dir / "samples").glob("*.png"))
-    index = store.read_index(results)
-    assert [(r["method"], r["status"]) for r in index] == [("sdakd", "done")]
+    assert rec["schema"] == 2 and rec["references"] == f"runs/smoke/gcfsr/reference/{rec['eval']['evalset']}"
+    assert (results / rec["references"] / "teacher.json").is_file()  # the run names its references
+    assert rec["train"]["cost"]["gmacs_per_step"]["total"] > 0 and rec["floors"]["metric"] == "lpips"
+    assert [(r.method, r.status) for r in store.iter_runs(results)] == [("sdakd", "done")]
     csv = (reports / "leaderboard.csv").read_text().splitlines()
     assert any(line.startswith("smoke,gcfsr,0.25,student,sdakd,1") for line in csv)
     assert {"teacher", "bicubic"} <= {line.split(",")[4] for line in csv[1:]}
@@ -72,7 +74,7 @@ def test_nan_loss_marks_the_run_failed_with_step_and_term(dirs, tmp_path, capsys
     rec = json.loads((results / "runs/smoke-nan/realesrgan/r0.25/mse/seed0/metrics.json").read_text())
     assert rec["status"] == "failed" and rec["failed_step"] >= 1
     assert f"'{rec['failed_term']}'" in err and f"step {rec['failed_step']}" in err
-    assert "metrics" not in rec
+    assert rec["metrics"] == {}  # no numbers from a failed run
     assert main(["report", "--results", str(results), "--out", str(reports)]) == 0
     html = (reports / "leaderboard.html").read_text()
     assert "failed" in html and rec["failed_term"] in html
@@ -93,4 +95,4 @@ def test_a_crash_is_recorded_as_a_failed_run(dirs, monkeypatch, capsys):
     rec = json.loads((results / "runs/smoke/gcfsr/r0.25/scratch/seed0/metrics.json").read_text())
     assert rec["status"] == "failed"
     assert rec["error"] == "RuntimeError: evaluation set went missing"
-    assert [r["status"] for r in store.read_index(results)] == ["failed"]
+    assert [r.status for r in store.iter_runs(results)] == ["failed"]

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from gankd.bench.suite import load_suite
+from gankd.bench.suite import load_suite, suite_names
 from gankd.cli import main
+from gankd.datasets import DATASETS
 from gankd.errors import ConfigError
+from gankd.methods import benchmark_methods
+from gankd.metrics import METRICS
+from gankd.models import MODELS
+from gankd.paths import family_names
+
+SMOKE = load_suite("smoke")
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -23,8 +30,8 @@ def bench(*extra: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("flag", "value", "expect"), [
-    ("--model", "esrgan", "valid choices: gcfsr, realesrgan"),
-    ("--method", "kd9000", "valid choices: akdg, dcd, mse, scratch, sdakd"),
+    ("--model", "esrgan", "valid choices: " + ", ".join(sorted(SMOKE.models))),
+    ("--method", "kd9000", "valid choices: " + ", ".join(sorted(SMOKE.methods))),
     ("--suite", "huge", "valid choices: cpu, "),
     ("--student", "2", "(0, 1]"),
     ("--student", "quarter", "must be a number"),
@@ -43,6 +50,20 @@ def test_list_names_everything(capsys):
     assert code == 0
     for word in ("realesrgan", "gcfsr", "rrdbnet", "stylegan2_d", "sdakd", "builtin", "fid", "smoke"):
         assert word in out
+    rows = {line[:18].strip(): line[18:].strip().split(", ") for line in out.splitlines()}
+    assert rows["methods"] == benchmark_methods()
+    assert rows["models (MODEL=)"] == family_names()
+    assert rows["architectures"] == MODELS.names()
+    assert rows["metrics"] == METRICS.names()
+    assert rows["suites (SUITE=)"] == suite_names()
+    assert set(DATASETS.names()) <= set(rows["datasets (DATA=)"])
+
+
+def test_smoke_suite_runs_every_method_on_every_family():
+    """The smoke suite is CI's regression of every method x model: it lists no methods, so a new
+    method file is in it (and must be in its baseline) from the start; a new family adds its section."""
+    assert set(SMOKE.methods) == set(benchmark_methods()) and SMOKE.methods[0] == "scratch"
+    assert sorted(SMOKE.models) == family_names()
 
 
 def test_unknown_key_in_a_suite_lists_valid_keys(tmp_path):

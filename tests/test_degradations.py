@@ -49,7 +49,14 @@ def realesrgan(**overrides):
 
 
 def test_registered_names():
-    assert DEGRADATIONS.names() == ["gcfsr", "realesrgan"]
+    """Exactly the degradations the model families' data name (benchmarks/models/*.yaml):
+    the seed papers' two, and a new family's own when it brings one."""
+    from gankd.config import load_yaml
+    from gankd.paths import family_file, family_names
+
+    used = {load_yaml(family_file(f))["data"]["degradation"] for f in family_names()}
+    assert {"gcfsr", "realesrgan"} <= used
+    assert DEGRADATIONS.names() == sorted(used)
 
 
 def test_realesrgan_defaults_are_the_published_x4plus_options():

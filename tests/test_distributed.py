@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from gankd.methods import benchmark_methods
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 3
 BATCH = 4  # global
@@ -44,7 +46,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build(method: str, dist, steps: int = STEPS, run_dir: Path | None = None, ckpt_every: int = 0):
-    from conftest import TINY_D, TINY_TEACHER, SyntheticPool
+    from conftest import TINY_D, TINY_TEACHER, SyntheticPool, tiny_overrides
 
     from gankd.bench.compose import TeacherNet, build_trainer, seeded_build
     from gankd.engine.config import RecipeConfig, TrainConfig
@@ -54,12 +56,13 @@ def build(method: str, dist, steps: int = STEPS, run_dir: Path | None = None, ck
     from gankd.models import zoo
 
     pool = SyntheticPool(n=8)
+    overrides = {**tiny_overrides(method), **(METHODS.get(method) or {})}
     train = TrainConfig(steps=steps, batch_size=BATCH, log_every=1, ckpt_every=ckpt_every, device="cpu")
     return build_trainer(
         student=seeded_build(zoo.student(TINY_TEACHER, 0.5, {"num_block": 2}), 0),  # as initial_student()
         teacher=TeacherNet(seeded_build(TINY_TEACHER, 123), "tiny"), d_entry=TINY_D,
         recipe=RecipeConfig(perceptual_layers={"conv1_2": 0.1, "conv2_2": 0.1}, lr_g=LR, lr_d=LR),
-        method=method, method_cfg=method_config(method, METHODS.get(method)), train=train,
+        method=method, method_cfg=method_config(method, overrides), train=train,
         sampler=PoolSampler(RankShare(pool, dist) if dist.enabled else pool, BATCH, seed=0), ratio=0.5,
         seed=0, run_dir=run_dir, progress=False, dist=dist)
 
@@ -294,7 +297,7 @@ def test_compiled_student_keeps_its_taps_and_matches_eager(monkeypatch):
         m._forward_hooks for m in compiled.ema.model.modules())
 
 
-@pytest.mark.parametrize("method", ["scratch", "mse", "akdg", "dcd", "sdakd"])
+@pytest.mark.parametrize("method", benchmark_methods())
 def test_bf16_autocast_step_of_every_method(method):
     # The CUDA path's precision plumbing, run under CPU autocast: bf16 networks, fp32 teacher
     # outputs, student output, losses and discriminator logits.

@@ -16,7 +16,7 @@ from torch import nn
 from gankd._basicsr import imresize
 from gankd.datasets.batch import EvalSample
 from gankd.errors import ConfigError, GankdError, MissingAssetError
-from gankd.metrics import METRICS, ImageMetric
+from gankd.metrics import METRICS, Column, ImageMetric
 from gankd.metrics.evaluate import (
     BicubicUpsampler,
     bicubic_generator,
@@ -117,14 +117,14 @@ def registered(name: str, cls: type[ImageMetric]) -> Iterator[str]:
 
 
 class NeedsWeights(ImageMetric):
-    higher_is_better: ClassVar[dict[str, bool]] = {"x": True}
+    columns: ClassVar[tuple[Column, ...]] = (Column("x", "X", True),)
 
     def __init__(self, scale: int, device: torch.device | str = "cpu") -> None:
         raise MissingAssetError("weights for the test metric are not in the cache")
 
 
 class Undeclared(ImageMetric):
-    higher_is_better: ClassVar[dict[str, bool]] = {"declared": True}
+    columns: ClassVar[tuple[Column, ...]] = (Column("declared", "Declared", True),)
 
     def reset(self) -> None:
         pass

@@ -193,7 +193,7 @@ def test_kid_of_a_set_with_itself_vanishes_as_one_over_m(features: dict[float, t
 @pytest.mark.slow
 def test_patch_fid_metric_end_to_end(features: dict[float, torch.Tensor]) -> None:
     cls = METRICS.get("fid")
-    assert cls.higher_is_better["fid"] is False and cls.needs_reference
+    assert cls.higher_is_better()["fid"] is False and cls.needs_reference
     metric = cls(scale=4, patch=64, kid_subsets=10, kid_subset_size=3)
     hr = torch.stack([photo(n)[:, 100:228, 150:278] for n in PHOTOS[:1]])  # the fixture's first 4 tiles
     sr = F.interpolate(F.interpolate(hr, scale_factor=0.25, mode="bicubic", antialias=True),

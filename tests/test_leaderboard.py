@@ -11,16 +11,17 @@ from synthetic_results import ERROR, PLAN, make_tree, run_record
 
 from gankd.bench import store
 from gankd.bench.leaderboard import (
-    COLUMNS,
     SIGNIFICANT,
     UNKNOWN_NOISE,
     WITHIN_NOISE,
     aggregate,
     best_per_column,
+    column_keys,
     flatten,
     mean_std,
     paired,
 )
+from gankd.bench.record import RunRecord
 
 # two-sided 95% Student-t quantiles, from tables (not from the code under test)
 T975 = {1: 12.706204736, 2: 4.302652730, 3: 3.182446305}
@@ -43,7 +44,7 @@ def test_mean_std_is_sample_std_and_ignores_missing_values() -> None:
 def test_flatten_converts_units_and_keeps_missing_metrics_missing() -> None:
     rec = run_record("realesrgan", 0.25, "mse", 0, 24.0, missing={"niqe": "too small"})
     rec["metrics"]["ssim"] = float("nan")
-    row = flatten(rec)
+    row = flatten(RunRecord.from_dict(rec))
     assert row["params_m"] == pytest.approx(rec["params"] / 1e6)
     assert row["gmacs"] == pytest.approx(rec["macs"] / 1e9)
     assert row["train_min"] == pytest.approx(rec["train"]["wall_time_s"] / 60)
@@ -72,13 +73,15 @@ def test_failed_runs_contribute_no_numbers(tmp_path) -> None:
     assert akdg["errors"] == f"seed 0: {ERROR}"
     dcd = _agg(rows, "dcd")  # every seed failed
     assert (dcd["n"], dcd["failed"]) == (0, 3)
-    assert all(dcd[c] is None and dcd[c + "_std"] is None for c in COLUMNS)
+    assert all(dcd[c] is None and dcd[c + "_std"] is None for c in column_keys())
     assert dcd["errors"].count(ERROR) == 3
 
 
 def test_paired_differences_use_shared_seeds_only() -> None:
-    rows = [flatten(run_record("m", 0.25, "scratch", s, p)) for s, p in ((0, 20.0), (1, 21.0), (2, 22.0))]
-    rows += [flatten(run_record("m", 0.25, "mse", s, p)) for s, p in ((1, 21.5), (2, 22.7), (3, 99.0))]
+    rows = [flatten(RunRecord.from_dict(run_record("m", 0.25, "scratch", s, p)))
+            for s, p in ((0, 20.0), (1, 21.0), (2, 22.0))]
+    rows += [flatten(RunRecord.from_dict(run_record("m", 0.25, "mse", s, p)))
+             for s, p in ((1, 21.5), (2, 22.7), (3, 99.0))]
     mse = _agg(rows, "mse", model="m")
     # seeds 1 and 2 only: diffs 0.5 and 0.7 (seed 3 has no scratch twin, seed 0 no mse twin)
     assert mse["psnr_paired_n"] == 2
@@ -120,12 +123,12 @@ def test_synthetic_tree_verdicts(tmp_path) -> None:
     assert by["realesrgan", 0.25, "akdg"]["psnr_paired_n"] == 2
     assert by["gcfsr", 0.25, "sdakd"]["psnr_noise"] == UNKNOWN_NOISE
     assert by["gcfsr", 0.25, "sdakd"]["psnr_delta"] == pytest.approx(0.5)
-    assert "psnr_delta" not in by["realesrgan", 0.25, "scratch"]  # no comparison with itself
+    assert by["realesrgan", 0.25, "scratch"]["psnr_delta"] is None  # no comparison with itself
     assert by["realesrgan", 0.25, "dcd"]["psnr_paired_n"] == 0
 
 
 def _student(method, **cols):
-    base = {c: None for c in COLUMNS}
+    base = {c: None for c in column_keys()}
     return {"method": method, "n": 1, **base, **cols}
 
 

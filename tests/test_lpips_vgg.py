@@ -23,10 +23,10 @@ from gankd.assets.lpips_backbones import (
     lpips_heads,
     read_ckpt,
 )
+from gankd.engine.vgg import VGG19_ENV, VGGFeatures, layer_names
 from gankd.errors import ConfigError, GankdError, MissingAssetError
 from gankd.metrics import METRICS
 from gankd.metrics.lpips_metric import build_lpips, lpips_network
-from gankd.metrics.vgg import VGG19_ENV, VGGFeatures, layer_names
 
 LPIPS_WEIGHTS = Path(lpips.__file__).parent / "weights" / "v0.1"
 
@@ -125,7 +125,7 @@ def test_official_hub_file_is_used_when_its_hash_checks_out(tmp_path, monkeypatc
 
 def test_lpips_zero_for_identical_and_rises_with_noise(pairs: torch.Tensor) -> None:
     metric = METRICS.get("lpips")(scale=4)
-    assert metric.higher_is_better == {"lpips": False}
+    assert metric.higher_is_better() == {"lpips": False}
     assert torch.equal(metric.distances(pairs, pairs), torch.zeros(4, dtype=torch.float64))
     means = [float(metric.distances(noisy(pairs, s), pairs).mean()) for s in (0.02, 0.05, 0.1)]
     assert 0 < means[0] < means[1] < means[2] < 1, means

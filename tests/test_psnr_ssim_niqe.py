@@ -101,7 +101,7 @@ def test_registered_metrics_average_per_image_over_batches() -> None:
         m.update(srs[2][None], hrs[2][None])
     assert psnr.compute()["psnr"] == pytest.approx(np.mean([r[0] for r in ref]), abs=1e-6)
     assert ssim.compute()["ssim"] == pytest.approx(np.mean([r[1] for r in ref]), abs=1e-6)
-    assert psnr.higher_is_better == {"psnr": True} and ssim.higher_is_better == {"ssim": True}
+    assert psnr.higher_is_better() == {"psnr": True} and ssim.higher_is_better() == {"ssim": True}
 
 
 def test_crop_border_is_scale_and_can_be_overridden() -> None:
@@ -165,7 +165,7 @@ def test_niqe_matches_basicsr_and_ranks_degradations() -> None:
         assert scores[kind] == pytest.approx(float(np.mean(direct)), abs=1e-9)
     assert scores["clean"] + 1.0 < scores["blurred"], scores
     assert scores["clean"] + 1.0 < scores["noisy"], scores
-    assert METRICS.get("niqe").higher_is_better == {"niqe": False}
+    assert METRICS.get("niqe").higher_is_better() == {"niqe": False}
     assert METRICS.get("niqe").needs_reference is False
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gankd.bench.regress import FLOORS, SPREAD_MULTIPLE, Diff, baseline_from, compare, regress
+from gankd.bench.record import RunRecord
+from gankd.bench.regress import SPREAD_MULTIPLE, Diff, baseline_from, compare, regress, regressed
 from gankd.bench.suite import load_suite
 from gankd.paths import benchmarks_dir, results_dir
 
@@ -59,22 +60,25 @@ def test_changed_loss_weight_fails_regress_with_a_readable_diff(tmp_path, capsys
 
 
 def test_compare_flags_each_direction_and_missing_runs():
-    records = {"m/r0.25/x/seed0": {"status": "done", "metrics": {"psnr": 30.0, "lpips": 0.2}}}
+    def rec(**metrics: float) -> RunRecord:
+        return RunRecord("smoke", "m", "x", 0.25, 0, metrics=metrics)
+
+    records = {"m/r0.25/x/seed0": rec(psnr=30.0, lpips=0.2)}
     suite = load_suite("smoke")
     base = baseline_from(records, suite)
-    assert base["runs"]["m/r0.25/x/seed0"]["metrics"]["psnr"]["tolerance"] == FLOORS["psnr"][0]
+    assert base["runs"]["m/r0.25/x/seed0"]["metrics"]["psnr"]["tolerance"] == regressed()["psnr"].tolerance
     spread = baseline_from(records, suite, {"m/r0.25/x/seed0": {"psnr": 0.1, "lpips": 1e-6}})
     m = spread["runs"]["m/r0.25/x/seed0"]["metrics"]
     assert m["psnr"]["tolerance"] == SPREAD_MULTIPLE * 0.1 and m["psnr"]["spread"] == 0.1
-    assert m["lpips"]["tolerance"] == FLOORS["lpips"][0]  # a tiny spread never undercuts the floor
-    worse = {"m/r0.25/x/seed0": {"metrics": {"psnr": 29.0, "lpips": 0.2 + 1e-4}}}
+    assert m["lpips"]["tolerance"] == regressed()["lpips"].tolerance  # a tiny spread: the floor
+    worse = {"m/r0.25/x/seed0": rec(psnr=29.0, lpips=0.2 + 1e-4)}
     diffs = {d.metric: d for d in compare(base, worse)}
     assert diffs["psnr"].verdict == "WORSE" and diffs["lpips"].ok
-    better = {"m/r0.25/x/seed0": {"metrics": {"psnr": 31.0, "lpips": 0.1}}}
+    better = {"m/r0.25/x/seed0": rec(psnr=31.0, lpips=0.1)}
     assert {d.verdict for d in compare(base, better)} == {"better (outside tolerance)"}
     gone = compare(base, {})
     assert all(d.verdict == "missing" for d in gone)
-    extra = compare(base, {**worse, "new/r1/y/seed0": {"metrics": {}}})
+    extra = compare(base, {**worse, "new/r1/y/seed0": rec()})
     assert any(d.run == "new/r1/y/seed0" and not d.ok for d in extra)
     assert Diff("r", "psnr", None, None, 0.0, True).ok
 

@@ -1,9 +1,8 @@
-"""The results store: concurrent index appends lose no row, metrics.json is replaced atomically,
-and readers find runs (with where they live) and skip what is not a run."""
+"""The results store: a run record round-trips (older schemas included), metrics.json is replaced
+atomically, and readers find runs (with where they live) and skip what is not a run."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import multiprocessing as mp
 import os
@@ -13,47 +12,25 @@ import pytest
 
 from gankd import atomic
 from gankd.bench import store
-
-PROCS, ROWS = 4, 200
-
-
-def _append_rows(results: str, proc: int, start: mp.Event) -> None:
-    start.wait()  # every writer starts together, so their appends interleave
-    for i in range(ROWS):
-        # rows of different lengths: a torn write would show as a line that does not parse
-        store.append_index(Path(results), {"proc": proc, "i": i, "pad": "x" * ((i * 37 + proc) % 300)})
+from gankd.bench.record import RunRecord
 
 
-def test_concurrent_appends_lose_no_row(tmp_path) -> None:
-    ctx = mp.get_context("fork")  # no re-import of torch per child
-    start = ctx.Event()
-    procs = [ctx.Process(target=_append_rows, args=(str(tmp_path), p, start)) for p in range(PROCS)]
-    for p in procs:
-        p.start()
-    start.set()
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    lines = (tmp_path / "runs" / "index.jsonl").read_text().splitlines()
-    assert len(lines) == PROCS * ROWS
-    rows = [json.loads(line) for line in lines]  # every line is one whole row
-    assert sorted((r["proc"], r["i"]) for r in rows) == [(p, i) for p in range(PROCS) for i in range(ROWS)]
-    assert store.read_index(tmp_path) == rows
-    # the writers really overlapped: some process's rows are not one contiguous block
-    order = [r["proc"] for r in rows]
-    assert sum(a != b for a, b in itertools.pairwise(order)) > PROCS - 1
+def rec(**fields) -> RunRecord:
+    base = {"suite": "s", "model": "m", "method": "mse", "ratio": 0.25, "seed": 0}
+    return RunRecord.from_dict({**base, **fields})
 
 
-def test_read_index_leaves_a_line_in_progress_and_skips_damage(tmp_path) -> None:
-    store.append_index(tmp_path, {"run": 1})
-    index = tmp_path / "runs" / "index.jsonl"
-    with open(index, "a") as fh:
-        fh.write("{not json}\n")
-    store.append_index(tmp_path, {"run": 2})
-    with open(index, "a") as fh:
-        fh.write('{"run": 3, "metr')  # a writer mid-line: no newline yet
-    assert store.read_index(tmp_path) == [{"run": 1}, {"run": 2}]
-    assert store.read_index(tmp_path / "nowhere") == []
+def test_a_record_round_trips_and_keeps_what_it_does_not_know(tmp_path) -> None:
+    old = {"suite": "s", "model": "m", "method": "mse", "ratio": 0.25, "seed": 1, "status": "done",
+           "metrics": {"psnr": 24.0}, "eval": {"evalset": "ev123"}, "from_a_newer_version": [1, 2]}
+    r = RunRecord.from_dict(old)  # schema 1: no "schema", no "references"
+    assert r.schema == 2 and r.references == "runs/s/m/reference/ev123"  # named, not guessed later
+    assert r.extra == {"from_a_newer_version": [1, 2]} and r.metrics == {"psnr": 24.0}
+    store.write_metrics(tmp_path / "run", r)
+    back = store.read_metrics(tmp_path / "run")
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert back == r and written["from_a_newer_version"] == [1, 2] and written["schema"] == 2
+    assert back.row()["psnr"] == 24.0 and back.row()["niqe"] is None
 
 
 def _rewrite(run_dir: str, versions: list[dict], start: mp.Event, count: int) -> None:
@@ -65,7 +42,7 @@ def _rewrite(run_dir: str, versions: list[dict], start: mp.Event, count: int) ->
 def test_metrics_readers_never_see_a_partial_file(tmp_path) -> None:
     run_dir = tmp_path / "run"
     # ~0.5 MB each, many write() calls: a non-atomic write would be caught half-written
-    versions = [{"v": v, "curve": [float(v)] * 30_000} for v in (0, 1)]
+    versions = [rec(seed=v, history=[{"step": float(v)}] * 30_000) for v in (0, 1)]
     store.write_metrics(run_dir, versions[0])
     ctx = mp.get_context("fork")
     start = ctx.Event()
@@ -75,8 +52,8 @@ def test_metrics_readers_never_see_a_partial_file(tmp_path) -> None:
     reads, seen = 0, set()
     while writer.is_alive() or reads == 0:
         record = store.read_metrics(run_dir)  # raises on a torn file
-        assert record is not None and record["curve"] == versions[record["v"]]["curve"]
-        seen.add(record["v"])
+        assert record is not None and record.history == versions[record.seed].history
+        seen.add(record.seed)
         reads += 1
     writer.join()
     assert writer.exitcode == 0
@@ -86,31 +63,33 @@ def test_metrics_readers_never_see_a_partial_file(tmp_path) -> None:
 
 def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch) -> None:
     run_dir = tmp_path / "run"
-    store.write_metrics(run_dir, {"status": "done", "v": 1})
+    store.write_metrics(run_dir, rec(seed=1))
 
     def boom(src, dst):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(atomic.os, "replace", boom)
     with pytest.raises(OSError, match="No space"):
-        store.write_metrics(run_dir, {"status": "done", "v": 2})
+        store.write_metrics(run_dir, rec(seed=2))
     monkeypatch.undo()
-    assert store.read_metrics(run_dir) == {"status": "done", "v": 1}
+    assert store.read_metrics(run_dir) == rec(seed=1)
     assert sorted(os.listdir(run_dir)) == ["metrics.json"]
 
 
 def test_iter_runs_finds_runs_where_they_are_and_skips_non_runs(tmp_path) -> None:
     runs = tmp_path / "runs"
     good = runs / "s" / "m" / "r0.25" / "mse" / "seed3"
-    store.write_metrics(good, {"suite": "s", "method": "mse", "run_dir": "stale/elsewhere"})
+    store.write_metrics(good, rec(run_dir="stale/elsewhere"))
     (runs / "s" / "m" / "r0.25" / "dcd" / "seed0").mkdir(parents=True)
     (runs / "s" / "m" / "r0.25" / "dcd" / "seed0" / "metrics.json").write_text('{"trunc')
     (runs / "s" / "m" / "r0.25" / "akdg" / "seed0").mkdir(parents=True)
     (runs / "s" / "m" / "r0.25" / "akdg" / "seed0" / "metrics.json").write_text("[1, 2]")
-    atomic.write_json(runs / "s" / "m" / "reference" / "ev" / "teacher.json", {"role": "teacher"})
+    atomic.write_json(runs / "s" / "m" / "reference" / "ev" / "teacher.json",
+                      {"suite": "s", "model": "m", "method": "teacher", "role": "teacher", "ratio": None,
+                       "seed": None})
     found = list(store.iter_runs(tmp_path))
-    assert [r["method"] for r in found] == ["mse"]
-    assert found[0]["run_dir"] == "runs/s/m/r0.25/mse/seed3"  # where it was read, not what it claims
+    assert [r.method for r in found] == ["mse"]
+    assert found[0].run_dir == "runs/s/m/r0.25/mse/seed3"  # where it was read, not what it claims
     (ref,) = store.iter_references(tmp_path)
-    assert ref["role"] == "teacher" and ref["samples_dir"] == "runs/s/m/reference/ev"
+    assert ref.role == "teacher" and ref.is_reference and ref.samples_dir == "runs/s/m/reference/ev"
     assert list(store.iter_runs(tmp_path / "empty")) == []

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
+from gankd.bench.cached_training import load_into, pretrained_student
 from gankd.bench.compose import build_trainer, seeded_build
 from gankd.bench.data import training_pool
-from gankd.bench.pretrained import load_into, pretrained_student
 from gankd.bench.suite import ModelSetup
 from gankd.bench.teachers import LoadedTeacher, load_teacher
 from gankd.datasets.pool import TrainPool

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from gankd.bench.record import RunRecord
 from gankd.bench.suite import RunSpec, SuiteConfig, check_ratio, load_suite
 from gankd.bench.tables import print_table
 from gankd.errors import ConfigError, unknown_choice
@@ -76,7 +77,7 @@ def bench(spec: RunSpec, suite: SuiteConfig, results: Path | None, progress: boo
         record = run(spec, suite, results, progress=progress, force=force)
     finally:
         distributed.shutdown()
-    if record.get("status") == STATUS_WORKER:  # rank > 0 of a torchrun job: rank 0 reports
+    if record.status == STATUS_WORKER:  # rank > 0 of a torchrun job: rank 0 reports
         return 0
     _print_run(record)
     if report:
@@ -113,21 +114,20 @@ def dry_run(spec: RunSpec, suite: SuiteConfig) -> int:
     return 0
 
 
-def _print_run(record: dict) -> None:
+def _print_run(record: RunRecord) -> None:
     rows: list[tuple[str, str]] = []
-    for k, v in (record.get("metrics") or {}).items():
+    for k, v in record.metrics.items():
         rows.append((k, f"{v:.4g}" if isinstance(v, float) else str(v)))
-    for k, v in (record.get("missing_metrics") or {}).items():
+    for k, v in record.missing_metrics.items():
         rows.append((k, f"missing: {v}"))
-    if record.get("params"):
-        rows.append(("params (M)", f"{record['params'] / 1e6:.3f}"))
-        rows.append(("GMACs", f"{record['macs'] / 1e9:.3f}"))
-    lat = (record.get("latency") or {}).get("median_ms")
-    if lat:
-        rows.append(("latency (ms)", f"{lat:.1f}"))
-    if record.get("speedup_vs_teacher"):
-        rows.append(("speed-up vs teacher", f"{record['speedup_vs_teacher']:.2f}x"))
-    train = record.get("train") or {}
+    if record.params:
+        rows.append(("params (M)", f"{record.params / 1e6:.3f}"))
+        rows.append(("GMACs", f"{(record.macs or 0) / 1e9:.3f}"))
+    if record.latency.get("median_ms"):
+        rows.append(("latency (ms)", f"{record.latency['median_ms']:.1f}"))
+    if record.speedup_vs_teacher:
+        rows.append(("speed-up vs teacher", f"{record.speedup_vs_teacher:.2f}x"))
+    train = record.train
     if train:
         rows.append(("train time (s)", f"{train['wall_time_s']:.0f} ({train['steps']} steps, "
                                        f"{train.get('step_time_s', 0):.2f} s/step)"))
@@ -135,21 +135,21 @@ def _print_run(record: dict) -> None:
         if cost:
             rows.append(("train GMACs/step", f"{cost['total']:.1f} (G {cost['g']:.1f}, D {cost['d']:.1f}, "
                                              f"teacher {cost['teacher']:.1f})"))
-    for name, w in (record.get("method_weights") or {}).items():
+    for name, w in record.method_weights.items():
         rows.append((f"weight {name}", f"{w['value']:.4g} ({w['source']})"))
-    fl = record.get("floors") or {}
+    fl = record.floors
     if fl.get("bicubic") is not None:
         metric, bic = fl["metric"], fl["bicubic"]
         if fl.get("teacher_below_bicubic"):
             rows.append(("FLOOR", f"the teacher does not beat bicubic on {metric} "
                                   f"({fl['teacher']:.4g} vs {bic:.4g})"))
         if fl.get("student_below_bicubic"):
-            rows.append(("FLOOR", f"below bicubic: {metric} {record['metrics'][metric]:.4g} "
-                                  f"vs bicubic {bic:.4g}"))
+            mine = record.metrics[metric]
+            rows.append(("FLOOR", f"below bicubic: {metric} {mine:.4g} vs bicubic {bic:.4g}"))
         elif fl.get("student_below_bicubic") is False:
             rows.append(("floor", f"beats bicubic on {metric} ({bic:.4g})"))
-    print_table(f"{record['method']} · {record['model']} · r={record['ratio']:g} · seed {record['seed']}",
-                ("metric", "value"), rows)
+    title = f"{record.method} · {record.model} · r={record.ratio:g} · seed {record.seed}"
+    print_table(title, ("metric", "value"), rows)
 
 
 def sweep(suite: SuiteConfig, data: str, results: Path | None, shard: str, progress: bool, dry: bool) -> int:

@@ -3,7 +3,6 @@ references, all on the same images with the same metrics; plus complexity and la
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,13 +10,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from gankd import atomic
 from gankd.bench import store
 from gankd.bench.images import save_png
-from gankd.bench.locks import file_lock
+from gankd.bench.record import REFERENCE_ROLES, RunRecord, reference_dir
 from gankd.bench.suite import EvalConfig, ModelSetup, RunSpec
 from gankd.datasets.batch import EvalSample
 from gankd.engine.teacher import Teacher
+from gankd.locks import file_lock
 from gankd.metrics import evaluate as ev
 from gankd.metrics.complexity import count
 from gankd.metrics.latency import measure
@@ -42,17 +41,18 @@ def complexity_and_latency(model: nn.Module, entry: zoo.ZooEntry, cfg: EvalConfi
 
 
 def reference_records(results: Path, spec: RunSpec, setup: ModelSetup, teacher: Teacher, evalset: Any,
-                      device: torch.device, keep: Sequence[str]) -> dict[str, dict[str, Any]]:
+                      device: torch.device, keep: Sequence[str]) -> dict[str, RunRecord]:
     """Teacher and bicubic on this evaluation set, computed by the first run that needs them and
     shared by every method (a lock keeps parallel jobs from computing them twice)."""
-    rel = Path("runs") / spec.suite / spec.model / "reference" / evalset.key
+    rel = reference_dir(spec.suite, spec.model, evalset.key)
     folder = results / rel
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, RunRecord] = {}
     with file_lock(folder / ".lock"):
-        for role in ("teacher", "bicubic"):
+        for role in REFERENCE_ROLES:
             path = folder / f"{role}.json"
-            if path.is_file():
-                out[role] = json.loads(path.read_text())
+            found = store.read_record(path) if path.is_file() else None
+            if found is not None:
+                out[role] = found
                 continue
             if role == "teacher":
                 gen: Any = teacher.net
@@ -63,24 +63,23 @@ def reference_records(results: Path, spec: RunSpec, setup: ModelSetup, teacher: 
             result = evaluate_generator(gen, evalset.samples, setup.eval.metrics, device, setup.eval, keep)
             for name, img in result.outputs.items():
                 save_png(folder / role / f"{name}.png", img)
-            record: dict[str, Any] = {
-                "suite": spec.suite, "model": spec.model, "ratio": None, "role": role, "method": role,
-                "seed": None, "status": store.STATUS_DONE, "evalset": evalset.key,
-                "metrics": result.metrics, "missing_metrics": result.missing,
-                "samples_dir": str(rel), "source": teacher.identity if role == "teacher" else "",
-            }
+            record = RunRecord(suite=spec.suite, model=spec.model, method=role, role=role, ratio=None,
+                               seed=None, evalset=evalset.key, references=rel.as_posix(),
+                               metrics=result.metrics, missing_metrics=result.missing,
+                               samples_dir=rel.as_posix(),
+                               source=teacher.identity if role == "teacher" else "")
             if entry is not None:
-                record.update(complexity_and_latency(teacher.net, entry, setup.eval, device))
-                record["speedup_vs_teacher"] = 1.0
+                cx = complexity_and_latency(teacher.net, entry, setup.eval, device)
+                record.params, record.macs, record.macs_input = cx["params"], cx["macs"], cx["macs_input"]
+                record.latency, record.speedup_vs_teacher = cx["latency"], 1.0
             else:
                 lat = setup.eval.latency
-                record["latency"] = measure(gen, teacher.net.example_inputs(1, lat.size),
-                                            warmup=lat.warmup, repeats=lat.repeats,
-                                            threads=lat.threads, device=device).to_dict()
+                record.latency = measure(gen, teacher.net.example_inputs(1, lat.size), warmup=lat.warmup,
+                                         repeats=lat.repeats, threads=lat.threads, device=device).to_dict()
             for s in evalset.samples:
                 if s.name in keep and not (folder / "hr" / f"{s.name}.png").is_file():
                     save_png(folder / "hr" / f"{s.name}.png", s.hr)
                     save_png(folder / "lr" / f"{s.name}.png", s.lr)
-            atomic.write_json(path, record)
+            store.write_metrics_to(path, record)
             out[role] = record
     return out

@@ -1,5 +1,8 @@
-"""Aggregation of run records into leaderboard rows: mean and spread over seeds, and a paired
-comparison of every method against ``scratch`` on the same seeds.
+"""Aggregation of run records into leaderboard rows with pandas: records -> one DataFrame row per
+run (``RunRecord.row``) -> groupby (suite, model, ratio, method) -> mean and spread over seeds, and a
+paired comparison of every method against ``scratch`` on the same seeds. ``table`` is the
+leaderboard as a DataFrame (what ``reports/leaderboard.csv`` holds and ``pandas.read_csv`` loads
+back); ``aggregate`` hands its rows to the report as plain dicts (None for a value not measured).
 
 Spread is the sample standard deviation over seeds (n - 1 in the denominator). The paired
 comparison takes, per seed both runs share, the difference method - scratch; it is *significant*
@@ -11,73 +14,55 @@ Sanity floors (``mark_floors``): bicubic upsampling is the floor every network m
 student whose mean LPIPS is not better than bicubic's on the same evaluation set, and a teacher
 that is not, are marked ``below bicubic`` and never marked best: such a number is shown as what it
 is, not ranked.
+
+Columns, their direction and digits come from the metric registry and the run record
+(``gankd.bench.record.columns``): a new metric shows up here without an edit.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from scipy import stats
 
-#: column -> True when higher is better
-DIRECTION: dict[str, bool] = {
-    "psnr": True, "ssim": True, "lpips": False, "fid": False, "kid": False, "niqe": False,
-    "params_m": False, "gmacs": False, "latency_ms": False, "speedup": True, "train_min": False,
-    "train_gmacs": False, "s_step": False,
-}
-QUALITY = ("psnr", "ssim", "lpips", "fid", "kid", "niqe")
-COLUMNS = (*QUALITY, "params_m", "gmacs", "latency_ms", "speedup", "train_min", "train_gmacs", "s_step")
+from gankd.bench.record import REFERENCE_ROLES, RunRecord, columns
+
+GROUP = ("suite", "model", "ratio")
+KEY = (*GROUP, "method")
+REFERENCES = REFERENCE_ROLES
+BASELINE = "scratch"
+CONFIDENCE = 0.95
 #: the floor: a network must beat bicubic on this metric (module doc)
 FLOOR_METRIC = "lpips"
 BELOW_BICUBIC = "below bicubic"
-GROUP = ("suite", "model", "ratio")
-REFERENCES = ("teacher", "bicubic")
-BASELINE = "scratch"
-CONFIDENCE = 0.95
 
 WITHIN_NOISE = "within noise"
 SIGNIFICANT = "significant"
 UNKNOWN_NOISE = "unknown (1 seed)"
 
 
-def flatten(record: dict[str, Any]) -> dict[str, Any]:
-    """One run (or reference) record -> a flat row of the leaderboard's columns.
-
-    A metric the run could not compute (``missing_metrics``) is None here, never 0.
-    """
-    m = record.get("metrics") or {}
-    lat = (record.get("latency") or {}).get("median_ms")
-    train = record.get("train") or {}
-    cost = (train.get("cost") or {}).get("gmacs_per_step") or {}
-    weights = record.get("method_weights") or {}
-    return {
-        "suite": record.get("suite"), "model": record.get("model"), "ratio": record.get("ratio"),
-        "method": record.get("method") or record.get("role"), "seed": record.get("seed"),
-        "status": record.get("status", "done"), "error": record.get("error", ""),
-        **{k: _number(m.get(k)) for k in QUALITY},
-        "params_m": record["params"] / 1e6 if record.get("params") else None,
-        "gmacs": record["macs"] / 1e9 if record.get("macs") else None,
-        "latency_ms": _number(lat),
-        "speedup": _number(record.get("speedup_vs_teacher")),
-        "train_min": train["wall_time_s"] / 60 if train.get("wall_time_s") else None,
-        "train_gmacs": _number(cost.get("total")),
-        "s_step": _number(train.get("step_time_s")) or None,
-        "weights": "; ".join(f"{k}={w['value']:.4g} ({w['source']})" for k, w in weights.items()),
-    }
+def column_keys() -> list[str]:
+    return [c.key for c in columns()]
 
 
-def _number(v: Any) -> float | None:
-    """A finite float, or None (a NaN metric is as unusable as a missing one)."""
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+def quality_keys() -> list[str]:
+    from gankd.metrics import quality_columns
+
+    return [c.key for c in quality_columns()]
+
+
+def direction() -> dict[str, bool]:
+    """column -> True when higher is better."""
+    return {c.key: c.higher_is_better for c in columns()}
+
+
+def flatten(record: RunRecord) -> dict[str, Any]:
+    """One run (or reference) -> a flat row of the leaderboard's columns (None: not measured)."""
+    return record.row()
 
 
 def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None, int]:
@@ -105,64 +90,100 @@ def paired(diffs: Sequence[float]) -> dict[str, Any]:
     return {"delta": mean, "ci": half, "n": n, "verdict": verdict}
 
 
-def aggregate(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and sample std over seeds per (suite, model, ratio, method).
+def runs_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """One row per run, every column numeric (NaN: not measured)."""
+    df = pd.DataFrame(list(rows), columns=[*KEY, "seed", "status", "error", "weights", *column_keys()])
+    for col in column_keys():
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    df["ratio"] = df["ratio"].astype(object).where(df["ratio"].notna(), None)
+    return df
 
-    Failed runs contribute no numbers: they are counted (``failed``) and their errors kept.
-    Every non-baseline method of a group with a ``scratch`` baseline gets, per quality column,
-    ``<col>_delta`` (mean paired difference), ``<col>_ci`` (95% half-width), ``<col>_paired_n``
-    and ``<col>_noise`` (the verdict).
-    """
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        groups[(*(r[k] for k in GROUP), r["method"])].append(r)
+
+def table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """The leaderboard: per (suite, model, ratio, method) the mean and sample s.d. of every
+    column over the seeds that finished, their count, the failed seeds and their errors, and
+    against ``scratch`` the paired difference of every quality column."""
+    df = runs_frame(rows)
+    if df.empty:
+        return pd.DataFrame()
+    df["_key"] = [tuple(str(v) for v in k) for k in df[list(KEY)].itertuples(index=False)]
     out = []
-    for key, members in sorted(groups.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
-        done = [r for r in members if r["status"] == "done"]
-        failed = [r for r in members if r["status"] != "done"]
-        agg: dict[str, Any] = dict(zip((*GROUP, "method"), key))
-        agg["seeds"] = sorted(r["seed"] for r in done if r["seed"] is not None)
+    for _, g in sorted(df.groupby("_key", sort=False), key=lambda kv: kv[0]):
+        done, failed = g[g["status"] == "done"], g[g["status"] != "done"]
+        first = g.iloc[0]
+        agg: dict[str, Any] = {k: first[k] for k in KEY}
+        agg["seeds"] = sorted(int(s) for s in done["seed"] if s is not None and not _nan(s))
         agg["n"] = len(done)
         agg["failed"] = len(failed)
-        agg["failed_seeds"] = sorted(r["seed"] for r in failed if r["seed"] is not None)
-        agg["errors"] = "; ".join(f"seed {r['seed']}: {r['error'] or 'no error recorded'}"
-                                  for r in sorted(failed, key=lambda r: str(r["seed"])))
-        for col in COLUMNS:
-            agg[col], agg[col + "_std"], _ = mean_std(r[col] for r in done)
-        agg["weights"] = next((r["weights"] for r in done if r.get("weights")), "")
+        agg["failed_seeds"] = sorted(int(s) for s in failed["seed"] if s is not None and not _nan(s))
+        by_seed = failed.sort_values("seed", key=lambda s: s.astype(str))
+        agg["errors"] = "; ".join(f"seed {r.seed}: {r.error or 'no error recorded'}"
+                                  for r in by_seed.itertuples())
+        for col in column_keys():
+            mean, std, _ = mean_std(done[col].tolist())
+            agg[col], agg[col + "_std"] = mean, std
+        agg["weights"] = next((w for w in done["weights"] if w), "")
         out.append(agg)
-    _paired_vs_baseline(out, groups)
-    return out
+    result = pd.DataFrame(out)
+    _paired_vs_baseline(result, df)
+    return result
 
 
-def _paired_vs_baseline(out: list[dict[str, Any]], groups: dict[tuple, list[dict[str, Any]]]) -> None:
-    for agg in out:
+def aggregate(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``table`` as plain dicts, a value not measured as None (the report's input)."""
+    t = table(rows)
+    return [{k: _plain(v) for k, v in row.items()} for row in t.to_dict("records")]
+
+
+def _paired_vs_baseline(result: pd.DataFrame, runs: pd.DataFrame) -> None:
+    done = runs[runs["status"] == "done"]
+    for col in quality_keys():
+        for s in ("_delta", "_ci", "_paired_n", "_noise"):
+            result[col + s] = None
+    for i, agg in result.iterrows():
         if agg["method"] in (BASELINE, *REFERENCES):
             continue
-        key = (*(agg[k] for k in GROUP), BASELINE)
-        if key not in groups:
+        same = ((done["suite"] == agg["suite"]) & (done["model"] == agg["model"])
+                & _same_ratio(done, agg["ratio"]))
+        base = done[same & (done["method"] == BASELINE)].set_index("seed")
+        if base.empty:
             continue
-        base = {r["seed"]: r for r in groups[key] if r["status"] == "done"}
-        mine = {r["seed"]: r for r in groups[(*key[:-1], agg["method"])] if r["status"] == "done"}
-        shared = sorted(set(base) & set(mine), key=str)
-        for col in QUALITY:
-            p = paired([mine[s][col] - base[s][col] for s in shared
-                        if mine[s][col] is not None and base[s][col] is not None])
-            agg[col + "_delta"], agg[col + "_ci"] = p["delta"], p["ci"]
-            agg[col + "_paired_n"], agg[col + "_noise"] = p["n"], p["verdict"]
+        mine = done[same & (done["method"] == agg["method"])].set_index("seed")
+        shared = sorted(set(base.index) & set(mine.index), key=str)
+        for col in quality_keys():
+            p = paired([mine.at[s, col] - base.at[s, col] for s in shared
+                        if not _nan(mine.at[s, col]) and not _nan(base.at[s, col])])
+            result.at[i, col + "_delta"], result.at[i, col + "_ci"] = p["delta"], p["ci"]
+            result.at[i, col + "_paired_n"], result.at[i, col + "_noise"] = p["n"], p["verdict"]
+
+
+def _same_ratio(df: pd.DataFrame, ratio: Any) -> pd.Series:
+    if ratio is None:
+        return df["ratio"].isna()
+    return df["ratio"].apply(lambda r: r is not None and not _nan(r) and float(r) == float(ratio))
+
+
+def _nan(v: Any) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    return None if _nan(v) else v
 
 
 def mark_floors(aggs: list[dict[str, Any]]) -> None:
     """Set ``floor`` on every aggregate of one table (students and references on the same
     evaluation set): ``below bicubic`` where the mean of ``FLOOR_METRIC`` does not beat bicubic's."""
     bicubic = next((a.get(FLOOR_METRIC) for a in aggs if a["method"] == "bicubic"), None)
+    better = direction()[FLOOR_METRIC]
     for a in aggs:
         a["floor"] = ""
         value = a.get(FLOOR_METRIC)
         if bicubic is None or value is None or a["method"] == "bicubic":
             continue
-        beats = value > bicubic if DIRECTION[FLOOR_METRIC] else value < bicubic
-        if not beats:
+        if not (value > bicubic if better else value < bicubic):
             a["floor"] = BELOW_BICUBIC
 
 
@@ -178,12 +199,13 @@ def best_per_column(aggs: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
     best: dict[str, set[str]] = {}
     students = [a for a in aggs if a["method"] not in REFERENCES and a["n"] and not a.get("floor")]
     same_net = all(len({a[c] for a in students}) == 1 for c in ("params_m", "gmacs"))
-    for col in COLUMNS:
+    higher = direction()
+    for col in column_keys():
         if same_net and col in ("latency_ms", "speedup"):
             continue
-        vals = {a["method"]: a[col] for a in students if a[col] is not None}
+        vals = {a["method"]: a[col] for a in students if a.get(col) is not None}
         if len(vals) < 2 or len(set(vals.values())) < 2:
             continue
-        top = max(vals.values()) if DIRECTION[col] else min(vals.values())
+        top = max(vals.values()) if higher[col] else min(vals.values())
         best[col] = {m for m, v in vals.items() if v == top}
     return best

@@ -19,7 +19,8 @@ one machine by running the smoke suite under the code paths other machines take 
 threads; ATen, oneDNN and MKL limited to AVX2, and to SSE4; a cold cache; another process
 loading the CPU) and writes, per run and metric, the largest difference to
 ``results/baselines/<suite>.spread.json``. Each tolerance is ``SPREAD_MULTIPLE`` times that spread,
-and never below the metric's ``FLOORS`` value; the spread is written beside it in the baseline.
+and never below the smallest tolerance the metric's ``Column`` declares; the spread is written
+beside it in the baseline.
 """
 
 from __future__ import annotations
@@ -32,20 +33,19 @@ from typing import Any
 
 from gankd import atomic
 from gankd.bench import environment
+from gankd.bench.record import RunRecord
 from gankd.bench.suite import SuiteConfig, load_suite
 from gankd.bench.tables import print_table as show
+from gankd.metrics import Column, all_result_columns
 from gankd.paths import results_dir
 
-#: metric -> (smallest tolerance, higher is better): what any two machines may differ by even
-#: where the measured spread is 0 (a difference below these is no change a user could see)
-FLOORS: dict[str, tuple[float, bool]] = {
-    "psnr": (0.01, True),
-    "ssim": (0.0005, True),
-    "lpips": (0.001, False),
-    "fid": (0.5, False),
-    "kid": (0.001, False),
-    "niqe": (0.02, False),
-}
+
+def regressed() -> dict[str, Column]:
+    """The metrics regress checks: those whose ``Column`` declares a smallest tolerance -- what any
+    two machines may differ by even where the measured spread is 0 (gankd.metrics)."""
+    return {k: c for k, c in all_result_columns().items() if c.tolerance is not None}
+
+
 #: tolerance = this x the largest difference measured across code paths (module doc)
 SPREAD_MULTIPLE = 3.0
 
@@ -75,12 +75,12 @@ class Diff:
         return "better (outside tolerance)" if better else "WORSE"
 
 
-def run_key(record: dict[str, Any]) -> str:
-    return f"{record['model']}/r{record['ratio']:g}/{record['method']}/seed{record['seed']}"
+def run_key(record: RunRecord) -> str:
+    return f"{record.model}/r{record.ratio:g}/{record.method}/seed{record.seed}"
 
 
 def collect(suite: SuiteConfig, data: str, results: Path, progress: bool,
-            reverse: bool = False) -> dict[str, dict[str, Any]]:
+            reverse: bool = False) -> dict[str, RunRecord]:
     from gankd.bench.run import run
     from gankd.bench.sweep import jobs
 
@@ -92,9 +92,10 @@ def collect(suite: SuiteConfig, data: str, results: Path, progress: bool,
     return out
 
 
-def measured(records: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+def measured(records: dict[str, RunRecord]) -> dict[str, dict[str, float]]:
     """{run: {metric: value}} of the regression metrics."""
-    return {key: {k: v for k, v in sorted((rec.get("metrics") or {}).items()) if k in FLOORS}
+    checked = regressed()
+    return {key: {k: v for k, v in sorted(rec.metrics.items()) if k in checked}
             for key, rec in sorted(records.items())}
 
 
@@ -103,11 +104,12 @@ def spread_path(baseline_path: Path) -> Path:
 
 
 def tolerance(metric: str, spread: float | None) -> float:
-    floor = FLOORS[metric][0]
+    floor = regressed()[metric].tolerance
+    assert floor is not None
     return floor if spread is None else max(floor, SPREAD_MULTIPLE * spread)
 
 
-def baseline_from(records: dict[str, dict[str, Any]], suite: SuiteConfig,
+def baseline_from(records: dict[str, RunRecord], suite: SuiteConfig,
                   spreads: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
     runs = {}
     for key, values in measured(records).items():
@@ -115,16 +117,16 @@ def baseline_from(records: dict[str, dict[str, Any]], suite: SuiteConfig,
         for name, value in values.items():
             s = (spreads or {}).get(key, {}).get(name)
             metrics[name] = {"value": value, "spread": s, "tolerance": tolerance(name, s),
-                             "higher_is_better": FLOORS[name][1]}
-        runs[key] = {"status": records[key].get("status"), "metrics": metrics}
+                             "higher_is_better": regressed()[name].higher_is_better}
+        runs[key] = {"status": records[key].status, "metrics": metrics}
     return {"suite": suite.name, "tolerance_rule": f"max(floor, {SPREAD_MULTIPLE:g} x spread)", "runs": runs}
 
 
-def compare(baseline: dict[str, Any], records: dict[str, dict[str, Any]]) -> list[Diff]:
+def compare(baseline: dict[str, Any], records: dict[str, RunRecord]) -> list[Diff]:
     diffs = []
     for key, spec in baseline["runs"].items():
-        rec = records.get(key, {})
-        got = rec.get("metrics") or {}
+        rec = records.get(key)
+        got = rec.metrics if rec is not None else {}
         for name, m in spec["metrics"].items():
             diffs.append(Diff(key, name, m["value"], got.get(name), m["tolerance"], m["higher_is_better"]))
     for key in sorted(set(records) - set(baseline["runs"])):

@@ -23,6 +23,7 @@ from gankd.bench import environment, store
 from gankd.bench.assemble import assemble
 from gankd.bench.data import check_data, evaluation_set, validation_set
 from gankd.bench.evaluation import complexity_and_latency, evaluate_generator, reference_records
+from gankd.bench.record import RunRecord, reference_dir
 from gankd.bench.suite import ModelSetup, RunSpec, SuiteConfig, method_options, method_weights, resolved
 from gankd.engine import checkpoint, distributed
 from gankd.engine.cost import step_cost
@@ -64,11 +65,11 @@ def preflight(run_dir: Path, need_mb: int = 200, cache: Path | None = None) -> N
 
 
 def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
-        force: bool = False) -> dict[str, Any]:
+        force: bool = False) -> RunRecord:
     setup = suite.models[spec.model]
     run_dir = run_dir_of(results, spec)
     existing = store.read_metrics(run_dir)
-    if existing and existing.get("status") == store.STATUS_DONE and not force:
+    if existing and existing.status == store.STATUS_DONE and not force:
         log.info("%s already done; skipping", spec.rel_dir)
         return existing
     dist = distributed.from_env(setup.train.device)
@@ -99,42 +100,40 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
                      desc=f"{spec.method} {spec.model} r{spec.ratio:g} s{spec.seed}")
     trainer, teacher = built.trainer, built.trainer.teacher
     assert teacher is not None
-    base = {**_base_record(spec, suite, built.loaded.source, trainer.method.recipe, device,
-                           built.student_entry),
-            "student_init": built.student_init, "processes": dist.world_size}
+    record = _base_record(spec, suite, built.loaded.source, trainer.method.recipe, device,
+                          built.student_entry)
+    record.student_init, record.processes = built.student_init, dist.world_size
     try:
         result = trainer.fit()
         if not dist.is_main:  # evaluation and results are rank 0's
-            return {**base, "status": STATUS_WORKER, "rank": dist.rank}
-        record = _evaluate(base, spec, setup, results, run_dir, trainer, result, built.student_entry, teacher,
-                           device, t_start)
+            record.status = STATUS_WORKER
+            return record
+        _evaluate(record, spec, setup, results, run_dir, trainer, result, built.student_entry, teacher,
+                  device, t_start)
     except NonFiniteLoss as exc:
-        _record_failure(results, run_dir, base, dist.is_main, str(exc), trainer.history,
-                        failed_step=exc.step, failed_term=exc.term)
+        _record_failure(run_dir, record, dist.is_main, str(exc), trainer.history, exc.step, exc.term)
         raise
     except Exception as exc:  # a crash is a failed run in the leaderboard, not a missing one
-        _record_failure(results, run_dir, base, dist.is_main, f"{type(exc).__name__}: {exc}",
-                        trainer.history)
+        _record_failure(run_dir, record, dist.is_main, f"{type(exc).__name__}: {exc}", trainer.history)
         raise
     store.write_metrics(run_dir, record)
-    store.append_index(results, _index_row(record))
     checkpoint.prune(run_dir / "checkpoints", keep=1)  # the final one stays: the student and its EMA
     return record
 
 
-def _record_failure(results: Path, run_dir: Path, base: dict[str, Any], is_main: bool, error: str,
-                    history: list[dict[str, Any]], **extra: Any) -> None:
+def _record_failure(run_dir: Path, record: RunRecord, is_main: bool, error: str,
+                    history: list[dict[str, Any]], step: int | None = None, term: str = "") -> None:
     if not is_main:
         return
-    record = {**base, "status": store.STATUS_FAILED, "error": error, **extra, "history": history}
+    record.status, record.error, record.history = store.STATUS_FAILED, error, history
+    record.failed_step, record.failed_term = step, term
     store.write_metrics(run_dir, record)
-    store.append_index(results, _index_row(record))
 
 
-def _evaluate(base: dict[str, Any], spec: RunSpec, setup: ModelSetup, results: Path, run_dir: Path,
+def _evaluate(record: RunRecord, spec: RunSpec, setup: ModelSetup, results: Path, run_dir: Path,
               trainer: Trainer, result: Any, student_entry: zoo.ZooEntry, teacher: Teacher,
-              device: torch.device, t_start: float) -> dict[str, Any]:
-    """The EMA student, the teacher and bicubic on the same evaluation set; the run's record."""
+              device: torch.device, t_start: float) -> None:
+    """The EMA student, the teacher and bicubic on the same evaluation set, into the run's record."""
     evalset = evaluation_set(setup, spec.data, spec.suite)
     keep = [s.name for s in evalset.samples[: setup.eval.grid_crops]]
     ev = evaluate_generator(trainer.ema.model, evalset.samples, setup.eval.metrics, device, setup.eval,
@@ -142,61 +141,52 @@ def _evaluate(base: dict[str, Any], spec: RunSpec, setup: ModelSetup, results: P
     _save_samples(run_dir / "samples", ev.outputs)
     cx = complexity_and_latency(trainer.ema.model, student_entry, setup.eval, device)
     refs = reference_records(results, spec, setup, teacher, evalset, device, keep)
-    return {
-        **base,
-        "status": store.STATUS_DONE,
-        "metrics": ev.metrics,
-        "missing_metrics": ev.missing,
-        "eval": {"images": ev.num_images, "evalset": evalset.key, "manifest_sha256": evalset.manifest_sha256,
-                 "wall_time_s": ev.wall_s},
-        **cx,
-        "speedup_vs_teacher": _ratio(refs["teacher"].get("latency", {}).get("median_ms"),
-                                     cx["latency"].get("median_ms")),
-        "train": {"steps": result.steps, "wall_time_s": result.wall_time_s, "step_time_s": result.step_time_s,
-                  "resumed_from": result.resumed_from, "peak_memory_mb": result.peak_memory_mb,
-                  "peak_memory": result.memory_source, "global_batch": setup.train.batch_size,
-                  # counted on this process's share of the batch; a DDP job's other ranks do as much
-                  "cost": (step_cost(trainer) if not trainer.dist.enabled
-                           else {"skipped": "not counted under torchrun"})},
-        "floors": floors(ev.metrics, refs),
-        "history": result.history,
-        "val_history": result.val_history,
-        "total_time_s": time.perf_counter() - t_start,
-    }
+    record.status = store.STATUS_DONE
+    record.metrics, record.missing_metrics = ev.metrics, ev.missing
+    record.eval = {"images": ev.num_images, "evalset": evalset.key,
+                   "manifest_sha256": evalset.manifest_sha256, "wall_time_s": ev.wall_s}
+    record.references = reference_dir(spec.suite, spec.model, evalset.key).as_posix()
+    record.params, record.macs, record.macs_input = cx["params"], cx["macs"], cx["macs_input"]
+    record.latency = cx["latency"]
+    record.speedup_vs_teacher = _ratio(refs["teacher"].latency.get("median_ms"),
+                                       cx["latency"].get("median_ms"))
+    record.train = {
+        "steps": result.steps, "wall_time_s": result.wall_time_s, "step_time_s": result.step_time_s,
+        "resumed_from": result.resumed_from, "peak_memory_mb": result.peak_memory_mb,
+        "peak_memory": result.memory_source, "global_batch": setup.train.batch_size,
+        # counted on this process's share of the batch; a DDP job's other ranks do as much
+        "cost": step_cost(trainer) if not trainer.dist.enabled else {"skipped": "not counted under torchrun"}}
+    record.floors = floors(ev.metrics, refs)
+    record.history, record.val_history = result.history, result.val_history
+    record.total_time_s = time.perf_counter() - t_start
 
 
 def _base_record(spec: RunSpec, suite: SuiteConfig, teacher_source: str, recipe: Recipe,
-                 device: torch.device, student_entry: zoo.ZooEntry) -> dict[str, Any]:
+                 device: torch.device, student_entry: zoo.ZooEntry) -> RunRecord:
     setup = suite.models[spec.model]
-    return {
-        "suite": spec.suite, "model": spec.model, "method": spec.method, "ratio": spec.ratio,
-        "seed": spec.seed, "data": spec.data,
+    return RunRecord(
+        suite=spec.suite, model=spec.model, method=spec.method, ratio=spec.ratio, seed=spec.seed,
+        data=spec.data,
         # where the run's files (samples/ for the report's grid) live, relative to results/
-        "run_dir": (Path("runs") / spec.rel_dir).as_posix(),
-        "comparable_with_papers": False if spec.data == "builtin" else None,
-        "teacher": setup.teacher, "teacher_source": teacher_source, "student": student_entry.name,
-        "perceptual_network": recipe.perceptual_network,
-        "method_weights": method_weights(suite, spec.model, spec.method),
-        "git_sha": environment.git_sha(), "versions": environment.versions(),
-        "device": environment.device_info(device),
-        "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-
-
-def _index_row(record: dict[str, Any]) -> dict[str, Any]:
-    keys = ("suite", "model", "method", "ratio", "seed", "status", "git_sha", "written_at")
-    return {k: record.get(k) for k in keys} | {"metrics": record.get("metrics", {})}
+        run_dir=(Path("runs") / spec.rel_dir).as_posix(),
+        comparable_with_papers=False if spec.data == "builtin" else None,
+        teacher=setup.teacher, teacher_source=teacher_source, student=student_entry.name,
+        perceptual_network=recipe.perceptual_network,
+        method_weights=method_weights(suite, spec.model, spec.method),
+        git_sha=environment.git_sha(), versions=environment.versions(),
+        device=environment.device_info(device),
+        written_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
 #: the metric of the sanity floors: a network worth distilling or reporting beats bicubic on it
 FLOOR_METRIC = "lpips"
 
 
-def floors(metrics: dict[str, float], refs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def floors(metrics: dict[str, float], refs: dict[str, RunRecord]) -> dict[str, Any]:
     """The sanity floors of this run against its references (issue 11): the student and the
     teacher each against bicubic on LPIPS. A run below its floor is reported as such."""
-    bicubic = (refs.get("bicubic", {}).get("metrics") or {}).get(FLOOR_METRIC)
-    teacher = (refs.get("teacher", {}).get("metrics") or {}).get(FLOOR_METRIC)
+    bicubic = refs["bicubic"].metrics.get(FLOOR_METRIC) if "bicubic" in refs else None
+    teacher = refs["teacher"].metrics.get(FLOOR_METRIC) if "teacher" in refs else None
     mine = metrics.get(FLOOR_METRIC)
     if bicubic is None:
         return {"metric": FLOOR_METRIC, "bicubic": None}

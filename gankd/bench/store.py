@@ -1,115 +1,83 @@
-"""The results store: one ``metrics.json`` per run (the source of truth, written atomically) and
-an append-only index of finished and failed runs that concurrent jobs share without losing rows.
+"""The results store: one ``metrics.json`` per run and per reference -- a ``RunRecord``
+(gankd/bench/record.py), written atomically, the single source of truth.
 
 Layout under ``results/``::
 
-    runs/<suite>/<model>/r<ratio>/<method>/seed<k>/metrics.json, config.yaml, train.log,
-        checkpoints/, samples/*.png
-    runs/<suite>/<model>/reference/<evalset>/{teacher,bicubic}.json   (shared by every method)
-    runs/index.jsonl                                                      (one line per run end)
+    runs/<suite>/<model>/r<ratio>/<method>/seed<k>/metrics.json, config.yaml, checkpoints/, samples/*.png
+    runs/<suite>/<model>/reference/<evalset>/{teacher,bicubic}.json   (shared by every method; a run
+                                                                       names its folder: ``references``)
+
+Concurrent jobs never write the same file (one run folder per job; references under a lock), so
+no index is needed: the leaderboard reads the records themselves.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from gankd import atomic
-from gankd.bench.locks import file_lock
+from gankd.bench.record import STATUS_DONE, STATUS_FAILED, RunRecord
 
 log = logging.getLogger(__name__)
 
-STATUS_DONE = "done"
-STATUS_FAILED = "failed"
+__all__ = ["STATUS_DONE", "STATUS_FAILED", "RunRecord", "iter_references", "iter_runs", "read_metrics",
+           "read_record", "runs_root", "write_metrics", "write_metrics_to"]
 
 
 def runs_root(results: Path) -> Path:
     return results / "runs"
 
 
-def write_metrics(run_dir: Path, record: dict[str, Any]) -> Path:
-    path = run_dir / "metrics.json"
-    atomic.write_json(path, record)
+def write_metrics(run_dir: Path, record: RunRecord) -> Path:
+    return write_metrics_to(run_dir / "metrics.json", record)
+
+
+def write_metrics_to(path: Path, record: RunRecord) -> Path:
+    atomic.write_json(path, record.to_dict())
     return path
 
 
-def read_metrics(run_dir: Path) -> dict[str, Any] | None:
+def read_metrics(run_dir: Path) -> RunRecord | None:
     path = run_dir / "metrics.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
+    return read_record(path) if path.is_file() else None
 
 
-def append_index(results: Path, row: dict[str, Any]) -> None:
-    """One JSON line per run end. O_APPEND writes of a single line under an exclusive lock:
-    two runs finishing together both land."""
-    index = runs_root(results) / "index.jsonl"
-    line = (json.dumps(row, sort_keys=True, default=str) + "\n").encode()
-    index.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(index.with_suffix(".lock")):
-        fd = os.open(index, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            view = memoryview(line)
-            while view:  # os.write may write less than asked (signals, full pipes); finish the line
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def read_index(results: Path) -> list[dict[str, Any]]:
-    """Every complete row. Readers take no lock, so a last line still being written (no newline
-    yet) is left for the next read; a damaged line elsewhere is skipped, the rest still count."""
-    index = runs_root(results) / "index.jsonl"
-    if not index.is_file():
-        return []
-    text = index.read_text()
-    if not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    rows = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            log.warning("skipping a damaged line of %s: %.80s", index, line)
-    return rows
-
-
-def _read_record(path: Path) -> dict[str, Any] | None:
+def read_record(path: Path) -> RunRecord | None:
+    """The record in ``path``; None for a file that is not one (foreign or damaged: the report
+    counts what it can read)."""
     try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # a foreign or damaged file is not a run; the report counts what it can read
-    return record if isinstance(record, dict) else None
+        data = json.loads(path.read_text())
+        return RunRecord.from_dict(data) if isinstance(data, dict) else None
+    except (OSError, ValueError, TypeError) as exc:
+        log.warning("skipping %s: not a run record (%s)", path, exc)
+        return None
 
 
-def iter_runs(results: Path) -> Iterator[dict[str, Any]]:
-    """Every run's metrics.json (references excluded), in path order.
-
-    ``run_dir`` is set to the folder the record was read from, relative to ``results`` (posix),
-    so samples are found even in a results tree that was copied or merged from elsewhere.
-    """
-    return _records(results, "*/*/r*/*/seed*/metrics.json", "run_dir")
-
-
-def iter_references(results: Path) -> Iterator[dict[str, Any]]:
-    """Teacher and bicubic records; ``samples_dir`` (relative to ``results``) is where they were read,
-    holding ``lr/ hr/ teacher/ bicubic/`` PNGs of the grid's crops."""
-    return _records(results, "*/*/reference/*/*.json", "samples_dir")
+def iter_runs(results: Path) -> Iterator[RunRecord]:
+    """Every run's record (references excluded), in path order, its ``run_dir`` set to the folder
+    it was read from (relative to ``results``), so samples are found even in a results tree that
+    was copied or merged from elsewhere."""
+    for path, record in _records(results, "*/*/r*/*/seed*/metrics.json"):
+        record.run_dir = path.parent.relative_to(results).as_posix()
+        yield record
 
 
-def _records(results: Path, pattern: str, where_key: str) -> Iterator[dict[str, Any]]:
+def iter_references(results: Path) -> Iterator[RunRecord]:
+    """Teacher and bicubic records, ``samples_dir`` set to where they were read (relative to
+    ``results``: it holds ``lr/ hr/ teacher/ bicubic/`` PNGs of the grid's crops)."""
+    for path, record in _records(results, "*/*/reference/*/*.json"):
+        record.samples_dir = path.parent.relative_to(results).as_posix()
+        yield record
+
+
+def _records(results: Path, pattern: str) -> Iterator[tuple[Path, RunRecord]]:
     root = runs_root(results)
     if not root.is_dir():
         return
     for path in sorted(root.glob(pattern)):
-        record = _read_record(path)
+        record = read_record(path)
         if record is not None:
-            record[where_key] = path.parent.relative_to(results).as_posix()
-            yield record
+            yield path, record

@@ -1,8 +1,9 @@
 """Suites and runs: what a benchmark run is, resolved from YAML and the command line.
 
-A suite (``benchmarks/<name>.yaml``) lists methods, models, student ratios and seeds, and per
-model the settings that differ from the model family's defaults
-(``benchmarks/models/<family>.yaml``: teacher, discriminator, data, recipe, training, evaluation).
+A suite (``benchmarks/<name>.yaml``) names models, student ratios and seeds (and methods, when it
+runs a subset of the registered ones), and per model the settings that differ from the model
+family's defaults (``benchmarks/models/<family>.yaml``: teacher, discriminator, data, recipe,
+training, evaluation).
 A run is one (suite, model, method, ratio, seed, data); its resolved config is written beside its
 results and defines it completely.
 """
@@ -20,7 +21,7 @@ from gankd.datasets.config import DataConfig
 from gankd.engine.config import RecipeConfig, TrainConfig
 from gankd.errors import ConfigError, unknown_choice
 from gankd.models import zoo
-from gankd.paths import benchmarks_dir
+from gankd.paths import benchmarks_dir, family_file, family_names
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,22 @@ class TuneConfig:
         return max(1, round(self.fraction * train_steps))
 
 
+def default_methods() -> tuple[str, ...]:
+    """Every registered benchmark method (internal stages left out): ``scratch``, the reference
+    the leaderboard compares every method with, first; the others by name. A new method file is
+    then in every suite that does not list its methods."""
+    from gankd.methods import benchmark_methods
+
+    return tuple(sorted(benchmark_methods(), key=lambda m: (m != "scratch", m)))
+
+
 @dataclass(frozen=True)
 class SuiteConfig:
     name: str
     description: str
-    methods: tuple[str, ...]
     models: dict[str, ModelSetup]
+    #: a subset of the registered methods, in the order a sweep runs them; default all of them
+    methods: tuple[str, ...] = field(default_factory=default_methods)
     ratios: tuple[float, ...] = (0.25,)
     seeds: tuple[int, ...] = (0,)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -129,10 +140,6 @@ def suite_names() -> list[str]:
     return sorted(p.stem for p in benchmarks_dir().glob("*.yaml"))
 
 
-def family_names() -> list[str]:
-    return sorted(p.stem for p in (benchmarks_dir() / "models").glob("*.yaml"))
-
-
 def load_suite(name_or_path: str) -> SuiteConfig:
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
@@ -148,7 +155,7 @@ def load_suite(name_or_path: str) -> SuiteConfig:
     for fam, over in models_raw.items():
         if fam not in family_names():
             raise unknown_choice(f"model in {where}:", fam, family_names())
-        base = load_yaml(benchmarks_dir() / "models" / f"{fam}.yaml")
+        base = load_yaml(family_file(fam))
         setup = from_mapping(ModelSetup, merge(base, over or {}), f"{where}: models.{fam}")
         zoo.get(setup.teacher), zoo.get(setup.discriminator)  # names checked here, once
         models[fam] = setup

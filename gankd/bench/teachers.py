@@ -21,9 +21,10 @@ import torch
 
 from gankd import atomic
 from gankd.assets import store
+from gankd.bench.cached_training import train_cached
 from gankd.bench.compose import TeacherNet
-from gankd.bench.pretrained import cache_key, train_cached
 from gankd.bench.suite import ModelSetup
+from gankd.cachekeys import cache_key
 from gankd.errors import ConfigError
 from gankd.models import zoo
 from gankd.paths import cache_dir
@@ -71,9 +72,9 @@ def load_teacher(setup: ModelSetup, data: str, pool_seed: int = 0, progress: boo
 
 
 def trained_teacher_path(setup: ModelSetup, data: str, pool_seed: int) -> Path:
-    key = cache_key(teacher=zoo.get(setup.teacher), d=zoo.get(setup.discriminator), recipe=setup.recipe,
-                    train=setup.teacher_train, data=setup.data.training_identity(), source=data,
-                    pool_seed=pool_seed)
+    key = cache_key({"teacher": zoo.get(setup.teacher), "d": zoo.get(setup.discriminator),
+                     "recipe": setup.recipe, "train": setup.teacher_train,
+                     "data": setup.data.training_identity(), "source": data, "pool_seed": pool_seed})
     return cache_dir() / "teachers" / f"{setup.teacher}-{key}" / "teacher.pth"
 
 

@@ -18,6 +18,10 @@ from typing import Any, Literal
 from gankd.config import ours, paper
 from gankd.datasets.degradation import Degradation, build_degradation
 
+#: part of every evaluation-set and training-pool key: bump when the cache layout or the pipeline
+#: changes what the same config denotes, and each such cache is rebuilt once
+CACHE_FORMAT = 1
+
 #: DataConfig fields that change what a network is trained on (``training_identity``)
 TRAINING_FIELDS = ("degradation", "degradation_args", "hr_crop", "degrade_size", "hflip", "rot90",
                    "resize_short", "pool_size", "queue_size", "test_images", "val_images", "small_images")
@@ -26,7 +30,7 @@ TRAINING_FIELDS = ("degradation", "degradation_args", "hr_crop", "degrade_size",
 @dataclass
 class DataConfig:
     # -- degradation --------------------------------------------------------------------------
-    degradation: str = paper("realesrgan", "registered name: realesrgan or gcfsr")
+    degradation: str = paper("realesrgan", "a registered degradation (`gankd list`)")
     degradation_args: dict[str, Any] = paper(  # noqa: RUF009 (paper() gives a default_factory for dicts)
         {}, "overrides of the degradation's Config; normalised to the full resolved config")
     # -- training crops -----------------------------------------------------------------------

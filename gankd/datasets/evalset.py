@@ -33,15 +33,16 @@ import numpy as np
 import torch
 
 from gankd import atomic
+from gankd.cachekeys import cache_key
 from gankd.datasets.batch import EvalSample
-from gankd.datasets.cachekeys import build_lock, cache_key
-from gankd.datasets.config import DataConfig
+from gankd.datasets.config import CACHE_FORMAT, DataConfig
 from gankd.datasets.crops import eval_boxes, to_tensor
 from gankd.datasets.degradation import Degraded
 from gankd.datasets.images import read_image
 from gankd.datasets.seeding import derive_seed
 from gankd.datasets.source import content_identity, load_hr, open_data, usable
 from gankd.errors import GankdError
+from gankd.locks import file_lock
 from gankd.paths import cache_dir
 
 log = logging.getLogger("gankd.datasets")
@@ -85,9 +86,9 @@ def _build(cfg: DataConfig, data: str, suite: str, kind: str, split: str, side: 
         "source": source.kind, "images": content_identity(refs),
         "degradation": deg.describe(), "side": side, "crops": crops, "resize_short": cfg.resize_short,
     }
-    key = cache_key(identity)
+    key = cache_key({"format": CACHE_FORMAT, **identity})
     root = cache_dir() / "evalsets" / key
-    with build_lock(cache_dir() / "evalsets" / f".{key}.lock"):
+    with file_lock(cache_dir() / "evalsets" / f".{key}.lock"):
         if root.is_dir():
             try:
                 return _load(root, key)

@@ -28,13 +28,14 @@ import numpy as np
 import torch
 
 from gankd import atomic
+from gankd.cachekeys import cache_key
 from gankd.datasets.batch import Batch
-from gankd.datasets.cachekeys import build_lock, cache_key
-from gankd.datasets.config import DataConfig
+from gankd.datasets.config import CACHE_FORMAT, DataConfig
 from gankd.datasets.crops import ImageCache, random_crop, to_tensor
 from gankd.datasets.seeding import derive_seed
 from gankd.datasets.source import content_identity, names_digest, open_data, usable
 from gankd.errors import ConfigError, GankdError
+from gankd.locks import file_lock
 from gankd.paths import cache_dir
 
 log = logging.getLogger("gankd.datasets")
@@ -109,10 +110,10 @@ def pool_identity(cfg: DataConfig, data: str, seed: int) -> tuple[dict[str, Any]
 def build_pool(cfg: DataConfig, data: str, seed: int) -> TrainPool:
     """The pool of ``cfg.pool_size`` pairs for (cfg, data, seed): built once, then read and verified."""
     identity, order, _ = pool_identity(cfg, data, seed)
-    key = cache_key(identity)
+    key = cache_key({"format": CACHE_FORMAT, **identity})
     pdir = cache_dir() / "pools"
     path, side = pdir / f"{key}.pt", pdir / f"{key}.json"
-    with build_lock(pdir / f".{key}.lock"):
+    with file_lock(pdir / f".{key}.lock"):
         if path.is_file() and side.is_file():
             pool = _load(path, side, key)
             if pool is not None:

@@ -14,6 +14,10 @@ live in its state dict and checkpoints). It declares:
 
 The engine freezes every discriminator during the generator step (gradients still flow *through*
 them to the student) and steps only the generator optimizer there.
+
+Most methods are the base recipe against one discriminator ``d`` plus their own terms: they
+derive from ``AdversarialMethod`` (which builds ``d``) with a config derived from
+``AdversarialConfig`` (which holds its width), and write only what is theirs.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from gankd.config import ours
 from gankd.datasets.batch import Batch
 from gankd.engine.recipe import Recipe
 from gankd.engine.teacher import TeacherOutput
@@ -118,3 +123,30 @@ class Method(nn.Module):
         if disc is not None:
             terms["gan"] = self.recipe.generator_adversarial(self.discriminators[disc](s.fake))
         return terms
+
+
+@dataclass(frozen=True)
+class AdversarialConfig:
+    """The option every ``AdversarialMethod`` has. A method re-declares ``d_width`` to state
+    where its own default comes from (``paper(...)`` or ``ours(...)``)."""
+
+    d_width: float = ours(1.0, "the teacher-size discriminator, trained from scratch")
+
+
+class AdversarialMethod(Method):
+    """A method trained against discriminator ``d``, which judges real images against the
+    student's output and gives the base recipe its adversarial term (``base_terms``).
+
+    ``d`` is built here, before the subclass's own ``__init__`` goes on, which may then use it
+    (tap its layers). Its init is drawn from (run seed, "d") alone: every method that keeps its
+    width starts from the same discriminator.
+    """
+
+    def __init__(self, cfg: AdversarialConfig, setup: Setup) -> None:
+        super().__init__(cfg, setup)
+        self.add_discriminator("d", self.discriminator_width(setup))
+
+    def discriminator_width(self, setup: Setup) -> float:
+        """Width of ``d`` as a ratio of the teacher-size one; a method with a student-size ``d``
+        returns the student's ratio, ``setup.ratio``."""
+        return self.cfg.d_width

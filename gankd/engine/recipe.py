@@ -26,7 +26,7 @@ class Recipe:
         self.cfg = cfg
         self.vgg: nn.Module | None = None
         if cfg.perceptual_weight > 0:
-            from gankd.metrics.vgg import VGGFeatures
+            from gankd.engine.vgg import VGGFeatures
 
             self.vgg = VGGFeatures(list(cfg.perceptual_layers), network=cfg.perceptual_network)
 

@@ -8,7 +8,6 @@ stored in fp16 (they are large: a GCFSR decoder level is C x 64 x 64 per sample)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from gankd import atomic
+from gankd import atomic, cachekeys
 from gankd.datasets.batch import Batch
 from gankd.engine.taps import FeatureTaps
 
@@ -76,8 +75,7 @@ class Teacher:
         return self.forward(batch.g_input)
 
     def cache_key(self, pool: IndexedPool) -> str:
-        blob = json.dumps({"teacher": self.identity, "pool": pool.key, "taps": self.taps}, sort_keys=True)
-        return atomic.sha256_bytes(blob.encode())[:20]
+        return cachekeys.cache_key({"teacher": self.identity, "pool": pool.key, "taps": self.taps})
 
     def precompute(self, pool: IndexedPool, cache_dir: Path, batch_size: int = 8,
                    progress: bool = True) -> Path:

@@ -14,12 +14,12 @@ from typing import ClassVar
 import torch
 
 from gankd.config import ours, paper
-from gankd.engine.method import Method, Setup, Step
+from gankd.engine.method import AdversarialConfig, AdversarialMethod, Setup, Step
 from gankd.methods import METHODS
 
 
 @dataclass(frozen=True)
-class AKDGConfig:
+class AKDGConfig(AdversarialConfig):
     #: the distillation weight(s) `gankd tune` scales together (gankd/bench/tune.py)
     TUNED: ClassVar[tuple[str, ...]] = ("kd_weight",)
     kd_weight: float = ours(1.0, "lambda_kd relative to the recipe's GAN weight")
@@ -28,13 +28,12 @@ class AKDGConfig:
 
 
 @METHODS.register("akdg")
-class AKDG(Method):
+class AKDG(AdversarialMethod):
     name = "akdg"
     Config = AKDGConfig
 
     def __init__(self, cfg: AKDGConfig, setup: Setup) -> None:
         super().__init__(cfg, setup)
-        self.add_discriminator("d", cfg.d_width)
         self.add_discriminator("d_kd", cfg.d_kd_width)
 
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:

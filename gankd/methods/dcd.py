@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankd.config import paper
-from gankd.engine.method import Method, Setup, Step
+from gankd.engine.method import AdversarialConfig, AdversarialMethod, Setup, Step
 from gankd.engine.taps import FeatureTaps, tap_channels
 from gankd.methods import METHODS
 
@@ -57,7 +57,7 @@ FEATURE_LAYER = "conv2_2"
 
 
 @dataclass(frozen=True)
-class DCDConfig:
+class DCDConfig(AdversarialConfig):
     #: scaled together by `gankd tune` (gankd/bench/tune.py): the release fixes their ratios but
     #: not their size against a base recipe (its student has none), so one factor calibrates them
     TUNED: ClassVar[tuple[str, ...]] = ("cd_weight", "style_weight", "feature_weight")
@@ -91,15 +91,14 @@ def gram(x: torch.Tensor) -> torch.Tensor:
 
 
 @METHODS.register("dcd")
-class DCD(Method):
+class DCD(AdversarialMethod):
     name = "dcd"
     Config = DCDConfig
 
     def __init__(self, cfg: DCDConfig, setup: Setup) -> None:
         super().__init__(cfg, setup)
-        from gankd.metrics.vgg import VGGFeatures
+        from gankd.engine.vgg import VGGFeatures
 
-        self.add_discriminator("d", cfg.d_width)
         self.student_taps, self.teacher_taps = setup.tap_pairs(cfg.taps)
         s_ch = tap_channels(setup.student, self.student_taps)
         t_ch = tap_channels(setup.teacher, self.teacher_taps) if setup.teacher is not None else s_ch

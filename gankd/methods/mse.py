@@ -14,26 +14,21 @@ import torch
 import torch.nn.functional as F
 
 from gankd.config import ours
-from gankd.engine.method import Method, Setup, Step
+from gankd.engine.method import AdversarialConfig, AdversarialMethod, Step
 from gankd.methods import METHODS
 
 
 @dataclass(frozen=True)
-class MSEConfig:
+class MSEConfig(AdversarialConfig):
     #: the distillation weight(s) `gankd tune` scales together (gankd/bench/tune.py)
     TUNED: ClassVar[tuple[str, ...]] = ("weight",)
     weight: float = ours(1.0, "lambda of the MSE(S(x), T(x)) term; on the scale of the L1 term")
-    d_width: float = ours(1.0, "teacher-size discriminator, as scratch")
 
 
 @METHODS.register("mse")
-class MSE(Method):
+class MSE(AdversarialMethod):
     name = "mse"
     Config = MSEConfig
-
-    def __init__(self, cfg: MSEConfig, setup: Setup) -> None:
-        super().__init__(cfg, setup)
-        self.add_discriminator("d", cfg.d_width)
 
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
         assert s.teacher is not None

@@ -8,24 +8,20 @@ from dataclasses import dataclass
 import torch
 
 from gankd.config import ours
-from gankd.engine.method import Method, Setup, Step
+from gankd.engine.method import AdversarialConfig, AdversarialMethod, Step
 from gankd.methods import METHODS
 
 
 @dataclass(frozen=True)
-class ScratchConfig:
+class ScratchConfig(AdversarialConfig):
     d_width: float = ours(1.0, "teacher-size discriminator, as SPEC section 4 fixes for scratch")
 
 
 @METHODS.register("scratch")
-class Scratch(Method):
+class Scratch(AdversarialMethod):
     name = "scratch"
     Config = ScratchConfig
     uses_teacher = False
-
-    def __init__(self, cfg: ScratchConfig, setup: Setup) -> None:
-        super().__init__(cfg, setup)
-        self.add_discriminator("d", cfg.d_width)
 
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
         return self.base_terms(s, "d")

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankd.config import ours, paper
-from gankd.engine.method import Method, Setup, Step
+from gankd.engine.method import AdversarialConfig, AdversarialMethod, Setup, Step
 from gankd.engine.taps import tap_channels
 from gankd.errors import ConfigError
 from gankd.methods import METHODS
@@ -33,7 +33,7 @@ STAGES = ("supervised", "features", "adversarial")
 
 
 @dataclass(frozen=True)
-class SDAKDConfig:
+class SDAKDConfig(AdversarialConfig):
     #: the distillation weight(s) `gankd tune` scales together (gankd/bench/tune.py)
     TUNED: ClassVar[tuple[str, ...]] = ("feature_weight",)
     stage_fractions: tuple[float, float, float] = ours((0.2, 0.3, 0.5), "stage lengths as run fractions")
@@ -53,15 +53,14 @@ def adapter(c_s: int, c_t: int, hidden: int) -> nn.Sequential:
 
 
 @METHODS.register("sdakd")
-class SDAKD(Method):
+class SDAKD(AdversarialMethod):
     name = "sdakd"
     Config = SDAKDConfig
 
     def __init__(self, cfg: SDAKDConfig, setup: Setup) -> None:
-        super().__init__(cfg, setup)
         if setup.teacher is None:
             raise ConfigError("sdakd needs a teacher")
-        self.add_discriminator("d", cfg.d_width or setup.ratio)
+        super().__init__(cfg, setup)
         self.student_taps, self.teacher_taps = setup.tap_pairs(cfg.taps)
         c_s = tap_channels(setup.student, self.student_taps)
         c_t = tap_channels(setup.teacher, self.teacher_taps)
@@ -69,6 +68,10 @@ class SDAKD(Method):
         f1, f2, _ = cfg.stage_fractions
         # Stage k starts at the first step whose index reaches its fraction of the run.
         self.boundaries = (round(f1 * setup.total_steps), round((f1 + f2) * setup.total_steps))
+
+    def discriminator_width(self, setup: Setup) -> float:
+        # student-size: no teacher-size discriminator exists in this method
+        return self.cfg.d_width or setup.ratio
 
     def stage_index(self, step: int) -> int:
         return sum(step >= b for b in self.boundaries)

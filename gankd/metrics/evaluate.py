@@ -309,11 +309,12 @@ def evaluate(generator: GeneratorLike, samples: Sequence[EvalSample], metrics: S
         metric_s[name] += time.perf_counter() - t0
         if clash := set(result) & set(values):
             raise GankdError(f"metric {name!r} returns key(s) {sorted(clash)} already set by another metric")
-        if undeclared := sorted(set(result) - set(metric.higher_is_better)):
+        declared = metric.higher_is_better()
+        if undeclared := sorted(set(result) - set(declared)):
             raise GankdError(f"metric {name!r} returned {undeclared} without declaring them in "
-                             "higher_is_better")
+                             "columns")
         values.update(result)
-        better.update({k: metric.higher_is_better[k] for k in result})
+        better.update({k: declared[k] for k in result})
     return EvalResult(metrics=values, higher_is_better=better, missing=missing, num_images=len(samples),
                       wall_s=time.perf_counter() - t_start, generator_s=generator_s, metric_s=metric_s,
                       outputs=outputs)

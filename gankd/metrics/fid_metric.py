@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from gankd.errors import ConfigError, GankdError
-from gankd.metrics import METRICS, ImageMetric
+from gankd.metrics import METRICS, Column, ImageMetric
 
 FEATURE_DIM = 2048
 
@@ -255,8 +255,15 @@ class PatchFID(ImageMetric):
     """Patch FID / KID between SR and HR tiles (see the module docstring for the tiling rule)."""
 
     name: ClassVar[str] = "fid"
-    higher_is_better: ClassVar[dict[str, bool]] = {"fid": False, "kid": False, "kid_std": False,
-                                                   "fid_patches": True}
+    columns: ClassVar[tuple[Column, ...]] = (
+        Column("fid", "FID", False, "patch FID against the HR patches; lower is better; compare only at "
+               "equal patch counts", digits=2, tolerance=0.5, order=40),
+        Column("kid", "KID", False, "kernel inception distance over the same patches; lower is better",
+               digits=4, tolerance=0.001, order=41),
+        Column("kid_std", "KID s.d.", False, "spread of KID over its subsets", shown=False),
+        Column("fid_patches", "FID patches", True, "HR-sized patches FID and KID were computed on",
+               shown=False),
+    )
     needs_reference: ClassVar[bool] = True
 
     def __init__(self, scale: int, device: torch.device | str = "cpu", *, patch: int | None = 64,

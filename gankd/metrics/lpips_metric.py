@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from gankd.errors import ConfigError, GankdError, unknown_choice
-from gankd.metrics import METRICS, ImageMetric
+from gankd.metrics import METRICS, Column, ImageMetric
 
 #: LPIPS trunk name -> asset holding its ImageNet weights (torchvision ``features`` layout)
 BACKBONE_ASSETS = {"alex": "lpips_alexnet", "vgg": "vgg16"}
@@ -83,7 +83,9 @@ class LPIPSMetric(ImageMetric):
     """Mean LPIPS v0.1 distance between SR and HR."""
 
     name: ClassVar[str] = "lpips"
-    higher_is_better: ClassVar[dict[str, bool]] = {"lpips": False}
+    columns: ClassVar[tuple[Column, ...]] = (
+        Column("lpips", "LPIPS", False, "LPIPS (AlexNet, v0.1); lower is better", digits=4, tolerance=0.001,
+               order=30),)
     needs_reference: ClassVar[bool] = True
 
     def __init__(self, scale: int, device: torch.device | str = "cpu", *, net: str = "alex",

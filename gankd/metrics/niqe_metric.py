@@ -20,7 +20,7 @@ import torch
 
 from gankd._basicsr import calculate_niqe
 from gankd.errors import MetricNotApplicable, MissingAssetError
-from gankd.metrics import METRICS, ImageMetric
+from gankd.metrics import METRICS, Column, PerImageMean
 from gankd.metrics.psnr_ssim_metric import quantize_8bit
 
 NIQE_BLOCK = 96  # BasicSR's block size, no overlap; pixels beyond whole blocks are ignored
@@ -42,28 +42,24 @@ def to_bgr_uint8(img: torch.Tensor) -> np.ndarray:
 
 
 @METRICS.register("niqe")
-class NIQE(ImageMetric):
+class NIQE(PerImageMean):
     """Mean NIQE over images (BasicSR's ``calculate_niqe``, Y channel, border ``scale`` cropped)."""
 
     name = "niqe"
-    higher_is_better: ClassVar[dict[str, bool]] = {"niqe": False}
+    key = "niqe"
+    columns: ClassVar[tuple[Column, ...]] = (
+        Column("niqe", "NIQE", False, "NIQE, no-reference naturalness; lower is better", digits=3,
+               tolerance=0.02, order=50),)
     needs_reference = False
 
     def __init__(self, scale: int, device: torch.device | str = "cpu",
                  crop_border: int | None = None) -> None:
-        super().__init__(scale, device)
-        self.crop_border = scale if crop_border is None else int(crop_border)
-        if self.crop_border < 0:
-            raise ValueError(f"niqe: crop_border must be >= 0, got {crop_border}")
+        super().__init__(scale, device, crop_border)
         params = niqe_params_file()
         if not params.is_file():
             raise MissingAssetError(f"NIQE pristine model {params} is missing from the BasicSR install")
-        self._values: list[float] = []
 
-    def reset(self) -> None:
-        self._values = []
-
-    def update(self, sr: torch.Tensor, hr: torch.Tensor | None = None) -> None:
+    def _per_image(self, sr: torch.Tensor, hr: torch.Tensor | None) -> torch.Tensor:
         if sr.dim() != 4 or sr.shape[1] != 3:
             raise ValueError(f"niqe: expected RGB images of shape (N, 3, H, W), got {tuple(sr.shape)}")
         h, w = sr.shape[-2:]
@@ -73,11 +69,5 @@ class NIQE(ImageMetric):
                 f"niqe: needs at least {MIN_BLOCKS} blocks of {NIQE_BLOCK}x{NIQE_BLOCK} pixels "
                 f"after cropping {self.crop_border} per edge (e.g. {NIQE_BLOCK + c}x"
                 f"{2 * NIQE_BLOCK + c}); got {h}x{w}")
-        for img in sr:
-            self._values.append(float(calculate_niqe(to_bgr_uint8(img), self.crop_border,
-                                                     input_order="HWC", convert_to="y")))
-
-    def compute(self) -> dict[str, float]:
-        if not self._values:
-            raise ValueError("niqe: compute() called before any update()")
-        return {"niqe": float(np.mean(self._values))}
+        return torch.tensor([float(calculate_niqe(to_bgr_uint8(img), self.crop_border, input_order="HWC",
+                                                  convert_to="y")) for img in sr], dtype=torch.float64)

@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import torch
 
-from gankd.metrics import METRICS, ImageMetric
+from gankd.metrics import METRICS, Column, PerImageMean
 
 # BT.601 luma weights of BasicSR's rgb2ycbcr/bgr2ycbcr (for inputs in [0, 1], output in [16, 235])
 _Y_WEIGHTS_RGB = (65.481, 128.553, 24.966)
@@ -145,53 +145,29 @@ def _check_pair(sr: torch.Tensor, hr: torch.Tensor) -> None:
         raise ValueError(f"expected RGB images of shape (N, 3, H, W), got {tuple(sr.shape)}")
 
 
-class _PerImageMean(ImageMetric):
-    """Collects one value per image; the result is their mean (BasicSR averages per image too)."""
-
-    key: ClassVar[str]
-
-    def __init__(self, scale: int, device: torch.device | str = "cpu",
-                 crop_border: int | None = None) -> None:
-        super().__init__(scale, device)
-        self.crop_border = scale if crop_border is None else int(crop_border)
-        if self.crop_border < 0:
-            raise ValueError(f"{self.name}: crop_border must be >= 0, got {crop_border}")
-        self._values: list[torch.Tensor] = []
-
-    def reset(self) -> None:
-        self._values = []
-
-    def _per_image(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
-        self._values.append(self._per_image(sr.to(self.device), hr.to(self.device)).cpu())
-
-    def compute(self) -> dict[str, float]:
-        if not self._values:
-            raise ValueError(f"{self.name}: compute() called before any update()")
-        return {self.key: float(torch.cat(self._values).mean())}
-
-
 @METRICS.register("psnr")
-class PSNR(_PerImageMean):
+class PSNR(PerImageMean):
     """PSNR (dB) on Y, border of ``scale`` cropped, 8-bit rounding; mean over images."""
 
     name = "psnr"
     key = "psnr"
-    higher_is_better: ClassVar[dict[str, bool]] = {"psnr": True}
+    columns: ClassVar[tuple[Column, ...]] = (
+        Column("psnr", "PSNR", True, "PSNR on the Y channel of the evaluation set; higher is better",
+               unit="dB", digits=2, tolerance=0.01, order=10),)
 
     def _per_image(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         return psnr_y(sr, hr, self.crop_border)
 
 
 @METRICS.register("ssim")
-class SSIM(_PerImageMean):
+class SSIM(PerImageMean):
     """SSIM on Y, border of ``scale`` cropped, 8-bit rounding; mean over images."""
 
     name = "ssim"
     key = "ssim"
-    higher_is_better: ClassVar[dict[str, bool]] = {"ssim": True}
+    columns: ClassVar[tuple[Column, ...]] = (
+        Column("ssim", "SSIM", True, "SSIM on the Y channel; higher is better", digits=4, tolerance=0.0005,
+               order=20),)
 
     def _per_image(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         return ssim_y(sr, hr, self.crop_border)

@@ -18,6 +18,7 @@ from torch import nn
 from gankd import models
 from gankd.config import from_mapping, load_yaml
 from gankd.errors import ConfigError, unknown_choice
+from gankd.paths import family_names
 
 ZOO_FILE = Path(__file__).with_name("zoo.yaml")
 RATIOS = (0.5, 0.25, 0.125)
@@ -27,7 +28,8 @@ RATIOS = (0.5, 0.25, 0.125)
 class ZooEntry:
     arch: str
     role: Literal["teacher", "student", "discriminator"]
-    family: Literal["realesrgan", "gcfsr"]
+    #: a model family: one of ``benchmarks/models/<family>.yaml`` (``gankd.paths.family_names``)
+    family: str
     kwargs: dict[str, Any]
     input: int
     weights: str | None = None
@@ -43,12 +45,16 @@ class ZooEntry:
 @cache
 def entries() -> dict[str, ZooEntry]:
     raw = load_yaml(ZOO_FILE)
+    families = family_names()
     out = {}
     for name, spec in raw.items():
         entry = from_mapping(ZooEntry, spec, f"{ZOO_FILE.name}: {name}")
         if entry.arch not in models.MODELS:
             raise unknown_choice(f"architecture in {ZOO_FILE.name}: {name}:", entry.arch,
                                  models.MODELS.names())
+        if entry.family not in families:
+            raise unknown_choice(f"family in {ZOO_FILE.name}: {name} (a benchmarks/models/<family>.yaml):",
+                                 entry.family, families)
         out[name] = dataclasses.replace(entry, name=name)
     return out
 

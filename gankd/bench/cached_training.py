@@ -1,33 +1,26 @@
 """Networks a suite trains once and caches: the GCFSR teacher (no released weights reachable)
 and the supervised pretraining of students (Real-ESRGAN's RealESRNet stage).
 
-A cache entry is keyed by the hash of everything that determines the result (network config,
-recipe, schedule, data config and source, seeds), trained under a file lock so parallel sweep
-jobs train it once, resumable from its checkpoints, and holds the EMA weights.
+A cache entry is keyed (``gankd.cachekeys``) by everything that determines the result (network
+config, recipe, schedule, data config and source, seeds), trained under a file lock so parallel
+sweep jobs train it once, resumable from its checkpoints, and holds the EMA weights.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from gankd import atomic
-from gankd.bench.locks import file_lock
 from gankd.bench.suite import ModelSetup
-from gankd.config import to_dict
+from gankd.cachekeys import cache_key
 from gankd.engine import checkpoint
 from gankd.engine.config import RecipeConfig, TrainConfig
+from gankd.locks import file_lock
 from gankd.models import zoo
 from gankd.paths import cache_dir
-
-
-def cache_key(**parts: Any) -> str:
-    blob = json.dumps({k: to_dict(v) for k, v in parts.items()}, sort_keys=True, default=str)
-    return atomic.sha256_bytes(blob.encode())[:16]
 
 
 def train_cached(path: Path, entry: zoo.ZooEntry, init_seed: int, method: str, recipe: RecipeConfig,
@@ -71,8 +64,8 @@ def pretrained_student(setup: ModelSetup, student: zoo.ZooEntry, seed: int, data
     pre = setup.student_pretrain
     assert pre is not None
     recipe = pre.recipe_for(setup.recipe)
-    key = cache_key(student=student, seed=seed, recipe=recipe, train=pre.train,
-                    data=setup.data.training_identity(), source=data, pool_seed=pool_seed)
+    key = cache_key({"student": student, "seed": seed, "recipe": recipe, "train": pre.train,
+                     "data": setup.data.training_identity(), "source": data, "pool_seed": pool_seed})
     path = cache_dir() / "students" / f"{student.name}-seed{seed}-{key}" / "student.pth"
     return train_cached(path, student, seed, "supervised", recipe, pre.train, setup, data, pool_seed,
                         desc=f"pretrain {student.name} s{seed}", progress=progress)

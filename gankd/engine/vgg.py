@@ -1,5 +1,8 @@
 """Frozen VGG feature extractor for perceptual losses (layer names as BasicSR's).
 
+A loss network, not a metric: the recipe's perceptual term and DCD's output KD train through
+it, so it lives beside the recipe (LPIPS, the metric, has its own backbone in ``gankd.metrics``).
+
 ``VGGFeatures(["conv5_4"])`` returns the named activations of an ImageNet VGG for an input in
 [0, 1]: ImageNet mean/std normalisation inside, ``convX_Y`` taken at the conv output before its
 ReLU (``reluX_Y`` / ``poolX`` are also accepted), the network cut after the deepest requested

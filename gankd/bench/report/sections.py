@@ -1,0 +1,121 @@
+"""Records grouped into the report's tables: one per (suite, model, student ratio), its students
+aggregated over seeds and the teacher and bicubic references the runs name; and the CSV."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import pandas as pd
+
+from gankd.bench import store
+from gankd.bench.leaderboard import (
+    BASELINE,
+    GROUP,
+    REFERENCES,
+    aggregate,
+    column_keys,
+    mark_floors,
+    quality_keys,
+)
+from gankd.bench.record import RunRecord
+
+
+@dataclass
+class Section:
+    """One (suite, model, student ratio): its runs, the references on the same evaluation set and
+    their aggregates (students first, then teacher and bicubic)."""
+
+    suite: str
+    model: str
+    ratio: float
+    runs: list[RunRecord]
+    refs: dict[str, RunRecord]  # role -> reference record
+    aggs: list[dict]
+    evalset: str | None
+    evalsets: list[str]  # every evaluation set the section's finished runs used
+
+    @property
+    def anchor(self) -> str:
+        return slug(f"{self.suite}-{self.model}-r{self.ratio:g}")
+
+    @property
+    def students(self) -> list[dict]:
+        return [a for a in self.aggs if a["method"] not in REFERENCES]
+
+
+def slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)
+
+
+def _num(x: object) -> float:
+    try:
+        return float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.inf
+
+
+def sections_of(runs: list[RunRecord], refs: list[RunRecord]) -> list[Section]:
+    """Group runs by (suite, model, ratio); attach the teacher and bicubic records each run names
+    (``RunRecord.references``). Where a table's runs name several, the one most of them name is
+    shown, and the table says so."""
+    by_key: dict[tuple, list[RunRecord]] = defaultdict(list)
+    for r in runs:
+        by_key[(r.suite, r.model, r.ratio)].append(r)
+    ref_by_folder: dict[str, dict[str, RunRecord]] = defaultdict(dict)
+    for x in refs:
+        ref_by_folder[x.samples_dir][x.role or x.method] = x
+    student_aggs = aggregate(r.row() for r in runs)
+    sections = []
+    for key in sorted(by_key, key=lambda k: (str(k[0]), str(k[1]), _num(k[2]))):
+        suite, model, ratio = key
+        group = by_key[key]
+        named = Counter(r.references for r in group if r.status == store.STATUS_DONE and r.references)
+        evalsets = sorted({r.eval.get("evalset") for r in group if r.status == store.STATUS_DONE}
+                          - {None})
+        if named:
+            folder = named.most_common(1)[0][0]
+        else:  # nothing finished: show the references if they are unambiguous
+            mine = sorted(f for f, rs in ref_by_folder.items()
+                          if any((x.suite, x.model) == (suite, model) for x in rs.values()))
+            folder = mine[0] if len(mine) == 1 else ""
+        chosen = ref_by_folder.get(folder, {})
+        evalset = next((x.evalset for x in chosen.values() if x.evalset), None)
+        ref_aggs = aggregate({**chosen[role].row(), "ratio": ratio} for role in REFERENCES if role in chosen)
+        aggs = [a for a in student_aggs if tuple(a[k] for k in GROUP) == key]
+        aggs.sort(key=lambda a: (a["method"] != BASELINE, str(a["method"])))
+        aggs += sorted(ref_aggs, key=lambda a: REFERENCES.index(a["method"]))
+        mark_floors(aggs)
+        sections.append(Section(suite, model, ratio, group, chosen, aggs, evalset, evalsets))
+    return sections
+
+
+# -- CSV ------------------------------------------------------------------------------------
+def csv_fields() -> list[str]:
+    return [*GROUP, "kind", "method", "n", "seeds", "failed", "failed_seeds", "floor",
+            *(f for col in column_keys() for f in (col, col + "_std")), "weights",
+            "paired_n", *(col + s for col in quality_keys() for s in ("_delta", "_ci", "_noise")),
+            "evalset", "errors"]
+
+
+CSV_FIELDS = csv_fields()
+
+
+def to_csv(sections: list[Section]) -> str:
+    """One row per (suite, model, ratio, method), teacher and bicubic repeated in every ratio's
+    block so each block reads on its own. Empty cells: no value (missing metric, failed run).
+    ``pandas.read_csv`` loads it back."""
+    rows = []
+    for sec in sections:
+        for a in sec.aggs:
+            paired_n = max((a.get(c + "_paired_n") or 0 for c in quality_keys()), default=0)
+            has_pairs = any(a.get(c + "_delta") is not None for c in quality_keys())
+            rows.append({
+                **a, "kind": "reference" if a["method"] in REFERENCES else "student",
+                "seeds": " ".join(map(str, a["seeds"])),
+                "failed_seeds": " ".join(map(str, a["failed_seeds"])),
+                "paired_n": paired_n if has_pairs else None, "evalset": sec.evalset or "",
+            })
+    frame = pd.DataFrame(rows, columns=CSV_FIELDS)
+    return frame.to_csv(index=False, lineterminator="\n", float_format="%.10g")

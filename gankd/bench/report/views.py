@@ -1,0 +1,140 @@
+"""What the page shows of a table, as plain data for the template: formatted values, which cell
+is best, which row is below its floor, the paired comparison. Labels, hints, directions and
+digits come from the columns the metric registry and the run record declare."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from gankd.bench.leaderboard import (
+    BASELINE,
+    FLOOR_METRIC,
+    REFERENCES,
+    SIGNIFICANT,
+    best_per_column,
+    column_keys,
+    quality_keys,
+)
+from gankd.bench.record import RunRecord, column
+from gankd.bench.report.sections import Section
+
+DASH = "–"
+FLOOR_TITLE = f"mean {FLOOR_METRIC} does not beat bicubic on this evaluation set: not ranked"
+SIGNIFICANT_DIGITS = 3
+#: a method's colour is the same in every plot of the page
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+           "#bcbd22", "#7f7f7f")
+
+
+def colours(methods: Iterable[str]) -> dict[str, str]:
+    names = sorted(set(methods), key=lambda m: (m != BASELINE, m))
+    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(names)}
+
+
+def label(key: str) -> str:
+    c = column(key)
+    return f"{c.label} ({c.unit})" if c.unit else c.label
+
+
+def arrow(key: str) -> str:
+    return "↑" if column(key).higher_is_better else "↓"
+
+
+def decimals(value: float, key: str) -> int:
+    digits = column(key).digits
+    if digits is not None:
+        return digits
+    if value == 0 or not math.isfinite(value):
+        return 0
+    return max(0, SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(abs(value))))
+
+
+def fmt(value: float | None, key: str, std: float | None = None) -> tuple[str, str]:
+    """(value, '± spread') as shown; the spread gets the value's decimals."""
+    if value is None:
+        return DASH, ""
+    d = decimals(value, key)
+    text = f"{value:.{d}f}" + ("×" if key == "speedup" else "")
+    return text, ("" if std is None else f"± {std:.{d}f}")
+
+
+def missing_reasons(records: list[RunRecord], method: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for r in records:
+        if r.method != method:
+            continue
+        for k, why in r.missing_metrics.items():
+            out.setdefault(k, str(why))
+    if "fid" in out:
+        out.setdefault("kid", out["fid"])  # one network computes both
+    return out
+
+
+def board(s: Section, palette: dict[str, str]) -> dict[str, Any]:
+    """The table of one section: a header per column, a row per method and reference."""
+    best = best_per_column(s.students)
+    keys = column_keys()
+    head = [{"label": label(k), "hint": column(k).hint, "arrow": arrow(k),
+             "dir": "desc" if column(k).higher_is_better else "asc"} for k in keys]
+    rows = []
+    for a in s.aggs:
+        method = str(a["method"])
+        is_ref = method in REFERENCES
+        row: dict[str, Any] = {"method": method, "is_ref": is_ref, "floor": a.get("floor", ""),
+                               "floor_title": FLOOR_TITLE}
+        if not is_ref:
+            row["colour"] = palette.get(method, "#999")
+            if a["n"]:
+                row["n_label"], row["seeds_title"] = f"n={a['n']}", "seeds " + " ".join(map(str, a["seeds"]))
+            if a["failed"] and a["n"]:
+                row["failed_badge"], row["errors"] = f"{a['failed']} failed", a["errors"]
+            row["weights"] = a.get("weights", "")
+        if not is_ref and not a["n"]:
+            row["cls"] = "failed"
+            row["failed_text"] = f"({a['failed']} run{'s' if a['failed'] != 1 else ''}): {a['errors']}"
+        else:
+            row["cls"] = "ref" if is_ref else ""
+            missing = missing_reasons([s.refs[method]] if is_ref and method in s.refs else s.runs, method)
+            cells = []
+            for k in keys:
+                val, std = a[k], a[k + "_std"]
+                text, spread = fmt(val, k, std)
+                cells.append({"v": None if val is None else f"{val:.10g}", "text": text,
+                              "best": k in best and method in best[k],
+                              "why": missing.get(k) if val is None else None,
+                              "spread": spread if k not in ("params_m", "gmacs") else ""})  # sizes: no spread
+            row["cells"] = cells
+        rows.append(row)
+    for role in REFERENCES:
+        if role not in s.refs:
+            rows.append({"method": role, "is_ref": True, "cls": "ref missing",
+                         "missing_row": "not evaluated yet (a run computes it after its training finishes)"})
+    return {"suite": s.suite, "model": s.model, "ratio": f"{s.ratio:g}", "head": head, "rows": rows}
+
+
+def paired(s: Section) -> dict[str, Any]:
+    quality = quality_keys()
+    rows = []
+    for a in s.students:
+        if a["method"] == BASELINE or not any(a.get(c + "_delta") is not None for c in quality):
+            continue
+        cells: list[dict[str, str] | None] = []
+        for c in quality:
+            d = a.get(c + "_delta")
+            if d is None:
+                cells.append(None)
+                continue
+            noise = a.get(c + "_noise") or ""
+            better = (d > 0) == column(c).higher_is_better
+            ci = a.get(c + "_ci")
+            places = decimals(d, c)
+            cells.append({"cls": ("better" if better else "worse") if noise == SIGNIFICANT else "noise",
+                          "verdict": noise, "text": f"{d:+.{places}f}",
+                          "ci": f" ± {ci:.{places}f}" if ci is not None else ""})
+        rows.append({"method": a["method"], "n": max(a.get(c + "_paired_n") or 0 for c in quality),
+                     "cells": cells})
+    has_baseline = any(a["method"] == BASELINE and a["n"] for a in s.students)
+    return {"baseline": BASELINE, "rows": rows, "no_baseline": not rows and not has_baseline,
+            "head": [{"label": label(c), "hint": column(c).hint, "arrow": arrow(c)} for c in quality]}
