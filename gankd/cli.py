@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--method", action="append", default=None,
                     help="a method to tune (repeatable; default: every tunable method of the suite)")
 
+    sp = sub.add_parser("export", help="export finished runs' students and teachers to ONNX Runtime and "
+                                       "ncnn, check them against torch, time every runtime")
+    run_args(sp, method=False)
+    sp.add_argument("--model", default=None, help="one model family (default: every model of the suite)")
+    sp.add_argument("--force", action="store_true", help="measure again runs that have deploy numbers")
+
     sp = sub.add_parser("teacher", help="train (or find) the teacher of a family without pretrained weights")
     sp.add_argument("--model", required=True)
     sp.add_argument("--suite", default="cpu")
@@ -123,6 +129,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "tune":
         return commands.tune(commands.suite(args.suite), args.model, args.method, args.data, args.results,
                              progress=not args.quiet)
+    if args.command == "export":
+        return commands.export(commands.suite(args.suite), args.model, args.results, force=args.force,
+                               progress=not args.quiet)
     if args.command == "teacher":
         return commands.teacher(commands.suite(args.suite), args.model, args.data, progress=not args.quiet)
     if args.command == "report":

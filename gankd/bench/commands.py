@@ -191,6 +191,34 @@ def tune(suite: SuiteConfig, model: str | None, methods: list[str] | None, data:
     return 0
 
 
+def export(suite: SuiteConfig, model: str | None, results: Path | None, force: bool, progress: bool) -> int:
+    """Deployment numbers (gankd/bench/deployment.py) for every finished run of the suite (and
+    its teacher references) that has none yet; the report is refreshed."""
+    from gankd.bench import store
+    from gankd.bench.deployment import deploy_record
+
+    if model is not None and model not in suite.models:
+        raise unknown_choice(f"MODEL for suite {suite.name}:", model, list(suite.models))
+    results = results or results_dir()
+    targets = [*(r for r in store.iter_references(results) if r.role == "teacher"),
+               *(r for r in store.iter_runs(results) if r.status == store.STATUS_DONE)]
+    done = 0
+    for rec in targets:
+        if rec.suite != suite.name or (model and rec.model != model) or rec.model not in suite.models:
+            continue
+        if rec.deploy and not force:
+            continue
+        print(f"export {rec.samples_dir or rec.run_dir}", flush=True)
+        deploy_record(rec, results, suite.models[rec.model], progress=progress)
+        where = f"{rec.samples_dir}/teacher.json" if rec.is_reference else f"{rec.run_dir}/metrics.json"
+        path = results / where
+        store.write_metrics_to(path, rec)
+        done += 1
+    print(f"deployment measured for {done} network(s)")
+    _report(results, None)
+    return 0
+
+
 def teacher(suite: SuiteConfig, model: str, data: str, progress: bool) -> int:
     from gankd.bench.data import check_data
     from gankd.bench.teachers import load_teacher

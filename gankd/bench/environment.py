@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from gankd.hardware import cpu_info
 from gankd.paths import REPO_ROOT
 
 LIBRARIES = ("torch", "torchvision", "basicsr", "numpy", "lpips", "pytorch-fid", "fvcore", "gankd")
@@ -39,40 +40,6 @@ def versions() -> dict[str, str]:
             out[lib] = "not installed"
     out["python"] = platform.python_version()
     return out
-
-
-#: instruction-set flags that decide which kernels oneDNN, MKL and ATen run (and so the last bits
-#: of a float result): recorded so that a number can be traced to the code path that made it
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
-             "avx512_fp16", "amx_tile", "avx_vnni")
-#: environment variables that change those kernels (set to emulate another CPU)
-KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR",
-              "OMP_NUM_THREADS")
-
-
-@cache
-def cpu_info() -> dict[str, Any]:
-    """CPU model, its ISA flags among ``ISA_FLAGS``, torch's chosen CPU capability, and any
-    kernel-selecting environment variables."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
-    try:
-        capability = torch.backends.cpu.get_cpu_capability()
-    except AttributeError:
-        capability = "unknown"
-    return {"model": model, "machine": platform.machine(), "isa": [f for f in ISA_FLAGS if f in flags],
-            "torch_capability": capability,
-            "kernel_env": {k: os.environ[k] for k in KERNEL_ENV if k in os.environ}}
 
 
 def device_info(device: torch.device) -> dict[str, Any]:

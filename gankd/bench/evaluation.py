@@ -64,7 +64,7 @@ def reference_records(results: Path, spec: RunSpec, setup: ModelSetup, teacher: 
             for name, img in result.outputs.items():
                 save_png(folder / role / f"{name}.png", img)
             record = RunRecord(suite=spec.suite, model=spec.model, method=role, role=role, ratio=None,
-                               seed=None, evalset=evalset.key, references=rel.as_posix(),
+                               seed=None, data=spec.data, evalset=evalset.key, references=rel.as_posix(),
                                metrics=result.metrics, missing_metrics=result.missing,
                                samples_dir=rel.as_posix(),
                                source=teacher.identity if role == "teacher" else "")
@@ -72,6 +72,10 @@ def reference_records(results: Path, spec: RunSpec, setup: ModelSetup, teacher: 
                 cx = complexity_and_latency(teacher.net, entry, setup.eval, device)
                 record.params, record.macs, record.macs_input = cx["params"], cx["macs"], cx["macs_input"]
                 record.latency, record.speedup_vs_teacher = cx["latency"], 1.0
+                if setup.eval.deploy.in_run:
+                    from gankd.bench.deployment import deploy_network
+
+                    record.deploy = deploy_network(teacher.net, entry, setup, spec.data, spec.suite)
             else:
                 lat = setup.eval.latency
                 record.latency = measure(gen, teacher.net.example_inputs(1, lat.size), warmup=lat.warmup,

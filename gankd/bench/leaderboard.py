@@ -30,6 +30,7 @@ import pandas as pd
 from scipy import stats
 
 from gankd.bench.record import REFERENCE_ROLES, RunRecord, columns
+from gankd.deploy import RUNTIMES
 
 GROUP = ("suite", "model", "ratio")
 KEY = (*GROUP, "method")
@@ -185,6 +186,23 @@ def mark_floors(aggs: list[dict[str, Any]]) -> None:
             continue
         if not (value > bicubic if better else value < bicubic):
             a["floor"] = BELOW_BICUBIC
+
+
+def add_ratios(aggs: list[dict[str, Any]]) -> None:
+    """Per student of one table: the teacher's GMACs over its own (``mac_ratio``) and, per
+    deployment runtime, the teacher's latency over its own on that runtime (``speedup_<rt>``):
+    the speed-up a device would see, beside the one MACs promise."""
+    teacher = next((a for a in aggs if a["method"] == "teacher"), None)
+    for a in aggs:
+        if a["method"] in REFERENCES or teacher is None:
+            continue
+        a["mac_ratio"] = _ratio(teacher.get("gmacs"), a.get("gmacs"))
+        for rt in RUNTIMES:
+            a[f"speedup_{rt}"] = _ratio(teacher.get(f"lat_{rt}_ms"), a.get(f"lat_{rt}_ms"))
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
 
 
 def best_per_column(aggs: Iterable[dict[str, Any]]) -> dict[str, set[str]]:

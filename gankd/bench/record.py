@@ -45,13 +45,31 @@ COST_COLUMNS = (
 )
 
 
+#: median latency per deployment runtime at the largest measured input (``deploy``); in the CSV
+#: and the report's deployment table, not on the main board
+DEPLOY_COLUMNS = tuple(Column(f"lat_{rt}_ms", f"{rt} latency", False,
+                              f"median {rt} forward at the largest deployment input size", unit="ms",
+                              order=300 + i, shown=False)
+                       for i, rt in enumerate(("torch", "torch_cl", "onnxruntime", "ncnn")))
+
+
 def columns() -> list[Column]:
-    """Every leaderboard column: the metric registry's quality columns, then the cost columns."""
-    return [*quality_columns(), *COST_COLUMNS]
+    """Every leaderboard column: the metric registry's quality columns, the cost columns, the
+    deployment latencies (not shown on the main board: ``Column.shown``)."""
+    return [*quality_columns(), *COST_COLUMNS, *DEPLOY_COLUMNS]
+
+
+def deploy_latency(deploy: dict[str, Any], runtime: str, size: str | None = None) -> float | None:
+    """The median latency of ``runtime`` at input ``size`` (default: the largest measured)."""
+    sizes = (deploy.get("latency") or {}).get(runtime) or {}
+    if not sizes:
+        return None
+    size = size or max(sizes, key=int)
+    return _number((sizes.get(size) or {}).get("median_ms"))
 
 
 def column(key: str) -> Column:
-    for c in (*all_result_columns().values(), *COST_COLUMNS):
+    for c in (*all_result_columns().values(), *COST_COLUMNS, *DEPLOY_COLUMNS):
         if c.key == key:
             return c
     raise KeyError(key)
@@ -81,6 +99,8 @@ class RunRecord:
     val_history: list[dict[str, Any]] = field(default_factory=list)
     floors: dict[str, Any] = field(default_factory=dict)
     method_weights: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: exports and latency per runtime and input size (gankd/bench/deployment.py), if measured
+    deploy: dict[str, Any] = field(default_factory=dict)
     teacher: str = ""
     teacher_source: str = ""
     student: str = ""
@@ -142,6 +162,7 @@ class RunRecord:
             "train_gmacs": _number(cost.get("total")),
             "s_step": _number(self.train.get("step_time_s")) or None,
         })
+        values.update({c.key: deploy_latency(self.deploy, c.key[4:-3]) for c in DEPLOY_COLUMNS})
         weights = "; ".join(f"{k}={w['value']:.4g} ({w['source']})" for k, w in self.method_weights.items())
         return {"suite": self.suite, "model": self.model, "ratio": self.ratio, "method": self.method,
                 "seed": self.seed, "status": self.status, "error": self.error, "weights": weights, **values}

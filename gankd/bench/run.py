@@ -157,6 +157,10 @@ def _evaluate(record: RunRecord, spec: RunSpec, setup: ModelSetup, results: Path
         # counted on this process's share of the batch; a DDP job's other ranks do as much
         "cost": step_cost(trainer) if not trainer.dist.enabled else {"skipped": "not counted under torchrun"}}
     record.floors = floors(ev.metrics, refs)
+    if setup.eval.deploy.in_run:
+        from gankd.bench.deployment import deploy_network
+
+        record.deploy = deploy_network(trainer.ema.model, student_entry, setup, spec.data, spec.suite)
     record.history, record.val_history = result.history, result.val_history
     record.total_time_s = time.perf_counter() - t_start
 

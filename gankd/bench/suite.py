@@ -33,12 +33,37 @@ class LatencyConfig:
 
 
 @dataclass(frozen=True)
+class DeployConfig:
+    """Deployment latency (``gankd export``, gankd/bench/deployment.py): the student and the
+    teacher exported to ONNX Runtime and ncnn, checked against torch on ``check_images``
+    evaluation inputs, and timed on every runtime at each input side of ``sizes``."""
+
+    runtimes: tuple[str, ...] = ("torch", "torch_cl", "onnxruntime", "ncnn")
+    sizes: tuple[int, ...] = (64,)  # input sides: LR for Real-ESRGAN, the output size for GCFSR
+    threads: int = 2
+    warmup: int = 2
+    repeats: int = 7
+    check_images: int = 2
+    in_run: bool = False  # also a step of every bench run (else only `gankd export`)
+
+    def __post_init__(self) -> None:
+        from gankd.deploy import RUNTIMES
+
+        for r in self.runtimes:
+            if r not in RUNTIMES:
+                raise ValueError(f"unknown runtime {r!r}; valid choices: {', '.join(RUNTIMES)}")
+        if not self.sizes or min(self.sizes) < 1 or self.threads < 1 or self.repeats < 1:
+            raise ValueError("deploy needs sizes >= 1, threads >= 1 and repeats >= 1")
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     metrics: tuple[str, ...] = ("psnr", "ssim", "lpips", "fid", "niqe")
     batch_size: int = 4
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     grid_crops: int = 3  # evaluation images whose outputs are kept for the report's image grid
+    deploy: DeployConfig = field(default_factory=DeployConfig)
 
 
 @dataclass(frozen=True)

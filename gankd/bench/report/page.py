@@ -60,7 +60,7 @@ def _section(s: Section, palette: dict[str, str], results: Path) -> dict[str, An
     return {"anchor": s.anchor, "model": s.model, "ratio": f"{s.ratio:g}", "suite": s.suite,
             "students": ", ".join(sorted({r.student for r in s.runs if r.student})),
             "evalset": s.evalset, "images": ", ".join(map(str, images)), "evalsets": s.evalsets,
-            "board": views.board(s, palette), "paired": views.paired(s),
+            "board": views.board(s, palette), "paired": views.paired(s), "deployment": views.deployment(s),
             "failure_notes": [{"method": a["method"], "failed": a["failed"], "errors": a["errors"]}
                               for a in s.students if a["failed"] and a["n"]],
             "curves": plots.curves(s.runs, palette), "grid": grid.grid(s, results)}

@@ -14,12 +14,14 @@ from gankd.bench.leaderboard import (
     BASELINE,
     GROUP,
     REFERENCES,
+    add_ratios,
     aggregate,
     column_keys,
     mark_floors,
     quality_keys,
 )
 from gankd.bench.record import RunRecord
+from gankd.deploy import RUNTIMES
 
 
 @dataclass
@@ -87,6 +89,7 @@ def sections_of(runs: list[RunRecord], refs: list[RunRecord]) -> list[Section]:
         aggs.sort(key=lambda a: (a["method"] != BASELINE, str(a["method"])))
         aggs += sorted(ref_aggs, key=lambda a: REFERENCES.index(a["method"]))
         mark_floors(aggs)
+        add_ratios(aggs)
         sections.append(Section(suite, model, ratio, group, chosen, aggs, evalset, evalsets))
     return sections
 
@@ -95,6 +98,7 @@ def sections_of(runs: list[RunRecord], refs: list[RunRecord]) -> list[Section]:
 def csv_fields() -> list[str]:
     return [*GROUP, "kind", "method", "n", "seeds", "failed", "failed_seeds", "floor",
             *(f for col in column_keys() for f in (col, col + "_std")), "weights",
+            "mac_ratio", *(f"speedup_{rt}" for rt in RUNTIMES),
             "paired_n", *(col + s for col in quality_keys() for s in ("_delta", "_ci", "_noise")),
             "evalset", "errors"]
 

@@ -75,7 +75,7 @@ def missing_reasons(records: list[RunRecord], method: str) -> dict[str, str]:
 def board(s: Section, palette: dict[str, str]) -> dict[str, Any]:
     """The table of one section: a header per column, a row per method and reference."""
     best = best_per_column(s.students)
-    keys = column_keys()
+    keys = [k for k in column_keys() if column(k).shown]
     head = [{"label": label(k), "hint": column(k).hint, "arrow": arrow(k),
              "dir": "desc" if column(k).higher_is_better else "asc"} for k in keys]
     rows = []
@@ -138,3 +138,53 @@ def paired(s: Section) -> dict[str, Any]:
     has_baseline = any(a["method"] == BASELINE and a["n"] for a in s.students)
     return {"baseline": BASELINE, "rows": rows, "no_baseline": not rows and not has_baseline,
             "head": [{"label": label(c), "hint": column(c).hint, "arrow": arrow(c)} for c in quality]}
+
+
+def deployment(s: Section) -> dict[str, Any] | None:
+    """Latency per runtime and input size (median over seeds of each run's median, ± its IQR),
+    each export's parity with torch, the speed-up over the teacher per runtime and the MAC ratio."""
+    from statistics import median
+
+    from gankd.deploy import RUNTIMES
+
+    per_method: dict[str, list[dict[str, Any]]] = {}
+    teacher = s.refs.get("teacher")
+    if teacher is not None and teacher.deploy:
+        per_method["teacher"] = [teacher.deploy]
+    for r in s.runs:
+        if r.status == "done" and r.deploy:
+            per_method.setdefault(r.method, []).append(r.deploy)
+    if not per_method:
+        return None
+    sizes = sorted({int(z) for ds in per_method.values() for d in ds for z in
+                    (d.get("latency") or {}).get("torch", {})}) or [0]
+    runtimes = [rt for rt in RUNTIMES if any(rt in (d.get("latency") or {}) for ds in per_method.values()
+                                             for d in ds)]
+    aggs = {a["method"]: a for a in s.aggs}
+    order = sorted(per_method, key=lambda m: (m != "teacher", m != BASELINE, m))
+    rows = []
+    for m in order:
+        cells = []
+        for rt in runtimes:
+            for z in sizes:
+                hits = [(d.get("latency") or {}).get(rt, {}).get(str(z)) or {} for d in per_method[m]]
+                vals = [h["median_ms"] for h in hits if "median_ms" in h]
+                errs = [h["error"] for h in hits if "error" in h]
+                if vals:
+                    iqr = median(h["iqr_ms"] for h in hits if "iqr_ms" in h)
+                    cells.append({"text": f"{median(vals):.1f}", "spread": f"± {iqr:.1f}", "why": ""})
+                else:
+                    cells.append({"text": DASH, "spread": "", "why": errs[0] if errs else "not measured"})
+        parity = []
+        for rt in runtimes:
+            statuses = [((d.get("exports") or {}).get(rt) or {}).get("status") for d in per_method[m]]
+            statuses = [x for x in statuses if x]
+            parity.append(statuses[0] if len(set(statuses)) == 1 else "; ".join(sorted(set(statuses))) or "")
+        a = aggs.get(m, {})
+        speed = [fmt(a.get(f"speedup_{rt}"), "speedup")[0] if m != "teacher" else "1.00×" for rt in runtimes]
+        ratio = a.get("mac_ratio")
+        rows.append({"method": m, "cells": cells, "parity": parity, "speedups": speed,
+                     "mac_ratio": "1.00×" if m == "teacher" else (f"{ratio:.2f}×" if ratio else DASH)})
+    return {"runtimes": runtimes, "sizes": sizes, "rows": rows,
+            "threads": next((d.get("threads") for ds in per_method.values() for d in ds), None),
+            "cpu": next((d.get("cpu") for ds in per_method.values() for d in ds), "")}

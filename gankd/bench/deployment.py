@@ -1,0 +1,86 @@
+"""Deployment latency of a run's student and of its teacher (``gankd export``; a step of every
+run where the suite says ``eval.deploy.in_run``): each network exported and checked
+(gankd/deploy/export.py), then timed on every runtime and input size, each measurement in a
+process of its own (gankd/deploy/latency.py). The result goes into the record as ``deploy``:
+
+    {"exports": {runtime: {ok, max_abs_diff, error, status}},
+     "latency": {runtime: {size: {median_ms, iqr_ms, ... | error}}}, "threads", "cpu"}
+
+A runtime whose export failed or does not match torch is not timed; its latency says why.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gankd.bench.data import evaluation_set
+from gankd.bench.record import RunRecord
+from gankd.bench.suite import DeployConfig, ModelSetup
+from gankd.deploy import EXPORTED
+from gankd.deploy.export import export, summary
+from gankd.deploy.latency import measure
+from gankd.engine import checkpoint
+from gankd.errors import GankdError
+from gankd.hardware import cpu_info
+from gankd.models import zoo
+from gankd.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+
+def deploy_network(net: nn.Module, entry: zoo.ZooEntry, setup: ModelSetup, data: str, suite: str,
+                   progress: bool = False) -> dict[str, Any]:
+    """Export, check and time ``net`` (built from ``entry``) per the suite's deploy settings."""
+    cfg: DeployConfig = setup.eval.deploy
+    net = copy.deepcopy(net).cpu().eval()  # the caller's network stays where and as it is
+    samples = evaluation_set(setup, data, suite).samples[: cfg.check_images]
+    check = [tuple(t[None].numpy() for t in s.g_input) for s in samples]  # batch 1
+    folder = cache_dir() / "exports"
+    results = export(net, check, folder, threads=cfg.threads)
+    files = {k: v for r in results.values() for k, v in r.files.items()}
+    state = folder / "states" / f"{entry.name}-{id(net)}.pt"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.cpu() for k, v in net.state_dict().items()}, state)
+    latency: dict[str, dict[str, Any]] = {}
+    try:
+        for runtime in cfg.runtimes:
+            for size in cfg.sizes:
+                at = latency.setdefault(runtime, {})
+                if runtime in EXPORTED and not results[runtime].ok:
+                    at[str(size)] = {"error": f"not timed: {results[runtime].status}"}
+                    continue
+                if progress:
+                    log.info("latency %s %s at %d", entry.name, runtime, size)
+                at[str(size)] = measure(runtime, entry.arch, entry.kwargs, state, files, size, cfg.threads,
+                                        cfg.warmup, cfg.repeats)
+    finally:
+        state.unlink(missing_ok=True)
+    return {"exports": summary(results), "latency": latency, "threads": cfg.threads,
+            "cpu": cpu_info()["model"]}
+
+
+def deploy_record(record: RunRecord, results: Path, setup: ModelSetup, progress: bool = False) -> RunRecord:
+    """``record`` with its ``deploy`` section: the EMA student of its final checkpoint, or the
+    teacher for a teacher reference (bicubic has no network)."""
+    if record.role == "teacher":
+        from gankd.bench.assemble import POOL_SEED
+        from gankd.bench.teachers import load_teacher
+
+        entry = zoo.get(setup.teacher)
+        net = load_teacher(setup, record.data or "builtin", POOL_SEED, progress=progress).net
+    else:
+        found = checkpoint.load_latest(results / record.run_dir / "checkpoints")
+        if found is None:
+            raise GankdError(f"{record.run_dir} keeps no checkpoint: its student cannot be exported")
+        entry = zoo.get(record.student) if record.student in zoo.entries() else zoo.student(
+            setup.teacher, float(record.ratio), setup.student)
+        net = entry.build()
+        net.load_state_dict(found[0]["ema"])
+    record.deploy = deploy_network(net, entry, setup, record.data or "builtin", record.suite, progress)
+    return record

@@ -1,0 +1,19 @@
+"""Deployment: a generator exported to the runtimes devices run (ONNX Runtime, ncnn via pnnx),
+each export checked against torch's own output, and its latency measured per runtime.
+
+Like ``models`` and ``metrics`` this layer judges any network and knows nothing of training: the
+bench composes it into runs (``gankd export``). ``runtimes`` wraps each runtime behind one small
+interface, ``export`` writes and checks the files (cached by the weights' sha256, since pnnx takes
+minutes on a 23-block RRDBNet), ``latency`` times each runtime in a process of its own so that one
+runtime's thread pools and allocator never colour another's numbers.
+"""
+
+from __future__ import annotations
+
+#: the runtimes latency is measured on, in report order: torch eager (contiguous and
+#: channels_last memory), ONNX Runtime's CPU provider, ncnn (pnnx-converted, fp32 weights)
+RUNTIMES = ("torch", "torch_cl", "onnxruntime", "ncnn")
+#: runtimes that run an exported file (checked against torch before they are timed)
+EXPORTED = ("onnxruntime", "ncnn")
+#: largest |torch - runtime| allowed on an fp32 export, on outputs in [0, 1]
+PARITY_TOLERANCE = 1e-4

@@ -1,0 +1,93 @@
+"""One interface over the runtimes a network is deployed on: ``load`` a network (or its exported
+files), ``run`` it on a batch-1 input and get the output as a float32 numpy array. Threads are
+fixed at load; nothing here times anything."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class Runner(Protocol):
+    def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+class TorchRunner:
+    """torch eager under ``inference_mode``, contiguous or channels_last memory."""
+
+    def __init__(self, model: nn.Module, threads: int, channels_last: bool = False) -> None:
+        torch.set_num_threads(threads)
+        self.model = model.eval()
+        if hasattr(model, "set_random_noise"):
+            model.set_random_noise(False)
+        self.channels_last = channels_last
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        args = [torch.from_numpy(x) for x in inputs]
+        if self.channels_last:
+            args = [a.contiguous(memory_format=torch.channels_last) if a.dim() == 4 else a for a in args]
+        with torch.inference_mode():
+            return self.model(*args).float().contiguous().numpy()
+
+
+class OnnxRunner:
+    """ONNX Runtime's CPU execution provider, intra-op threads fixed, inter-op 1."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.names = [i.name for i in self.session.get_inputs()]
+
+    def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        return self.session.run(None, dict(zip(self.names, inputs)))[0]
+
+
+class NcnnRunner:
+    """ncnn with the pnnx-converted param/bin (fp32 weights), ``threads`` threads, fp16 storage
+    and arithmetic off so its numbers are comparable with torch's."""
+
+    def __init__(self, param: Path, bin_path: Path, threads: int) -> None:
+        import ncnn
+
+        self.net = ncnn.Net()
+        self.net.opt.num_threads = threads
+        self.net.opt.use_fp16_packed = False
+        self.net.opt.use_fp16_storage = False
+        self.net.opt.use_fp16_arithmetic = False
+        self.net.opt.use_bf16_storage = False
+        self.net.opt.use_vulkan_compute = False
+        if self.net.load_param(str(param)) or self.net.load_model(str(bin_path)):
+            raise RuntimeError(f"ncnn could not load {param} / {bin_path}")
+        self._ncnn = ncnn
+
+    def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        with self.net.create_extractor() as ex:
+            for i, x in enumerate(inputs):
+                arr = np.ascontiguousarray(x[0] if x.ndim == 4 else x.reshape(-1), dtype=np.float32)
+                ex.input(f"in{i}", self._ncnn.Mat(arr).clone())
+            _, out = ex.extract("out0")
+            return np.array(out)[None]
+
+
+def load(runtime: str, model: nn.Module | None, files: dict[str, str], threads: int) -> Any:
+    """A runner of ``runtime`` for ``model`` (torch) or its exported ``files``."""
+    if runtime in ("torch", "torch_cl"):
+        assert model is not None
+        return TorchRunner(model, threads, channels_last=runtime == "torch_cl")
+    if runtime == "onnxruntime":
+        return OnnxRunner(Path(files["onnx"]), threads)
+    if runtime == "ncnn":
+        return NcnnRunner(Path(files["ncnn_param"]), Path(files["ncnn_bin"]), threads)
+    raise ValueError(f"unknown runtime {runtime!r}")

@@ -1,0 +1,101 @@
+"""Deployment: exports to ONNX Runtime and ncnn checked against torch, failures and mismatches
+as results (never a crash), the cache of exports, latency per runtime in a process of its own,
+and `gankd export` over a finished run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_TEACHER
+
+from gankd.bench.compose import seeded_build
+from gankd.deploy import PARITY_TOLERANCE, runtimes
+from gankd.deploy.export import export
+from gankd.deploy.latency import measure
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def tiny():
+    net = seeded_build(TINY_TEACHER, 3)
+    xs = [tuple(t.numpy() for t in net.example_inputs(1, 12)) for _ in range(2)]
+    return net, xs
+
+
+def test_exports_match_torch_and_are_cached(tmp_path, monkeypatch):
+    net, xs = tiny()
+    results = export(net, xs, tmp_path, threads=1)
+    assert set(results) == {"onnxruntime", "ncnn"}
+    for r in results.values():
+        assert r.ok and r.max_abs_diff < PARITY_TOLERANCE and r.status.startswith("ok"), r
+    calls = []
+    monkeypatch.setattr("gankd.deploy.export._write", lambda *a: calls.append(a))
+    again = export(net, xs, tmp_path, threads=1)  # same weights and shapes: read back, not redone
+    assert calls == [] and {k: v.max_abs_diff for k, v in again.items()} == \
+        {k: v.max_abs_diff for k, v in results.items()}
+    with torch.no_grad():  # other weights: another export
+        next(net.parameters()).add_(0.1)
+    assert len(list(tmp_path.glob("*/export.json"))) == 1
+    export(net, xs, tmp_path, threads=1)
+    assert len(list(tmp_path.glob("*/export.json"))) == 2
+
+
+class _NotExportable(torch.nn.Module):
+    """Stands for a layer a runtime has no equivalent of: tracing it fails."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            raise RuntimeError("no equivalent in this runtime")
+        return x * 2
+
+
+def test_a_failed_export_and_a_mismatch_are_results_not_crashes(tmp_path, monkeypatch):
+    bad = export(_NotExportable(), [(np.random.rand(1, 3, 8, 8).astype(np.float32),)], tmp_path / "a", 1)
+    assert all(not r.ok and r.status.startswith("export failed:") and "no equivalent" in r.status
+               for r in bad.values())
+    net, xs = tiny()
+    real = runtimes.OnnxRunner.run
+    monkeypatch.setattr(runtimes.OnnxRunner, "run", lambda self, x: real(self, x) + 3e-2)
+    off = export(net, xs, tmp_path / "b", 1)["onnxruntime"]
+    assert not off.ok and off.status == "mismatch 3.0e-02"
+
+
+def test_latency_is_measured_in_a_process_of_its_own(tmp_path):
+    net, xs = tiny()
+    files = {k: v for r in export(net, xs, tmp_path, 1).values() for k, v in r.files.items()}
+    state = tmp_path / "state.pt"
+    torch.save(net.state_dict(), state)
+    for runtime in ("torch", "torch_cl", "onnxruntime", "ncnn"):
+        got = measure(runtime, TINY_TEACHER.arch, TINY_TEACHER.kwargs, state, files, size=12, threads=1,
+                      warmup=1, repeats=3)
+        assert "error" not in got, got
+        assert got["median_ms"] > 0 and got["threads"] == 1 and got["input_shapes"] == [[1, 3, 12, 12]]
+        assert got["cpu"]
+    broken = measure("onnxruntime", TINY_TEACHER.arch, TINY_TEACHER.kwargs, state,
+                     {"onnx": str(tmp_path / "nowhere.onnx")}, size=12, threads=1, warmup=0, repeats=1)
+    assert "error" in broken and "median_ms" not in broken
+
+
+@pytest.mark.slow
+def test_gankd_export_adds_deployment_to_a_finished_run(tmp_path, monkeypatch):
+    from gankd.cli import main
+
+    monkeypatch.setenv("GANKD_REPORTS", str(tmp_path / "reports"))
+    results = tmp_path / "results"
+    assert main(["bench", "--suite", "smoke", "--model", "gcfsr", "--method", "scratch", "--quiet",
+                 "--results", str(results), "--no-report"]) == 0
+    assert main(["export", "--suite", "smoke", "--model", "gcfsr", "--quiet", "--results", str(results)]) == 0
+    rec = json.loads((results / "runs/smoke/gcfsr/r0.25/scratch/seed0/metrics.json").read_text())
+    deploy = rec["deploy"]
+    assert set(deploy["exports"]) == {"onnxruntime", "ncnn"}
+    for rt, by_size in deploy["latency"].items():  # timed, or not timed with the export's reason
+        for v in by_size.values():
+            assert ("median_ms" in v) != ("error" in v), (rt, v)
+            if rt in deploy["exports"] and not deploy["exports"][rt]["ok"]:
+                assert v["error"].startswith("not timed: ")
+    assert deploy["latency"]["torch"]["32"]["median_ms"] > 0
+    html = (tmp_path / "reports" / "leaderboard.html").read_text()
+    assert "Deployment latency" in html
