@@ -11,6 +11,8 @@ METHOD  ?=
 MODEL   ?=
 SUITE   ?= cpu
 STUDENT ?= 0.25
+# Student depth in blocks (RRDBNet only; empty: the teacher's 23)
+BLOCKS  ?=
 SEED    ?= 0
 DATA    ?= builtin
 # Extra flags for pytest, e.g. `make test PYTEST_ARGS="-k dcd"`.
@@ -46,7 +48,7 @@ browser:
 
 bench: $(ASSETS)
 	$(BIN)/gankd bench --method "$(METHOD)" --model "$(MODEL)" --suite "$(SUITE)" \
-		--student "$(STUDENT)" --seed "$(SEED)" --data "$(DATA)"
+		--student "$(STUDENT)" --blocks "$(BLOCKS)" --seed "$(SEED)" --data "$(DATA)"
 
 sweep: $(ASSETS)
 	$(BIN)/gankd sweep --suite "$(SUITE)" --data "$(DATA)"

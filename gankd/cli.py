@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--method", required=True, help="distillation method (gankd list)")
             sp.add_argument("--model", required=True, help="model family (gankd list)")
             sp.add_argument("--student", default="0.25", help="student width ratio r (default 0.25)")
+            sp.add_argument("--blocks", default=None,
+                            help="student depth in blocks, for architectures with a depth knob (RRDBNet); "
+                                 "default: the teacher's")
             sp.add_argument("--seed", default="0", help="run seed (default 0)")
         sp.add_argument("--suite", default="cpu", help="suite name or YAML path (default cpu)")
         sp.add_argument("--data", default="builtin",
@@ -117,8 +120,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command == "bench":
         suite = commands.suite(args.suite)
+        blocks = None if args.blocks in (None, "") else _int("--blocks", args.blocks)
         spec = commands.run_spec(suite, args.model, args.method, args.student, _int("--seed", args.seed),
-                                 args.data)
+                                 args.data, blocks)
         if args.dry_run:
             return commands.dry_run(spec, suite)
         return commands.bench(spec, suite, args.results, progress=not args.quiet, force=args.force,

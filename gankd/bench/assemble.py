@@ -41,7 +41,7 @@ class Assembly:
 
 def assemble(setup: ModelSetup, method: str, method_cfg: Any, *, ratio: float, seed: int, data: str,
              train: TrainConfig | None = None, dist: Dist | None = None, progress: bool = True,
-             **trainer_kw: Any) -> Assembly:
+             depth: int | None = None, **trainer_kw: Any) -> Assembly:
     """The run of ``method`` on this model: ``train`` overrides the setup's schedule (tuning runs
     are shorter); ``trainer_kw`` goes to ``Trainer`` (``run_dir``, ``validate``, ``desc``)."""
     train = train or setup.train
@@ -50,7 +50,7 @@ def assemble(setup: ModelSetup, method: str, method_cfg: Any, *, ratio: float, s
     if train.threads:
         torch.set_num_threads(train.threads)
     loaded = load_teacher(setup, data, POOL_SEED, progress=progress)
-    student_entry = zoo.student(setup.teacher, ratio, setup.student)
+    student_entry = zoo.student(setup.teacher, ratio, setup.student, depth=depth)
     student = seeded_build(student_entry, seed)
     student_init = "random init (seed)"
     if setup.student_pretrain is not None:

@@ -58,13 +58,18 @@ def data_for(suite: SuiteConfig, data: str, models: list[str] | None = None) -> 
     return {m: out[m] for m in models}
 
 
-def run_spec(suite: SuiteConfig, model: str, method: str, student: str, seed: int, data: str) -> RunSpec:
+def run_spec(suite: SuiteConfig, model: str, method: str, student: str, seed: int, data: str,
+             blocks: int | None = None) -> RunSpec:
     if model not in suite.models:
         raise unknown_choice(f"MODEL for suite {suite.name}:", model, list(suite.models))
     if method not in suite.methods:  # only what this command accepts (not the internal stages)
         raise unknown_choice(f"METHOD for suite {suite.name}:", method, list(suite.methods))
     ratio = check_ratio(student)
-    return RunSpec(suite.name, model, method, ratio, seed, data_for(suite, data, [model])[model])
+    if blocks is not None:  # the architecture says whether it has a depth knob, once, here
+        from gankd.models import zoo
+
+        zoo.student(suite.models[model].teacher, ratio, suite.models[model].student, depth=blocks)
+    return RunSpec(suite.name, model, method, ratio, seed, data_for(suite, data, [model])[model], blocks)
 
 
 def bench(spec: RunSpec, suite: SuiteConfig, results: Path | None, progress: bool, force: bool,

@@ -52,7 +52,7 @@ def dry_run(spec: RunSpec, suite: SuiteConfig, steps: int = DRY_RUN_STEPS) -> di
                                 ckpt_every=0, device=device.type)
     loaded, _ = dry_run_teacher(setup, spec.data)
     net, teacher_source = loaded.net, loaded.source
-    student_entry = zoo.student(setup.teacher, spec.ratio, setup.student)
+    student_entry = zoo.student(setup.teacher, spec.ratio, setup.student, depth=spec.depth)
     student = seeded_build(student_entry, spec.seed)
     if setup.student_pretrain is not None:
         notes.append(f"student from its random init; a real run first trains it "

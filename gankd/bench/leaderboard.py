@@ -32,7 +32,7 @@ from scipy import stats
 from gankd.bench.record import REFERENCE_ROLES, RunRecord, columns
 from gankd.deploy import RUNTIMES
 
-GROUP = ("suite", "model", "ratio")
+GROUP = ("suite", "model", "ratio", "depth")
 KEY = (*GROUP, "method")
 REFERENCES = REFERENCE_ROLES
 BASELINE = "scratch"
@@ -97,6 +97,7 @@ def runs_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     for col in column_keys():
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     df["ratio"] = df["ratio"].astype(object).where(df["ratio"].notna(), None)
+    df["depth"] = [None if d is None or _nan(d) else int(d) for d in df["depth"]]
     return df
 
 
@@ -145,7 +146,7 @@ def _paired_vs_baseline(result: pd.DataFrame, runs: pd.DataFrame) -> None:
         if agg["method"] in (BASELINE, *REFERENCES):
             continue
         same = ((done["suite"] == agg["suite"]) & (done["model"] == agg["model"])
-                & _same_ratio(done, agg["ratio"]))
+                & _same(done, "ratio", agg["ratio"]) & _same(done, "depth", agg["depth"]))
         base = done[same & (done["method"] == BASELINE)].set_index("seed")
         if base.empty:
             continue
@@ -158,10 +159,11 @@ def _paired_vs_baseline(result: pd.DataFrame, runs: pd.DataFrame) -> None:
             result.at[i, col + "_paired_n"], result.at[i, col + "_noise"] = p["n"], p["verdict"]
 
 
-def _same_ratio(df: pd.DataFrame, ratio: Any) -> pd.Series:
-    if ratio is None:
-        return df["ratio"].isna()
-    return df["ratio"].apply(lambda r: r is not None and not _nan(r) and float(r) == float(ratio))
+def _same(df: pd.DataFrame, col: str, value: Any) -> pd.Series:
+    """Rows whose ``col`` equals ``value`` (None matches None: a student at the teacher's depth)."""
+    if value is None or _nan(value):
+        return df[col].apply(lambda v: v is None or _nan(v))
+    return df[col].apply(lambda v: v is not None and not _nan(v) and float(v) == float(value))
 
 
 def _nan(v: Any) -> bool:

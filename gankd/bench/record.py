@@ -82,6 +82,7 @@ class RunRecord:
     method: str  # the method, or "teacher" / "bicubic" for a reference
     ratio: float | None
     seed: int | None
+    depth: int | None = None  # student blocks when the student is shallower than the teacher
     status: str = STATUS_DONE
     role: str = "student"  # student | teacher | bicubic
     data: str = ""
@@ -164,12 +165,13 @@ class RunRecord:
         })
         values.update({c.key: deploy_latency(self.deploy, c.key[4:-3]) for c in DEPLOY_COLUMNS})
         weights = "; ".join(f"{k}={w['value']:.4g} ({w['source']})" for k, w in self.method_weights.items())
-        return {"suite": self.suite, "model": self.model, "ratio": self.ratio, "method": self.method,
+        return {"suite": self.suite, "model": self.model, "ratio": self.ratio, "depth": self.depth,
+                "method": self.method,
                 "seed": self.seed, "status": self.status, "error": self.error, "weights": weights, **values}
 
 
-_NULLABLE = {"ratio", "seed", "params", "macs", "macs_input", "speedup_vs_teacher", "comparable_with_papers",
-             "total_time_s", "failed_step"}
+_NULLABLE = {"ratio", "seed", "depth", "params", "macs", "macs_input", "speedup_vs_teacher",
+             "comparable_with_papers", "total_time_s", "failed_step"}
 
 
 def _number(v: Any) -> float | None:

@@ -76,7 +76,8 @@ class Diff:
 
 
 def run_key(record: RunRecord) -> str:
-    return f"{record.model}/r{record.ratio:g}/{record.method}/seed{record.seed}"
+    shape = f"r{record.ratio:g}" + (f"-d{record.depth}" if record.depth else "")
+    return f"{record.model}/{shape}/{record.method}/seed{record.seed}"
 
 
 def collect(suite: SuiteConfig, data: str, results: Path, progress: bool,

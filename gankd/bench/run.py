@@ -97,7 +97,7 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
     mcfg = method_options(suite, spec.model, spec.method)
     built = assemble(setup, spec.method, mcfg, ratio=spec.ratio, seed=spec.seed, data=spec.data, dist=dist,
                      progress=progress, run_dir=run_dir, validate=validate if valset else None,
-                     desc=f"{spec.method} {spec.model} r{spec.ratio:g} s{spec.seed}")
+                     desc=f"{spec.method} {spec.model} {spec.shape.tag} s{spec.seed}", depth=spec.depth)
     trainer, teacher = built.trainer, built.trainer.teacher
     assert teacher is not None
     record = _base_record(spec, suite, built.loaded.source, trainer.method.recipe, device,
@@ -170,7 +170,7 @@ def _base_record(spec: RunSpec, suite: SuiteConfig, teacher_source: str, recipe:
     setup = suite.models[spec.model]
     return RunRecord(
         suite=spec.suite, model=spec.model, method=spec.method, ratio=spec.ratio, seed=spec.seed,
-        data=spec.data,
+        data=spec.data, depth=spec.depth,
         # where the run's files (samples/ for the report's grid) live, relative to results/
         run_dir=(Path("runs") / spec.rel_dir).as_posix(),
         comparable_with_papers=False if spec.data == "builtin" else None,

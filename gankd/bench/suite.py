@@ -141,10 +141,42 @@ class SuiteConfig:
     #: a subset of the registered methods, in the order a sweep runs them; default all of them
     methods: tuple[str, ...] = field(default_factory=default_methods)
     ratios: tuple[float, ...] = (0.25,)
+    #: more student shapes beside ``ratios`` (width and depth, e.g. a shallow-wide student of the
+    #: same latency as a deep-thin one); models without a depth knob skip shapes with a depth
+    shapes: tuple[StudentShape, ...] = ()
     seeds: tuple[int, ...] = (0,)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     tune: TuneConfig = field(default_factory=TuneConfig)
     path: str = ""
+
+    def student_shapes(self, model: str) -> list[StudentShape]:
+        """Every student shape this suite runs on ``model``: each ratio at the teacher's depth, then
+        the extra shapes the model's architecture can take."""
+        arch = zoo.get(self.models[model].teacher).arch
+        from gankd.models import MODELS
+
+        deep = getattr(MODELS.get(arch), "depth_key", None) is not None
+        return [StudentShape(r) for r in self.ratios] + [s for s in self.shapes if s.depth is None or deep]
+
+
+@dataclass(frozen=True)
+class StudentShape:
+    """A student by width ratio and, optionally, depth (RRDB blocks): deep-thin and shallow-wide
+    students of equal latency are both shapes a device might want."""
+
+    ratio: float
+    depth: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.ratio <= 1:
+            raise ValueError(f"student ratio must be in (0, 1], got {self.ratio}")
+        if self.depth is not None and self.depth < 1:
+            raise ValueError(f"student depth must be >= 1 block, got {self.depth}")
+
+    @property
+    def tag(self) -> str:
+        """``r0.25`` or ``r0.5-d6``: the shape's folder and table name."""
+        return f"r{self.ratio:g}" + (f"-d{self.depth}" if self.depth else "")
 
 
 @dataclass(frozen=True)
@@ -155,10 +187,15 @@ class RunSpec:
     ratio: float
     seed: int
     data: str
+    depth: int | None = None  # student blocks (None: the teacher's depth)
+
+    @property
+    def shape(self) -> StudentShape:
+        return StudentShape(self.ratio, self.depth)
 
     @property
     def rel_dir(self) -> Path:
-        return Path(self.suite) / self.model / f"r{self.ratio:g}" / self.method / f"seed{self.seed}"
+        return Path(self.suite) / self.model / self.shape.tag / self.method / f"seed{self.seed}"
 
 
 def suite_names() -> list[str]:

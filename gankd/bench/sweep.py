@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 
 
 def jobs(suite: SuiteConfig, data: str) -> list[RunSpec]:
-    return [RunSpec(suite.name, model, method, ratio, seed, data)
-            for model in suite.models for ratio in suite.ratios for seed in suite.seeds
+    return [RunSpec(suite.name, model, method, shape.ratio, seed, data, shape.depth)
+            for model in suite.models for shape in suite.student_shapes(model) for seed in suite.seeds
             for method in suite.methods]
 
 

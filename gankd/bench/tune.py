@@ -69,7 +69,9 @@ def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: 
                                 log_every=min(setup.train.log_every, steps))
     cfg = candidate(suite, model, method, factor)
     t0 = time.perf_counter()
-    built = assemble(setup, method, cfg, ratio=suite.ratios[0], seed=tune.seed, data=data, train=train,
+    shape = suite.student_shapes(model)[0]
+    built = assemble(setup, method, cfg, ratio=shape.ratio, depth=shape.depth, seed=tune.seed, data=data,
+                     train=train,
                      progress=progress, run_dir=folder, desc=f"tune {method} {model} x{factor:g}")
     result = built.trainer.fit()
     valset = validation_set(setup, data, suite.name)

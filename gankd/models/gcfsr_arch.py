@@ -124,6 +124,9 @@ class GCFSR(nn.Module):
     """
 
     width_keys: ClassVar[tuple[str, ...]] = ("narrow",)
+    #: no depth knob: the decoder has one level per doubling from 16 to out_size, and the encoder
+    #: mirrors it; a GCFSR student is narrower, never shallower
+    depth_key: ClassVar[str | None] = None
     input_kind: ClassVar[str] = "hr"
 
     fixed_noise: list[torch.Tensor]

@@ -20,6 +20,8 @@ class RRDBNetSR(RRDBNet):
     """ESRGAN's RRDBNet (Real-ESRGAN x4plus: num_feat 64, num_block 23, num_grow_ch 32)."""
 
     width_keys: ClassVar[tuple[str, ...]] = ("num_feat", "num_grow_ch")
+    #: the depth knob of a student shaped for devices (``--blocks``): RRDB blocks
+    depth_key: ClassVar[str | None] = "num_block"
     input_kind: ClassVar[str] = "lr"
 
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, scale: int = 4, num_feat: int = 64,

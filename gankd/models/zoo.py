@@ -88,6 +88,17 @@ def scaled(entry: ZooEntry, r: float, overrides: dict[str, Any] | None = None,
         note=f"width x{r:g} of {entry.name}")
 
 
-def student(teacher: str | ZooEntry, r: float, overrides: dict[str, Any] | None = None) -> ZooEntry:
+def student(teacher: str | ZooEntry, r: float, overrides: dict[str, Any] | None = None,
+            depth: int | None = None) -> ZooEntry:
+    """The student of ``teacher`` at width ratio ``r`` and, where the architecture has a depth
+    knob (``depth_key``: RRDBNet's blocks), ``depth``."""
     base = get(teacher) if isinstance(teacher, str) else teacher
+    if depth is not None:
+        key = getattr(models.MODELS.get(base.arch), "depth_key", None)
+        if key is None:
+            raise ConfigError(f"{base.arch} students scale width only: the architecture has no depth knob, "
+                              f"so a student cannot be given {depth} blocks")
+        if depth < 1:
+            raise ConfigError(f"a student needs at least 1 block, got {depth}")
+        overrides = {**(overrides or {}), key: depth}
     return scaled(base, r, overrides, role="student")

@@ -36,7 +36,7 @@ def to_html(sections: list[Section], runs: list[RunRecord], results: Path) -> st
     for s in sections:
         by_model[(s.suite, s.model)].append(s)
     models = [_model(suite, model, secs, palette, results) for (suite, model), secs in by_model.items()]
-    toc = [{"anchor": s.anchor, "model": s.model, "ratio": f"{s.ratio:g}", "suite": s.suite,
+    toc = [{"anchor": s.anchor, "model": s.model, "title": s.title, "suite": s.suite,
             "methods": len(s.students), "seeds": len({seed for a in s.students for seed in a["seeds"]}),
             "failed": sum(a["failed"] for a in s.students)} for s in sections]
     return _environment().get_template("page.html.j2").render(
@@ -57,7 +57,7 @@ def _model(suite: str, model: str, secs: list[Section], palette: dict[str, str],
 
 def _section(s: Section, palette: dict[str, str], results: Path) -> dict[str, Any]:
     images = sorted({r.eval.get("images") for r in s.runs} - {None})
-    return {"anchor": s.anchor, "model": s.model, "ratio": f"{s.ratio:g}", "suite": s.suite,
+    return {"anchor": s.anchor, "model": s.model, "title": s.title, "suite": s.suite,
             "students": ", ".join(sorted({r.student for r in s.runs if r.student})),
             "evalset": s.evalset, "images": ", ".join(map(str, images)), "evalsets": s.evalsets,
             "board": views.board(s, palette), "paired": views.paired(s), "deployment": views.deployment(s),

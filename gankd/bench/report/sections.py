@@ -32,6 +32,7 @@ class Section:
     suite: str
     model: str
     ratio: float
+    depth: int | None
     runs: list[RunRecord]
     refs: dict[str, RunRecord]  # role -> reference record
     aggs: list[dict]
@@ -39,8 +40,17 @@ class Section:
     evalsets: list[str]  # every evaluation set the section's finished runs used
 
     @property
+    def tag(self) -> str:
+        return f"r{self.ratio:g}" + (f"-d{self.depth}" if self.depth else "")
+
+    @property
+    def title(self) -> str:
+        """"student r=0.25", or "student r=0.5, 6 blocks" for a shallower one."""
+        return f"student r={self.ratio:g}" + (f", {self.depth} blocks" if self.depth else "")
+
+    @property
     def anchor(self) -> str:
-        return slug(f"{self.suite}-{self.model}-r{self.ratio:g}")
+        return slug(f"{self.suite}-{self.model}-{self.tag}")
 
     @property
     def students(self) -> list[dict]:
@@ -64,14 +74,14 @@ def sections_of(runs: list[RunRecord], refs: list[RunRecord]) -> list[Section]:
     shown, and the table says so."""
     by_key: dict[tuple, list[RunRecord]] = defaultdict(list)
     for r in runs:
-        by_key[(r.suite, r.model, r.ratio)].append(r)
+        by_key[(r.suite, r.model, r.ratio, r.depth)].append(r)
     ref_by_folder: dict[str, dict[str, RunRecord]] = defaultdict(dict)
     for x in refs:
         ref_by_folder[x.samples_dir][x.role or x.method] = x
     student_aggs = aggregate(r.row() for r in runs)
     sections = []
-    for key in sorted(by_key, key=lambda k: (str(k[0]), str(k[1]), _num(k[2]))):
-        suite, model, ratio = key
+    for key in sorted(by_key, key=lambda k: (str(k[0]), str(k[1]), _num(k[2]), _num(k[3] or 0))):
+        suite, model, ratio, depth = key
         group = by_key[key]
         named = Counter(r.references for r in group if r.status == store.STATUS_DONE and r.references)
         evalsets = sorted({r.eval.get("evalset") for r in group if r.status == store.STATUS_DONE}
@@ -84,13 +94,14 @@ def sections_of(runs: list[RunRecord], refs: list[RunRecord]) -> list[Section]:
             folder = mine[0] if len(mine) == 1 else ""
         chosen = ref_by_folder.get(folder, {})
         evalset = next((x.evalset for x in chosen.values() if x.evalset), None)
-        ref_aggs = aggregate({**chosen[role].row(), "ratio": ratio} for role in REFERENCES if role in chosen)
+        ref_aggs = aggregate({**chosen[role].row(), "ratio": ratio, "depth": depth}
+                             for role in REFERENCES if role in chosen)
         aggs = [a for a in student_aggs if tuple(a[k] for k in GROUP) == key]
         aggs.sort(key=lambda a: (a["method"] != BASELINE, str(a["method"])))
         aggs += sorted(ref_aggs, key=lambda a: REFERENCES.index(a["method"]))
         mark_floors(aggs)
         add_ratios(aggs)
-        sections.append(Section(suite, model, ratio, group, chosen, aggs, evalset, evalsets))
+        sections.append(Section(suite, model, ratio, depth, group, chosen, aggs, evalset, evalsets))
     return sections
 
 

@@ -111,7 +111,8 @@ def board(s: Section, palette: dict[str, str]) -> dict[str, Any]:
         if role not in s.refs:
             rows.append({"method": role, "is_ref": True, "cls": "ref missing",
                          "missing_row": "not evaluated yet (a run computes it after its training finishes)"})
-    return {"suite": s.suite, "model": s.model, "ratio": f"{s.ratio:g}", "head": head, "rows": rows}
+    return {"suite": s.suite, "model": s.model, "ratio": f"{s.ratio:g}", "depth": s.depth or "", "head": head,
+            "rows": rows}
 
 
 def paired(s: Section) -> dict[str, Any]:

@@ -1,0 +1,63 @@
+"""Students shaped for devices: a width ratio and, where the architecture has a depth knob, a
+depth (RRDB blocks), through the zoo, suites, sweeps, runs and the report."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from gankd.bench.suite import RunSpec, StudentShape, load_suite
+from gankd.bench.sweep import jobs
+from gankd.cli import main
+from gankd.errors import ConfigError
+from gankd.models import zoo
+
+
+def test_rrdbnet_students_take_a_depth_gcfsr_students_do_not():
+    s = zoo.student("realesrgan_x4plus", 0.5, depth=6)
+    assert s.kwargs["num_block"] == 6 and s.kwargs["num_feat"] == 32 and s.name.endswith(",num_block=6")
+    assert zoo.student("realesrgan_x4plus", 0.5).kwargs["num_block"] == 23
+    with pytest.raises(ConfigError, match="gcfsr students scale width only"):
+        zoo.student("gcfsr_64", 0.5, depth=3)
+    with pytest.raises(ConfigError, match="at least 1 block"):
+        zoo.student("realesrgan_x4plus", 0.5, depth=0)
+
+
+def test_a_shape_names_its_folder_and_its_runs():
+    assert StudentShape(0.25).tag == "r0.25" and StudentShape(0.5, 6).tag == "r0.5-d6"
+    spec = RunSpec("cpu", "realesrgan", "mse", 0.5, 1, "builtin", 6)
+    assert str(spec.rel_dir) == "cpu/realesrgan/r0.5-d6/mse/seed1"
+    assert str(dataclasses.replace(spec, depth=None).rel_dir) == "cpu/realesrgan/r0.5/mse/seed1"
+
+
+def test_suite_shapes_go_to_the_models_that_can_take_them():
+    suite = dataclasses.replace(load_suite("smoke"), shapes=(StudentShape(0.5, 2),))
+    assert suite.student_shapes("realesrgan") == [StudentShape(0.25), StudentShape(0.5, 2)]
+    assert suite.student_shapes("gcfsr") == [StudentShape(0.25)]  # no depth knob: skipped
+    specs = jobs(suite, "builtin")
+    assert {(s.model, s.depth) for s in specs} == {("realesrgan", None), ("realesrgan", 2), ("gcfsr", None)}
+    assert len(specs) == 3 * len(suite.methods)
+
+
+def test_blocks_on_the_command_line(capsys):
+    assert main(["bench", "--suite", "smoke", "--model", "gcfsr", "--method", "mse", "--blocks", "3",
+                 "--dry-run"]) == 2
+    assert "students scale width only" in capsys.readouterr().err
+    assert main(["bench", "--suite", "smoke", "--model", "realesrgan", "--method", "mse", "--blocks", "two",
+                 "--dry-run"]) == 2
+    assert "--blocks must be an integer" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_shallow_student_runs_and_gets_its_own_table(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("GANKD_REPORTS", str(tmp_path / "reports"))
+    results = tmp_path / "results"
+    assert main(["bench", "--suite", "smoke", "--model", "realesrgan", "--method", "scratch",
+                 "--student", "0.5", "--blocks", "2", "--quiet", "--results", str(results)]) == 0
+    rec = json.loads((results / "runs/smoke/realesrgan/r0.5-d2/scratch/seed0/metrics.json").read_text())
+    assert rec["depth"] == 2 and rec["student"].endswith("num_block=2")
+    html = (tmp_path / "reports" / "leaderboard.html").read_text()
+    assert "student r=0.5, 2 blocks" in html and "data-depth='2'" in html
