@@ -19,6 +19,7 @@ from gankd.datasets.batch import Batch
 from gankd.engine.config import RecipeConfig, TrainConfig
 from gankd.engine.sampler import PoolSampler
 from gankd.engine.trainer import Trainer
+from gankd.errors import ConfigError
 from gankd.methods import METHODS, method_config
 from gankd.models import zoo
 from gankd.paths import family_names
@@ -129,6 +130,21 @@ def tiny_family(family: str) -> TinyFamily:
                       image_size=pool.hr.shape[-1])
 
 
+def tiny_student(method: str, family: str) -> zoo.ZooEntry | str:
+    """The tiny student ``method`` can distil into: r = 0.5, else r = 1.0 (LIT needs the teacher's
+    width); or, as a string, why the method cannot distil this family at all."""
+    tiny = tiny_family(family)
+    cls = METHODS.get(method)
+    teacher = tiny.teacher.build()
+    reason = ""
+    for r in (0.5, 1.0):
+        entry = zoo.student(tiny.teacher, r, tiny.student)
+        reason = cls.not_applicable(entry.build(), teacher) or ""
+        if not reason:
+            return entry
+    return reason
+
+
 def tiny_overrides(method: str) -> dict[str, Any]:
     """Options a tiny run needs whatever the method: 2 feature taps (the tiny networks have 2
     RRDB blocks / 2 decoder levels)."""
@@ -165,7 +181,9 @@ def make_trainer(tmp_path) -> Callable[..., Trainer]:
               pool: Any = None, family: str = "realesrgan") -> Trainer:
         tiny = tiny_family(family)
         pool = pool or tiny.pool()
-        student_entry = zoo.student(tiny.teacher, 0.5, tiny.student)
+        student_entry = tiny_student(method, family)
+        if isinstance(student_entry, str):
+            raise ConfigError(student_entry)
         method_overrides = {**tiny_overrides(method), **(method_overrides or {})}
         train = TrainConfig(steps=steps, batch_size=2, log_every=1, ckpt_every=ckpt_every, device="cpu")
         return build_trainer(

@@ -73,5 +73,14 @@ def assemble(setup: ModelSetup, method: str, method_cfg: Any, *, ratio: float, s
     return Assembly(trainer, loaded, student_entry, student_init, pool)
 
 
+def not_applicable(setup: ModelSetup, method: str, ratio: float, depth: int | None = None) -> str | None:
+    """Why ``method`` cannot distil this model's teacher into the student of this shape (the
+    networks are built, not trained or loaded); None when it can."""
+    from gankd.methods import METHODS
+
+    student = zoo.student(setup.teacher, ratio, setup.student, depth=depth).build()
+    return METHODS.get(method).not_applicable(student, zoo.get(setup.teacher).build())
+
+
 def teacher_pool_dir() -> Path:
     return cache_dir() / "teacher-pools"

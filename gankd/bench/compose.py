@@ -8,6 +8,7 @@ so the teacher is wrapped knowing the taps the method asked for.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ from gankd.engine.trainer import Sampler, Trainer, resolve_device
 from gankd.errors import ConfigError
 from gankd.methods import METHODS
 from gankd.models import zoo
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,12 +57,19 @@ def make_method(name: str, cfg: Any, student: nn.Module, teacher: nn.Module | No
     its construction (adapters, connectors, discriminators) is drawn from ``seed`` and roles."""
 
     def tap_pairs(k: int) -> tuple[list[str], list[str]]:
+        """``k`` taps, or as many as the shallower network has levels (the out-64 GCFSR has three
+        decoder levels): a method's ``taps`` is a most, so one default serves every family."""
         if teacher is None:
             raise ValueError("feature taps need a teacher")
-        try:
-            return student.feature_taps(k), teacher.feature_taps(k)
-        except ValueError as exc:
-            raise ConfigError(f"method {name}: taps={k} does not fit these networks: {exc}") from None
+        for j in range(k, 0, -1):
+            try:
+                pairs = student.feature_taps(j), teacher.feature_taps(j)
+            except ValueError:
+                continue
+            if j < k:
+                log.info("method %s: %d taps fit these networks (taps=%d asked)", name, j, k)
+            return pairs
+        raise ConfigError(f"method {name}: no feature tap fits these networks (taps={k})")
 
     setup = Setup(student=student, teacher=teacher, recipe=recipe,
                   make_discriminator=make_discriminator_factory(d_entry, seed), tap_pairs=tap_pairs,

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from gankd.bench.record import REFERENCE_ROLES, RunRecord, columns
+from gankd.bench.record import REFERENCE_ROLES, STATUS_NA, RunRecord, columns
 from gankd.deploy import RUNTIMES
 
 GROUP = ("suite", "model", "ratio", "depth")
@@ -111,7 +111,8 @@ def table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     df["_key"] = [tuple(str(v) for v in k) for k in df[list(KEY)].itertuples(index=False)]
     out = []
     for _, g in sorted(df.groupby("_key", sort=False), key=lambda kv: kv[0]):
-        done, failed = g[g["status"] == "done"], g[g["status"] != "done"]
+        done, na = g[g["status"] == "done"], g[g["status"] == STATUS_NA]
+        failed = g[~g["status"].isin(["done", STATUS_NA])]
         first = g.iloc[0]
         agg: dict[str, Any] = {k: first[k] for k in KEY}
         agg["seeds"] = sorted(int(s) for s in done["seed"] if s is not None and not _nan(s))
@@ -125,6 +126,7 @@ def table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
             mean, std, _ = mean_std(done[col].tolist())
             agg[col], agg[col + "_std"] = mean, std
         agg["weights"] = next((w for w in done["weights"] if w), "")
+        agg["not_applicable"] = na["error"].iloc[0] if len(na) and not len(done) else ""
         out.append(agg)
     result = pd.DataFrame(out)
     _paired_vs_baseline(result, df)

@@ -26,6 +26,8 @@ from gankd.metrics import Column, all_result_columns, quality_columns
 SCHEMA = 2
 STATUS_DONE = "done"
 STATUS_FAILED = "failed"
+#: the method cannot distil this teacher into this student (``Method.not_applicable``): no training
+STATUS_NA = "not applicable"
 REFERENCE_ROLES = ("teacher", "bicubic")
 
 #: the cost of a network and of its training, beside the quality columns of the metric registry

@@ -20,7 +20,7 @@ from torch import nn
 
 from gankd import atomic
 from gankd.bench import environment, store
-from gankd.bench.assemble import assemble
+from gankd.bench.assemble import assemble, not_applicable
 from gankd.bench.data import check_data, evaluation_set, validation_set
 from gankd.bench.evaluation import complexity_and_latency, evaluate_generator, reference_records
 from gankd.bench.record import RunRecord, reference_dir
@@ -69,10 +69,20 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
     setup = suite.models[spec.model]
     run_dir = run_dir_of(results, spec)
     existing = store.read_metrics(run_dir)
-    if existing and existing.status == store.STATUS_DONE and not force:
-        log.info("%s already done; skipping", spec.rel_dir)
+    if existing and existing.status in (store.STATUS_DONE, store.STATUS_NA) and not force:
+        log.info("%s already %s; skipping", spec.rel_dir, existing.status)
         return existing
     dist = distributed.from_env(setup.train.device)
+    reason = not_applicable(setup, spec.method, spec.ratio, spec.depth)
+    if reason is not None:  # recorded, so the leaderboard shows the cell and why; nothing trained
+        record = RunRecord(suite=spec.suite, model=spec.model, method=spec.method, ratio=spec.ratio,
+                           seed=spec.seed, depth=spec.depth, data=spec.data, status=store.STATUS_NA,
+                           error=reason, run_dir=(Path("runs") / spec.rel_dir).as_posix(),
+                           git_sha=environment.git_sha())
+        if dist.is_main:
+            store.write_metrics(run_dir, record)
+        log.info("%s: not applicable: %s", spec.rel_dir, reason)
+        return record
     config = resolved(suite, spec)
     if dist.is_main:
         check_data(setup, spec.data)  # before anything is written into the run folder

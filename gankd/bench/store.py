@@ -19,12 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gankd import atomic
-from gankd.bench.record import STATUS_DONE, STATUS_FAILED, RunRecord
+from gankd.bench.record import STATUS_DONE, STATUS_FAILED, STATUS_NA, RunRecord
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STATUS_DONE", "STATUS_FAILED", "RunRecord", "iter_references", "iter_runs", "read_metrics",
-           "read_record", "runs_root", "write_metrics", "write_metrics_to"]
+__all__ = ["STATUS_DONE", "STATUS_FAILED", "STATUS_NA", "RunRecord", "iter_references", "iter_runs",
+           "read_metrics", "read_record", "runs_root", "write_metrics", "write_metrics_to"]
 
 
 def runs_root(results: Path) -> Path:

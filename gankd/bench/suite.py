@@ -166,12 +166,21 @@ class StudentShape:
 
     ratio: float
     depth: int | None = None
+    #: the methods run on this shape (empty: every method of the suite), e.g. a baseline and a
+    #: method made for it (LIT needs a shallow student of the teacher's width)
+    methods: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.ratio <= 1:
             raise ValueError(f"student ratio must be in (0, 1], got {self.ratio}")
         if self.depth is not None and self.depth < 1:
             raise ValueError(f"student depth must be >= 1 block, got {self.depth}")
+
+    def __eq__(self, other: object) -> bool:  # a shape is its width and depth, whatever runs on it
+        return isinstance(other, StudentShape) and (self.ratio, self.depth) == (other.ratio, other.depth)
+
+    def __hash__(self) -> int:
+        return hash((self.ratio, self.depth))
 
     @property
     def tag(self) -> str:
@@ -228,6 +237,10 @@ def load_suite(name_or_path: str) -> SuiteConfig:
     for m in suite.methods:
         if METHODS.get(m).internal:
             raise unknown_choice(f"method in {where}: methods", m, benchmark_methods())
+    for shape in suite.shapes:
+        for m in shape.methods:
+            if m not in suite.methods:
+                raise unknown_choice(f"method in {where}: shapes ({shape.tag})", m, list(suite.methods))
     from gankd.metrics import METRICS
 
     METRICS.get(suite.tune.metric)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def jobs(suite: SuiteConfig, data: str) -> list[RunSpec]:
     return [RunSpec(suite.name, model, method, shape.ratio, seed, data, shape.depth)
             for model in suite.models for shape in suite.student_shapes(model) for seed in suite.seeds
-            for method in suite.methods]
+            for method in suite.methods if not shape.methods or method in shape.methods]
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -31,10 +31,10 @@ import yaml
 
 from gankd import atomic
 from gankd.bench import environment
-from gankd.bench.assemble import assemble
+from gankd.bench.assemble import assemble, not_applicable
 from gankd.bench.data import check_data, validation_set
 from gankd.bench.evaluation import evaluate_generator
-from gankd.bench.suite import SuiteConfig, explicit_options, method_options, tuned_path
+from gankd.bench.suite import StudentShape, SuiteConfig, explicit_options, method_options, tuned_path
 from gankd.engine import checkpoint
 from gankd.engine.trainer import resolve_device
 from gankd.errors import ConfigError
@@ -56,6 +56,17 @@ def candidate(suite: SuiteConfig, model: str, method: str, factor: float) -> Any
     return dataclasses.replace(cfg, **scaled)
 
 
+def tuning_shape(suite: SuiteConfig, model: str, method: str) -> StudentShape | None:
+    """The student shape a method is tuned on: the first of the model's shapes that runs it and
+    that it applies to (LIT needs a shallow student of the teacher's width); None: none does."""
+    for shape in suite.student_shapes(model):
+        if shape.methods and method not in shape.methods:
+            continue
+        if not_applicable(suite.models[model], method, shape.ratio, shape.depth) is None:
+            return shape
+    return None
+
+
 def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: str, results: Path,
               progress: bool = True) -> dict[str, Any]:
     """One tuning run (or its stored result)."""
@@ -69,7 +80,8 @@ def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: 
                                 log_every=min(setup.train.log_every, steps))
     cfg = candidate(suite, model, method, factor)
     t0 = time.perf_counter()
-    shape = suite.student_shapes(model)[0]
+    shape = tuning_shape(suite, model, method)
+    assert shape is not None
     built = assemble(setup, method, cfg, ratio=shape.ratio, depth=shape.depth, seed=tune.seed, data=data,
                      train=train,
                      progress=progress, run_dir=folder, desc=f"tune {method} {model} x{factor:g}")
@@ -108,6 +120,9 @@ def tune(suite: SuiteConfig, models: list[str], data: dict[str, str], results: P
         check_data(suite.models[model], data[model])
     for model in models:
         for method in methods:
+            if tuning_shape(suite, model, method) is None:
+                log.info("%s %s: not applicable to any student shape of the suite; not tuned", model, method)
+                continue
             runs = [score_run(suite, model, method, f, data[model], results, progress)
                     for f in suite.tune.factors]
             better = max if runs[0]["higher_is_better"] else min

@@ -81,6 +81,12 @@ class Method(nn.Module):
         self.student_taps: list[str] = []
         self.teacher_taps: list[str] = []
 
+    @classmethod
+    def not_applicable(cls, student: nn.Module, teacher: nn.Module | None) -> str | None:
+        """Why this method cannot distil ``teacher`` into ``student`` (None: it can). A run of an
+        inapplicable pair is recorded as not applicable, with this reason, without training."""
+        return None
+
     def add_discriminator(self, name: str, width: float) -> nn.Module:
         """A fresh discriminator ``name`` at ``width`` of the teacher-size one, stepped by the
         engine with its own optimizer."""

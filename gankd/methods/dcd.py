@@ -51,9 +51,7 @@ from gankd.config import paper
 from gankd.engine.method import AdversarialConfig, AdversarialMethod, Setup, Step
 from gankd.engine.taps import FeatureTaps, tap_channels
 from gankd.methods import METHODS
-
-STYLE_LAYERS = ("conv1_2", "conv2_2", "conv3_3", "conv4_3")  # relu taken after each
-FEATURE_LAYER = "conv2_2"
+from gankd.methods.agd import style_and_feature, vgg16_features
 
 
 @dataclass(frozen=True)
@@ -84,12 +82,6 @@ def connector(channels: int, trainable: bool) -> nn.Sequential:
     return seq
 
 
-def gram(x: torch.Tensor) -> torch.Tensor:
-    n, c, h, w = x.shape
-    f = x.reshape(n, c, h * w)
-    return f @ f.transpose(1, 2) / (c * h * w)
-
-
 @METHODS.register("dcd")
 class DCD(AdversarialMethod):
     name = "dcd"
@@ -97,8 +89,6 @@ class DCD(AdversarialMethod):
 
     def __init__(self, cfg: DCDConfig, setup: Setup) -> None:
         super().__init__(cfg, setup)
-        from gankd.engine.vgg import VGGFeatures
-
         self.student_taps, self.teacher_taps = setup.tap_pairs(cfg.taps)
         s_ch = tap_channels(setup.student, self.student_taps)
         t_ch = tap_channels(setup.teacher, self.teacher_taps) if setup.teacher is not None else s_ch
@@ -108,7 +98,7 @@ class DCD(AdversarialMethod):
         self._penultimate = FeatureTaps(disc, [disc.penultimate], "discriminator tap", on_input=True)
         self._d_size = getattr(disc, "fixed_input_size", None)
         self._d_multiple = getattr(disc, "input_multiple", 1)
-        vgg = VGGFeatures(list(STYLE_LAYERS), network="vgg16", imagenet_norm=False)
+        vgg = vgg16_features()
         self.__dict__["_vgg"] = vgg  # frozen loss network: kept out of the state dict
 
     def generator_side(self) -> list[nn.Parameter]:
@@ -149,13 +139,8 @@ class DCD(AdversarialMethod):
 
     def output_kd(self, s: Step) -> dict[str, torch.Tensor]:
         assert s.teacher is not None
-        vgg = self.__dict__["_vgg"].to(s.fake.device)
-        fs = {k: F.relu(v) for k, v in vgg(s.fake).items()}
-        with torch.no_grad():
-            ft = {k: F.relu(v) for k, v in vgg(s.teacher.image).items()}
-        style = sum(F.l1_loss(gram(fs[k]), gram(ft[k])) for k in STYLE_LAYERS)
-        return {"kd_style": self.cfg.style_weight * style,
-                "kd_feat": self.cfg.feature_weight * F.l1_loss(fs[FEATURE_LAYER], ft[FEATURE_LAYER])}
+        style, feature = style_and_feature(self.__dict__["_vgg"].to(s.fake.device), s.fake, s.teacher.image)
+        return {"kd_style": self.cfg.style_weight * style, "kd_feat": self.cfg.feature_weight * feature}
 
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
         terms = self.base_terms(s, "d")

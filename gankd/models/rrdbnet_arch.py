@@ -22,6 +22,9 @@ class RRDBNetSR(RRDBNet):
     width_keys: ClassVar[tuple[str, ...]] = ("num_feat", "num_grow_ch")
     #: the depth knob of a student shaped for devices (``--blocks``): RRDB blocks
     depth_key: ClassVar[str | None] = "num_block"
+    #: the residual stages, in order (an ``nn.Sequential`` of blocks of equal width), which
+    #: section-wise distillation (LIT) cuts into sections
+    residual_body: ClassVar[str | None] = "body"
     input_kind: ClassVar[str] = "lr"
 
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, scale: int = 4, num_feat: int = 64,

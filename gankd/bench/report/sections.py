@@ -108,7 +108,7 @@ def sections_of(runs: list[RunRecord], refs: list[RunRecord]) -> list[Section]:
 # -- CSV ------------------------------------------------------------------------------------
 def csv_fields() -> list[str]:
     return [*GROUP, "kind", "method", "n", "seeds", "failed", "failed_seeds", "floor",
-            *(f for col in column_keys() for f in (col, col + "_std")), "weights",
+            *(f for col in column_keys() for f in (col, col + "_std")), "weights", "not_applicable",
             "mac_ratio", *(f"speedup_{rt}" for rt in RUNTIMES),
             "paired_n", *(col + s for col in quality_keys() for s in ("_delta", "_ci", "_noise")),
             "evalset", "errors"]

@@ -91,7 +91,10 @@ def board(s: Section, palette: dict[str, str]) -> dict[str, Any]:
             if a["failed"] and a["n"]:
                 row["failed_badge"], row["errors"] = f"{a['failed']} failed", a["errors"]
             row["weights"] = a.get("weights", "")
-        if not is_ref and not a["n"]:
+        if not is_ref and not a["n"] and a.get("not_applicable"):
+            row["cls"] = "na"
+            row["missing_row"] = f"not applicable: {a['not_applicable']}"
+        elif not is_ref and not a["n"]:
             row["cls"] = "failed"
             row["failed_text"] = f"({a['failed']} run{'s' if a['failed'] != 1 else ''}): {a['errors']}"
         else:
