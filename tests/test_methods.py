@@ -36,6 +36,21 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def student_step(tr, step: int = 0, with_teacher: bool = True):
+    """The generator side of one step, built by hand: every discriminator frozen, the student's
+    forward with its taps, the teacher's (cached) outputs when asked."""
+    from gankd.engine.method import Step
+    from gankd.engine.taps import FeatureTaps
+
+    batch = tr.sampler.pool.batch(torch.tensor([0, 1]))
+    for d in tr.method.discriminators.values():
+        d.requires_grad_(False)
+    with FeatureTaps(tr.student, tr.method.student_taps) as taps:
+        fake = tr.student(*batch.g_input)
+        feats = taps.collect()
+    return Step(step, batch, fake, feats, tr.teacher.outputs(batch) if with_teacher else None)
+
+
 def test_all_methods_registered():
     assert set(KNOWN_TERMS) <= set(ALL) <= set(METHODS.names())
 
@@ -147,17 +162,7 @@ def test_dcd_gradients_reach_student_and_connectors_through_d_not_d_itself(make_
     m = tr.method
     d_before = params(m.discriminators["d"])
     tconn_before = params(m.teacher_connectors)
-    batch = tr.sampler.pool.batch(torch.tensor([0, 1]))
-    from gankd.engine.method import Step
-    from gankd.engine.taps import FeatureTaps
-
-    for d in m.discriminators.values():
-        d.requires_grad_(False)
-    with FeatureTaps(tr.student, m.student_taps) as taps:
-        fake = tr.student(*batch.g_input)
-        feats = taps.collect()
-    s = Step(0, batch, fake, feats, tr.teacher.outputs(batch))
-    m.dcd_loss(s).backward()
+    m.dcd_loss(student_step(tr)).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.student_connectors.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tr.student.body.parameters())
     assert all(p.grad is None for p in m.discriminators["d"].parameters())
@@ -360,16 +365,9 @@ def test_omgd_teacher_trains_online_student_learns_only_from_it(make_trainer, fa
     assert not same(params(tr.student), student)
     assert {"g/teacher_gan", "g/kd_cd", "g/kd_ssim"} <= set(terms)
     # the student's gradient comes from the KD terms only, the teacher copy's from its own terms only
-    batch = tr.sampler.pool.batch(torch.tensor([0, 1]))
-    from gankd.engine.method import Step
-    from gankd.engine.taps import FeatureTaps
-
-    for d in m.discriminators.values():
-        d.requires_grad_(False)
-    with FeatureTaps(tr.student, m.student_taps) as taps:
-        fake = tr.student(*batch.g_input)
-        feats = taps.collect()
-    got = m.generator_terms(Step(5, batch, fake, feats, None))
+    step = student_step(tr, 5, with_teacher=False)
+    fake = step.fake
+    got = m.generator_terms(step)
     s_params = [p for p in tr.student.parameters()]
     t_params = [p for p in m.online_teacher.parameters()]
     own = sum(v for k, v in got.items() if k.startswith("teacher_"))
