@@ -185,6 +185,32 @@ def test_dcd_loss_is_not_silently_zero(make_trainer):
     assert terms["g/dcd"] > 0
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_dcd_batched_pseudo_image_passes_equal_one_pass_per_tap(make_trainer, family):
+    """One D pass per side equals one pass per tap (to last bits), and neither advances the
+    spectral norm of Real-ESRGAN's U-Net D (its power-iteration vectors stay as they were)."""
+    from gankd.engine.spectral import _spectral_modules, power_iteration_held
+
+    tr = make_trainer("dcd", steps=1, family=family)
+    m, d = tr.method, tr.method.discriminators["d"]
+    s = student_step(tr)
+    u_before = [x.clone() for x in d.buffers()]
+    batched = m.dcd_loss(s)
+    assert all(torch.equal(a, b) for a, b in zip(u_before, d.buffers()))
+    assert len(_spectral_modules(d)) == (8 if family == "realesrgan" else 0)
+    per_tap = s.fake.new_zeros(())
+    with torch.no_grad():
+        for fs, ft, cs, ct in zip(s.student_features, s.teacher.features, m.student_connectors,
+                                  m.teacher_connectors):
+            with m._penultimate, power_iteration_held(d):
+                d(m._to_d(cs(fs)))
+                a_s = m._penultimate.collect()[0]
+                d(m._to_d(ct(ft)))
+                a_t = m._penultimate.collect()[0]
+            per_tap = per_tap + torch.nn.functional.l1_loss(a_s, a_t)
+    torch.testing.assert_close(batched.detach(), per_tap, rtol=1e-5, atol=1e-7)
+
+
 # -- SDAKD --------------------------------------------------------------------------------
 def test_sdakd_stage_boundaries_follow_fractions(make_trainer):
     tr = make_trainer("sdakd", steps=10, method_overrides={"stage_fractions": [0.2, 0.3, 0.5]})

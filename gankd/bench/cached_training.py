@@ -64,7 +64,7 @@ def pretrained_student(setup: ModelSetup, student: zoo.ZooEntry, seed: int, data
     pre = setup.student_pretrain
     assert pre is not None
     recipe = pre.recipe_for(setup.recipe)
-    key = cache_key({"student": student, "seed": seed, "recipe": recipe, "train": pre.train,
+    key = cache_key({"student": student, "seed": seed, "recipe": recipe, "train": pre.train.identity(),
                      "data": setup.data.training_identity(), "source": data, "pool_seed": pool_seed})
     path = cache_dir() / "students" / f"{student.name}-seed{seed}-{key}" / "student.pth"
     return train_cached(path, student, seed, "supervised", recipe, pre.train, setup, data, pool_seed,

@@ -73,7 +73,7 @@ def load_teacher(setup: ModelSetup, data: str, pool_seed: int = 0, progress: boo
 
 def trained_teacher_path(setup: ModelSetup, data: str, pool_seed: int) -> Path:
     key = cache_key({"teacher": zoo.get(setup.teacher), "d": zoo.get(setup.discriminator),
-                     "recipe": setup.recipe, "train": setup.teacher_train,
+                     "recipe": setup.recipe, "train": setup.teacher_train.identity(),
                      "data": setup.data.training_identity(), "source": data, "pool_seed": pool_seed})
     return cache_dir() / "teachers" / f"{setup.teacher}-{key}" / "teacher.pth"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Literal
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,19 @@ class TrainConfig:
     bf16: bool = True  # autocast on CUDA only; CPU runs in fp32
     channels_last: bool = True  # CUDA only
     compile: bool = False  # torch.compile the generators (CUDA)
+    #: per cache of no-grad features by pool row (gankd.engine.rowcache): the perceptual loss's
+    #: targets, DCD's teacher images. 1 GiB holds every cpu-suite pool (512 rows): per row 1.07
+    #: MiB for Real-ESRGAN's 48-pixel targets, 0.13 MiB for GCFSR's (conv4_3 only), 1.88 MiB for
+    #: DCD's VGG16 of a 64-pixel GCFSR teacher image. 0: off
+    feature_cache_mb: float = 1024.0
+
+    #: how fast a run goes, never what it trains (to last bits): left out of the cache keys of
+    #: trained networks, so adding one keeps every key (and cached teacher) as it was
+    SPEED_ONLY: ClassVar[tuple[str, ...]] = ("feature_cache_mb",)
+
+    def identity(self) -> dict[str, Any]:
+        """What a cached network trained with this schedule is keyed by."""
+        return {k: v for k, v in asdict(self).items() if k not in self.SPEED_ONLY}
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:

@@ -32,6 +32,7 @@ from torch import nn
 from gankd.config import ours
 from gankd.datasets.batch import Batch
 from gankd.engine.recipe import Recipe
+from gankd.engine.rowcache import RowCache
 from gankd.engine.teacher import TeacherOutput
 
 
@@ -96,6 +97,11 @@ class Method(nn.Module):
     def generator_side(self) -> list[nn.Parameter]:
         return []
 
+    def row_caches(self) -> list[RowCache]:
+        """Caches of no-grad features keyed by pool row (``gankd.engine.rowcache``) that the
+        engine sizes from the training config; a method adds its own."""
+        return [self.recipe.target_cache]
+
     def stage(self, step: int) -> str:
         return "main"
 
@@ -125,7 +131,7 @@ class Method(nn.Module):
         term against discriminator ``disc`` (None: no adversarial term)."""
         terms: dict[str, torch.Tensor] = {}
         if s.batch.target is not None:
-            terms.update(self.recipe.supervised_terms(s.fake, s.batch.target))
+            terms.update(self.recipe.supervised_terms(s.fake, s.batch.target, s.batch.index))
         if disc is not None:
             terms["gan"] = self.recipe.generator_adversarial(self.discriminators[disc](s.fake))
         return terms

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankd.engine.config import RecipeConfig
+from gankd.engine.rowcache import RowCache
 
 
 class Recipe:
@@ -25,6 +26,9 @@ class Recipe:
     def __init__(self, cfg: RecipeConfig) -> None:
         self.cfg = cfg
         self.vgg: nn.Module | None = None
+        #: VGG features of each pool row's target (``gankd.engine.rowcache``), sized by the
+        #: training config's ``feature_cache_mb``
+        self.target_cache = RowCache()
         if cfg.perceptual_weight > 0:
             from gankd.engine.vgg import VGGFeatures
 
@@ -33,6 +37,7 @@ class Recipe:
     def to(self, device: torch.device | str) -> Recipe:
         if self.vgg is not None:
             self.vgg.to(device)
+        self.target_cache.clear()
         return self
 
     @property
@@ -52,21 +57,22 @@ class Recipe:
         return x * 2 - 1 if self.signed else x
 
     # -- generator side ------------------------------------------------------------------
-    def supervised_terms(self, fake: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Weighted pixel L1 and perceptual loss of ``fake`` against the paired target."""
+    def supervised_terms(self, fake: torch.Tensor, target: torch.Tensor,
+                         index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Weighted pixel L1 and perceptual loss of ``fake`` against the paired target
+        (``index``: the target's pool rows, for ``target_cache``)."""
         terms: dict[str, torch.Tensor] = {}
         if self.cfg.pixel_weight > 0:
             to = self.in_loss_range
             terms["l1"] = self.cfg.pixel_weight * F.l1_loss(to(fake), to(target))
         if self.vgg is not None:
-            terms["percep"] = self.cfg.perceptual_weight * self.perceptual(fake, target)
+            terms["percep"] = self.cfg.perceptual_weight * self.perceptual(fake, target, index)
         return terms
 
-    def perceptual(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def perceptual(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         assert self.vgg is not None
         fx = self.vgg(x)
-        with torch.no_grad():
-            fy = self.vgg(y)
+        fy = self.target_cache(self.vgg, y, index)
         crit = F.l1_loss if self.cfg.perceptual_criterion == "l1" else F.mse_loss
         return sum(w * crit(fx[k], fy[k]) for k, w in self.cfg.perceptual_layers.items())
 

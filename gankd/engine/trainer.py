@@ -202,6 +202,8 @@ class Trainer:
         if self.cuda:
             self._place_on_gpu()
         self.sampler = sampler
+        for cache in method.row_caches():
+            cache.budget = int(cfg.feature_cache_mb * 2**20)
         self.run_dir = run_dir
         self.validate = validate
         self.progress = progress and self.dist.is_main

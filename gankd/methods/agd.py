@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from gankd.engine.rowcache import RowCache
+
 STYLE_LAYERS = ("conv1_2", "conv2_2", "conv3_3", "conv4_3")  # relu taken after each
 FEATURE_LAYER = "conv2_2"
 
@@ -28,12 +30,16 @@ def gram(x: torch.Tensor) -> torch.Tensor:
     return f @ f.transpose(1, 2) / (c * h * w)
 
 
-def style_and_feature(vgg: torch.nn.Module, student: torch.Tensor,
-                      teacher: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def style_and_feature(vgg: torch.nn.Module, student: torch.Tensor, teacher: torch.Tensor,
+                      cache: RowCache | None = None,
+                      index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum over layers of the L1 between Grams, relu2_2 feature L1) of student vs teacher images;
-    the teacher's side carries no gradient."""
+    the teacher's side carries no gradient. ``cache``/``index``: the teacher images' VGG
+    features by pool row, for a teacher whose output is a fixed function of the row (a frozen
+    teacher; not OMGD's online one)."""
     fs = {k: F.relu(v) for k, v in vgg(student).items()}
     with torch.no_grad():
-        ft = {k: F.relu(v) for k, v in vgg(teacher).items()}
+        ft_raw = cache(vgg, teacher, index) if cache is not None else vgg(teacher)
+        ft = {k: F.relu(v) for k, v in ft_raw.items()}
     style = sum(F.l1_loss(gram(fs[k]), gram(ft[k])) for k in STYLE_LAYERS)
     return style, F.l1_loss(fs[FEATURE_LAYER], ft[FEATURE_LAYER])

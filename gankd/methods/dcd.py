@@ -35,7 +35,11 @@ Deviations from the released code, on purpose (SPEC section 4):
   stats 0/1 is an identity up to its random affine init): every connector normalises alike, and
   nothing about a teacher connector ever changes;
 - the co-trained discriminator judges real HR vs S(x) (the release trained it against the
-  teacher's outputs, with the teacher co-trained too).
+  teacher's outputs, with the teacher co-trained too);
+- the pseudo-image passes do not advance a spectral-normalised discriminator's power iteration
+  (the release's D has no spectral norm; Real-ESRGAN's U-Net D has): D's normalisation then
+  evolves as under every other method -- once per pass of the base recipe -- instead of eight
+  more times per step, and the passes can be batched (one per side) without changing it.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ from torch import nn
 
 from gankd.config import paper
 from gankd.engine.method import AdversarialConfig, AdversarialMethod, Setup, Step
+from gankd.engine.rowcache import RowCache
+from gankd.engine.spectral import power_iteration_held
 from gankd.engine.taps import FeatureTaps, tap_channels
 from gankd.methods import METHODS
 from gankd.methods.agd import style_and_feature, vgg16_features
@@ -100,9 +106,13 @@ class DCD(AdversarialMethod):
         self._d_multiple = getattr(disc, "input_multiple", 1)
         vgg = vgg16_features()
         self.__dict__["_vgg"] = vgg  # frozen loss network: kept out of the state dict
+        self.teacher_vgg_cache = RowCache()  # the frozen teacher's images are fixed per pool row
 
     def generator_side(self) -> list[nn.Parameter]:
         return list(self.student_connectors.parameters())
+
+    def row_caches(self) -> list[RowCache]:
+        return [*super().row_caches(), self.teacher_vgg_cache]
 
     def _to_d(self, pseudo: torch.Tensor) -> torch.Tensor:
         """Resize a pseudo-image to what the discriminator accepts: its fixed size (StyleGAN2),
@@ -121,25 +131,39 @@ class DCD(AdversarialMethod):
             pseudo = (pseudo + 1) / 2
         return pseudo
 
-    def _d_features(self, pseudo: torch.Tensor) -> torch.Tensor:
-        with self._penultimate:
-            self.discriminators["d"](self._to_d(pseudo))
-            return self._penultimate.collect()[0]
+    def _d_features(self, pseudo: list[torch.Tensor]) -> list[torch.Tensor]:
+        """D's penultimate activations of each pseudo-image, in one batched pass when their
+        shapes agree (both zoo discriminators judge each sample on its own: no BatchNorm, no
+        minibatch statistics, so batching moves only last bits)."""
+        d = self.discriminators["d"]
+        images = [self._to_d(p) for p in pseudo]
+        groups = [images] if len({i.shape[1:] for i in images}) == 1 else [[i] for i in images]
+        acts: list[torch.Tensor] = []
+        with self._penultimate, power_iteration_held(d):
+            for group in groups:
+                d(torch.cat(group))
+                acts += self._penultimate.collect()[0].split([len(i) for i in group])
+        return acts
 
     def dcd_loss(self, s: Step) -> torch.Tensor:
+        """Every tap's student pseudo-image in one pass through D, every teacher one in one
+        no-grad pass. D's spectral norm does not advance in these passes (a feature extractor
+        here, not a discriminator being trained; module doc)."""
         assert s.teacher is not None
+        pairs = list(zip(s.student_features, s.teacher.features, self.student_connectors,
+                         self.teacher_connectors))
+        act_s = self._d_features([cs(fs) for fs, _, cs, _ in pairs])
+        with torch.no_grad():
+            act_t = self._d_features([ct(ft.detach()) for _, ft, _, ct in pairs])
         loss = s.fake.new_zeros(())
-        for fs, ft, cs, ct in zip(s.student_features, s.teacher.features, self.student_connectors,
-                                  self.teacher_connectors):
-            act_s = self._d_features(cs(fs))
-            with torch.no_grad():
-                act_t = self._d_features(ct(ft.detach()))
-            loss = loss + F.l1_loss(act_s, act_t)
+        for a_s, a_t in zip(act_s, act_t):
+            loss = loss + F.l1_loss(a_s, a_t)
         return loss
 
     def output_kd(self, s: Step) -> dict[str, torch.Tensor]:
         assert s.teacher is not None
-        style, feature = style_and_feature(self.__dict__["_vgg"].to(s.fake.device), s.fake, s.teacher.image)
+        style, feature = style_and_feature(self.__dict__["_vgg"].to(s.fake.device), s.fake, s.teacher.image,
+                                           self.teacher_vgg_cache, s.batch.index)
         return {"kd_style": self.cfg.style_weight * style, "kd_feat": self.cfg.feature_weight * feature}
 
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:

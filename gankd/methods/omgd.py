@@ -132,7 +132,7 @@ class OMGD(Method):
         terms: dict[str, torch.Tensor] = {}
         # the online teacher: the family's base recipe against the target and its discriminator
         if s.batch.target is not None:
-            own = self.recipe.supervised_terms(t_img, s.batch.target)
+            own = self.recipe.supervised_terms(t_img, s.batch.target, s.batch.index)
             terms.update({f"teacher_{k}": v for k, v in own.items()})
         terms["teacher_gan"] = self.recipe.generator_adversarial(self.discriminators["d"](t_img))
         # the student: the teacher's output and features only

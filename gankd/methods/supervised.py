@@ -32,4 +32,4 @@ class Supervised(Method):
 
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
         assert s.batch.target is not None, "supervised training needs a paired target"
-        return self.recipe.supervised_terms(s.fake, s.batch.target)
+        return self.recipe.supervised_terms(s.fake, s.batch.target, s.batch.index)
