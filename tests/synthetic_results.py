@@ -75,6 +75,14 @@ def sample_seed(model: str, who: str, name: str, run_seed: int | None = None) ->
     return zlib.crc32(repr((model, who, name, run_seed)).encode())
 
 
+def deploy_record(ms: float) -> dict[str, Any]:
+    """Deployment latency as gankd export records it: torch and ONNX Runtime at two sizes, ONNX
+    Runtime faster (Real-ESRGAN only: GCFSR records none)."""
+    timing = {rt: {str(z): {"median_ms": ms * f * z / 64, "iqr_ms": 0.1} for z in (32, 64)}
+              for rt, f in (("torch", 1.0), ("onnxruntime", 0.7))}
+    return {"latency": timing, "exports": {"onnxruntime": {"ok": True, "max_abs_diff": 2e-7}}}
+
+
 def run_record(model: str, ratio: float, method: str, seed: int, psnr: float | None,
                *, wall_s: float = 90.0, missing: dict[str, str] | None = None) -> dict[str, Any]:
     params, macs = student_cost(ratio)
@@ -99,6 +107,7 @@ def run_record(model: str, ratio: float, method: str, seed: int, psnr: float | N
         "params": params, "macs": macs, "latency": {"median_ms": latency},
         "speedup_vs_teacher": 40.0 / latency,
         "train": {"steps": 6, "wall_time_s": wall_s + seed},
+        "deploy": deploy_record(latency) if model == "realesrgan" else {},
     }
 
 
@@ -133,7 +142,7 @@ def write_references(results: Path, model: str, evalset: str = EVALSET) -> Path:
         }
         if role == "teacher":
             record.update(params=TEACHER_PARAMS, macs=TEACHER_MACS, latency={"median_ms": 40.0},
-                          speedup_vs_teacher=1.0)
+                          speedup_vs_teacher=1.0, deploy=deploy_record(40.0) if model == "realesrgan" else {})
         else:
             record["latency"] = {"median_ms": 0.5}
         atomic.write_json(folder / f"{role}.json", record)

@@ -261,7 +261,10 @@ def test_page_is_self_contained(report) -> None:
     p.feed(page)
     srcs = [img["src"] for t in p.tables for r in t["rows"] for c in r["cells"] for img in c["imgs"]]
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
-    assert page.count("class='plot'") == 2 + 3  # a quality plot per model, curves per table
+    # a quality plot per model and x axis (realesrgan: GMACs, torch and onnxruntime latency;
+    # gcfsr recorded no latency: GMACs alone), training curves per table
+    assert page.count("class='plot'") == 3 + 1 + 3
+    assert page.count("<div class='xswitch'") == 1
 
 
 def test_empty_results_and_missing_references(tmp_path) -> None:
@@ -315,8 +318,27 @@ def test_report_renders_and_sorts_in_chromium(report, tmp_path) -> None:
         crops = [i for i in images if i[0] == "crop"]
         plots = [i for i in images if i[0] == "plot"]
         assert len(crops) == len(CROPS) * (4 + 4 + 4 + 2 + 4 + 2)  # refs + finished methods per grid
-        assert len(plots) == 5
-        assert all(done and natural > 0 and shown > 0 for _, done, natural, shown in images)
+        assert len(plots) == 7
+        shown = [i for i in images if i[3] > 0]
+        assert len(shown) == len(images) - 2  # the quality plot's two other x axes wait, hidden
+        assert all(done and natural > 0 for _, done, natural, _ in images)
+
+        def visible_axis() -> list[str]:
+            return page.eval_on_selector_all(".xview",
+                                             "vs => vs.filter(v => !v.hidden).map(v => v.dataset.x)")
+
+        assert visible_axis() == ["gmacs", "gmacs"]  # gcfsr's (no switch), realesrgan's
+        page.locator(".xswitch button", has_text="onnxruntime latency").click()
+        assert visible_axis() == ["gmacs", "lat_onnxruntime_ms"]
+        alt = page.eval_on_selector_all(".xview:not([hidden]) img",
+                                        "is => is.map(i => [i.alt, i.clientWidth])")
+        assert [a[0] for a in alt] == ["gcfsr: quality vs GMACs",
+                                       "realesrgan: quality vs onnxruntime latency"]
+        assert all(a[1] > 0 for a in alt)
+        pressed = page.eval_on_selector_all(".xswitch button[aria-pressed=true]",
+                                            "bs => bs.map(b => b.textContent)")
+        assert pressed == ["onnxruntime latency"]
+        page.locator(".xswitch button", has_text="GMACs").click()
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)  # for a person to look at
         page.locator(board).scroll_into_view_if_needed()

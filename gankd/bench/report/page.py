@@ -51,7 +51,8 @@ def _model(suite: str, model: str, secs: list[Section], palette: dict[str, str],
     return {"anchor": slug(f"{suite}-{model}"), "suite": suite, "model": model,
             "teacher": first.teacher if first else "",
             "teacher_source": first.teacher_source if first else "",
-            "data": sorted({r.data for r in runs if r.data}), "quality_plot": plots.quality(secs, palette),
+            "data": sorted({r.data for r in runs if r.data}),
+            "quality_plots": plots.quality_views(secs, palette),
             "sections": [_section(s, palette, results) for s in secs]}
 
 

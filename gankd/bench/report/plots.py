@@ -39,11 +39,30 @@ def figure(fig: Any, alt: str, caption: str) -> dict[str, Any]:
             "src": "data:image/png;base64," + base64.b64encode(png).decode()}
 
 
-def quality(secs: list[Section], colours: dict[str, str]) -> dict[str, Any] | None:
-    """PSNR and LPIPS against GMACs over every ratio of a model: a method's points are joined
-    across ratios, the teacher is a square, bicubic (no network) a dashed level."""
+#: the quality plot's x axes: compute, then each deployment runtime's measured latency
+X_AXES = {"gmacs": ("GMACs", "GMACs per image"),
+          **{f"lat_{rt}_ms": (f"{rt} latency", f"{rt} latency, ms") for rt in
+             ("torch", "torch_cl", "onnxruntime", "ncnn")}}
+
+
+def quality_views(secs: list[Section], colours: dict[str, str]) -> list[dict[str, Any]]:
+    """The quality plot once per x axis that has values (GMACs always; a runtime's latency where
+    the runs measured it): the page shows one and switches between them."""
+    views = []
+    for x, (name, _) in X_AXES.items():
+        fig = quality(secs, colours, x)
+        if fig:
+            views.append({"key": x, "name": name, "figure": fig})
+    return views
+
+
+def quality(secs: list[Section], colours: dict[str, str], x: str = "gmacs") -> dict[str, Any] | None:
+    """PSNR and LPIPS against ``x`` (an ``X_AXES`` key) over every student of a model: a method's
+    points are joined across students, the teacher is a square, bicubic (no network) a dashed
+    level."""
+    short, axis = X_AXES[x]
     cols = [c for c in ("psnr", "lpips") if any(a.get(c) is not None for s in secs for a in s.aggs)]
-    points = [(s, a) for s in secs for a in s.students if a["gmacs"] and a["n"]]
+    points = [(s, a) for s in secs for a in s.students if a.get(x) and a["n"]]
     if not cols or not points:
         return None
     plt = pyplot()
@@ -54,19 +73,19 @@ def quality(secs: list[Section], colours: dict[str, str]) -> dict[str, Any] | No
         methods = sorted({a["method"] for _, a in points}, key=lambda m: (m != BASELINE, m))
         for ax, col in zip(axes[0], cols):
             for k, m in enumerate(methods):
-                pts = sorted(((a["gmacs"], a[col], a[col + "_std"] or 0.0) for _, a in points
+                pts = sorted(((a[x], a[col], a[col + "_std"] or 0.0) for _, a in points
                               if a["method"] == m and a[col] is not None))
                 if not pts:
                     continue
-                # same-ratio students share their GMACs: a small multiplicative dodge keeps them legible
+                # students of one shape share their cost: a small multiplicative dodge keeps them legible
                 dodge = 1 + 0.025 * (k - (len(methods) - 1) / 2)
                 ax.errorbar([p[0] * dodge for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
                             fmt="o-", ms=5, lw=1, capsize=3, color=colours.get(m), label=m)
             every = [a for s in secs for a in s.aggs]
-            t = next((a for a in every if a["method"] == "teacher" and a["gmacs"] and a[col] is not None),
+            t = next((a for a in every if a["method"] == "teacher" and a.get(x) and a[col] is not None),
                      None)
             if t:
-                ax.plot([t["gmacs"]], [t[col]], "s", color="black", ms=7, label="teacher")
+                ax.plot([t[x]], [t[col]], "s", color="black", ms=7, label="teacher")
             b = next((a for a in every if a["method"] == "bicubic" and a[col] is not None), None)
             if b:
                 ax.axhline(b[col], color="grey", ls="--", lw=1, label="bicubic")
@@ -77,15 +96,15 @@ def quality(secs: list[Section], colours: dict[str, str]) -> dict[str, Any] | No
             # within about a decade the decade ticks alone are too few; over several they suffice
             ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 3.0, 5.0) if hi / lo < 30 else ()))
             ax.xaxis.set_minor_formatter(plain if hi / lo < 30 else NullFormatter())
-            ax.set_xlabel("GMACs per image (log scale)")
+            ax.set_xlabel(f"{axis} (log scale)")
             ax.set_ylabel(f"{label(col)} {arrow(col)}")
-            ax.set_title(f"{label(col)} vs compute")
+            ax.set_title(f"{label(col)} vs {short}")
         if axes[0][-1].get_legend_handles_labels()[0]:
             axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
         model = secs[0].model
-        return figure(fig, f"{model}: quality vs GMACs",
-                      f"Quality against compute for every student ratio of {model} (mean ± s.d. over seeds; "
-                      "students of one ratio are offset slightly along x).")
+        return figure(fig, f"{model}: quality vs {short}",
+                      f"Quality against {axis} for every student of {model} (mean ± s.d. over seeds; "
+                      "students of one shape are offset slightly along x).")
 
 
 def _numeric_sum(row: dict[str, Any], prefix: str) -> float | None:

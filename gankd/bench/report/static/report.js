@@ -30,3 +30,18 @@
     });
   });
 })();
+(function () {
+  // the quality plot's x axis: one figure per axis, the pressed button's shown
+  document.querySelectorAll('.xswitch').forEach(function (bar) {
+    var views = [];
+    for (var el = bar.nextElementSibling; el && el.classList.contains('xview'); el = el.nextElementSibling) {
+      views.push(el);
+    }
+    bar.querySelectorAll('button').forEach(function (b) {
+      b.addEventListener('click', function () {
+        bar.querySelectorAll('button').forEach(function (o) { o.setAttribute('aria-pressed', o === b ? 'true' : 'false'); });
+        views.forEach(function (v) { v.hidden = v.dataset.x !== b.dataset.x; });
+      });
+    });
+  });
+})();
