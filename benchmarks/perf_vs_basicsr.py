@@ -8,7 +8,11 @@ start from the same weights and see the same batch every step; their steps are i
 process, so load on the machine hits both alike. Prints the median seconds per step of each and
 the ratio gankd / BasicSR.
 
-    python benchmarks/perf_vs_basicsr.py [--steps 12] [--threads 2]
+gankd caches the perceptual targets' VGG features by pool row (``feature_cache_mb``): here the one
+batch hits the cache from the second step on; a cpu-suite run (1000 draws from 512 rows) hits it
+on about half its steps. ``--no-cache`` times gankd computing them every step, as BasicSR does.
+
+    python benchmarks/perf_vs_basicsr.py [--steps 12] [--threads 2] [--no-cache]
 """
 
 from __future__ import annotations
@@ -96,6 +100,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-cache", action="store_true", help="gankd without its target-feature cache")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # as the engine does on CPU; BasicSR then runs as fast as it can
@@ -107,7 +112,8 @@ def main() -> None:
     lr = torch.nn.functional.avg_pool2d(gt, 4)
     batch = Batch(g_input=(lr,), real=gt, target=usm, index=torch.arange(BATCH))
     student_entry = zoo.student(setup.teacher, 0.25, setup.student)
-    train = dataclasses.replace(setup.train, steps=10**6, log_every=10**6, val_every=0, ckpt_every=0)
+    train = dataclasses.replace(setup.train, steps=10**6, log_every=10**6, val_every=0, ckpt_every=0,
+                                **({"feature_cache_mb": 0.0} if args.no_cache else {}))
     ours = build_trainer(student=seeded_build(student_entry, 0), teacher=None,
                          d_entry=zoo.get(setup.discriminator), recipe=recipe, method="scratch",
                          method_cfg=method_config("scratch"), train=train,
@@ -130,7 +136,8 @@ def main() -> None:
                 times[name].append(time.perf_counter() - t0)
     b, o = statistics.median(times["basicsr"]), statistics.median(times["gankd"])
     print(f"BasicSR {b:.3f} s/step, gankd {o:.3f} s/step, ratio gankd/BasicSR {o / b:.2f} "
-          f"(median of {args.steps} interleaved steps, {args.threads} threads, batch {BATCH}, {GT}-pixel GT)")
+          f"(median of {args.steps} interleaved steps, {args.threads} threads, batch {BATCH}, {GT}-pixel GT, "
+          f"target features {'computed every step' if args.no_cache else 'cached'})")
 
 
 if __name__ == "__main__":
