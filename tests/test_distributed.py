@@ -53,13 +53,12 @@ def build(method: str, dist, steps: int = STEPS, run_dir: Path | None = None, ck
     from gankd.engine.distributed import RankShare
     from gankd.engine.sampler import PoolSampler
     from gankd.methods import method_config
-    from gankd.models import zoo
 
     pool = SyntheticPool(n=8)
     overrides = {**tiny_overrides(method), **(METHODS.get(method) or {})}
     train = TrainConfig(steps=steps, batch_size=BATCH, log_every=1, ckpt_every=ckpt_every, device="cpu")
     return build_trainer(
-        student=seeded_build(zoo.student(TINY_TEACHER, 0.5, {"num_block": 2}), 0),  # as initial_student()
+        student=seeded_build(student_entry(method), 0),  # as initial_student()
         teacher=TeacherNet(seeded_build(TINY_TEACHER, 123), "tiny"), d_entry=TINY_D,
         recipe=RecipeConfig(perceptual_layers={"conv1_2": 0.1, "conv2_2": 0.1}, lr_g=LR, lr_d=LR),
         method=method, method_cfg=method_config(method, overrides), train=train,
@@ -67,13 +66,17 @@ def build(method: str, dist, steps: int = STEPS, run_dir: Path | None = None, ck
         seed=0, run_dir=run_dir, progress=False, dist=dist)
 
 
-def initial_student() -> dict:
-    from conftest import TINY_TEACHER
+def student_entry(method: str):
+    """The tiny r = 0.5 student, or the r = 1.0 one where the method needs the teacher's width."""
+    from conftest import tiny_student
 
+    return tiny_student(method, "realesrgan")
+
+
+def initial_student(method: str = "sdakd") -> dict:
     from gankd.bench.compose import seeded_build
-    from gankd.models import zoo
 
-    return seeded_build(zoo.student(TINY_TEACHER, 0.5, {"num_block": 2}), 0).state_dict()
+    return seeded_build(student_entry(method), 0).state_dict()
 
 
 def first_grads(method: str, dist) -> dict[str, torch.Tensor]:
@@ -312,7 +315,7 @@ def test_bf16_autocast_step_of_every_method(method):
         d.register_forward_hook(lambda m, i, out: logits.append(out.dtype))
     teacher_dtypes = []
     tr.teacher.net.register_forward_hook(lambda m, i, out: teacher_dtypes.append(out.dtype))
-    before = initial_student()
+    before = initial_student(method)
     for _ in range(STEPS):
         terms = tr.train_step()
         assert all(torch.isfinite(torch.tensor(v)) for v in terms.values()), terms
