@@ -21,7 +21,7 @@ from gankd.engine.sampler import PoolSampler
 from gankd.engine.trainer import Trainer
 from gankd.errors import ConfigError
 from gankd.methods import METHODS, method_config
-from gankd.models import zoo
+from gankd.models import MODELS, has_paired_target, zoo
 from gankd.paths import family_names
 
 
@@ -63,12 +63,13 @@ class ExamplePool:
     """Any family's pool shape from its generator architecture's own ``example_inputs``: the
     inputs as the network takes them, smooth random HR images of its output's shape."""
 
-    def __init__(self, entry: zoo.ZooEntry, n: int = 8, seed: int = 0) -> None:
+    def __init__(self, entry: zoo.ZooEntry, n: int = 8, seed: int = 0, side: int = 8) -> None:
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             net = entry.build().eval()
+            self.paired = has_paired_target(net)  # noise / unpaired translation: no target
             try:
-                self.inputs = net.example_inputs(n, 8)
+                self.inputs = net.example_inputs(n, side)
             except ValueError:  # a fixed-size architecture takes its one size only
                 self.inputs = net.example_inputs(n, entry.input)
             with torch.no_grad():
@@ -83,7 +84,7 @@ class ExamplePool:
 
     def batch(self, index: torch.Tensor) -> Batch:
         return Batch(g_input=tuple(x[index] for x in self.inputs), real=self.hr[index],
-                     target=self.hr[index], index=index)
+                     target=self.hr[index] if self.paired else None, index=index)
 
 
 TINY_TEACHER = dataclasses.replace(
@@ -125,8 +126,11 @@ def tiny_family(family: str) -> TinyFamily:
     from gankd.bench.suite import load_suite
 
     setup = load_suite("smoke").models[family]
-    pool = ExamplePool(zoo.get(setup.teacher))
-    return TinyFamily(zoo.get(setup.teacher), zoo.get(setup.discriminator), lambda: pool, dict(setup.student),
+    d_entry = zoo.get(setup.discriminator)
+    # the smallest input whose output a patch discriminator can judge (PatchGAN: 24 pixels)
+    side = max(8, getattr(MODELS.get(d_entry.arch), "min_input_size", 8))
+    pool = ExamplePool(zoo.get(setup.teacher), side=side)
+    return TinyFamily(zoo.get(setup.teacher), d_entry, lambda: pool, dict(setup.student),
                       image_size=pool.hr.shape[-1])
 
 

@@ -89,7 +89,10 @@ def test_one_step_teacher_frozen_student_moves_terms_logged(make_trainer, method
     assert {k.split("/")[1] for k in terms if k.startswith("d/")} == active
     assert {f"d/{d}/{side}" for d in active for side in ("real", "fake")} <= set(terms)
     if method in KNOWN_TERMS:
-        assert set(terms) == KNOWN_TERMS[method]
+        want = KNOWN_TERMS[method]
+        if tr.sampler.next().target is None:  # noise in / unpaired: no supervised terms at all
+            want = {k for k in want if k.split("/")[-1].removeprefix("teacher_") not in ("l1", "percep")}
+        assert set(terms) == want
 
 
 def test_scratch_does_not_touch_the_teacher(make_trainer):
@@ -194,10 +197,11 @@ def test_dcd_batched_pseudo_image_passes_equal_one_pass_per_tap(make_trainer, fa
     tr = make_trainer("dcd", steps=1, family=family)
     m, d = tr.method, tr.method.discriminators["d"]
     s = student_step(tr)
-    u_before = [x.clone() for x in d.buffers()]
+    sn = _spectral_modules(d)
+    u_before = [m_.weight_u.clone() for m_ in sn]
     batched = m.dcd_loss(s)
-    assert all(torch.equal(a, b) for a, b in zip(u_before, d.buffers()))
-    assert len(_spectral_modules(d)) == (8 if family == "realesrgan" else 0)
+    assert all(torch.equal(a, m_.weight_u) for a, m_ in zip(u_before, sn))
+    assert len(sn) == (8 if family == "realesrgan" else 0)
     per_tap = s.fake.new_zeros(())
     with torch.no_grad():
         for fs, ft, cs, ct in zip(s.student_features, s.teacher.features, m.student_connectors,

@@ -97,7 +97,7 @@ def test_committed_baseline_covers_every_smoke_run():
             assert not run["metrics"]
             continue
         assert run["status"] == "done"
-        assert {"psnr", "ssim", "lpips", "fid"} <= set(run["metrics"])
+        assert {"psnr", "lpips", "fid"} <= set(run["metrics"])  # every task's; SSIM not for samples
         for m in run["metrics"].values():
             assert m["tolerance"] > 0 and isinstance(m["higher_is_better"], bool)
     assert baseline["produced_by"]["git_sha"]

@@ -35,9 +35,12 @@ def test_suite_shapes_go_to_the_models_that_can_take_them():
     suite = dataclasses.replace(load_suite("smoke"), shapes=(StudentShape(0.5, 2),))
     assert suite.student_shapes("realesrgan") == [StudentShape(0.25), StudentShape(0.5, 2)]
     assert suite.student_shapes("gcfsr") == [StudentShape(0.25)]  # no depth knob: skipped
+    assert suite.student_shapes("dcgan") == [StudentShape(0.25)]
+    assert suite.student_shapes("cyclegan") == [StudentShape(0.25), StudentShape(0.5, 2)]  # n_blocks
     specs = jobs(suite, "builtin")
-    assert {(s.model, s.depth) for s in specs} == {("realesrgan", None), ("realesrgan", 2), ("gcfsr", None)}
-    assert len(specs) == 3 * len(suite.methods)
+    assert {(s.model, s.depth) for s in specs} == {("realesrgan", None), ("realesrgan", 2), ("gcfsr", None),
+                                                   ("dcgan", None), ("cyclegan", None), ("cyclegan", 2)}
+    assert len(specs) == 6 * len(suite.methods)
 
 
 def test_blocks_on_the_command_line(capsys):

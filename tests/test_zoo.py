@@ -39,7 +39,10 @@ def test_entry_builds_runs_and_backpropagates(name: str) -> None:
         assert out.shape[0] == 1
     else:
         x = inputs[0]
-        side = x.shape[-1] * entry.kwargs.get("scale", 1)  # x4 from the LR (rrdbnet); else the same side
+        if getattr(model, "input_kind", "") == "noise":  # DCGAN: a noise vector in, its fixed size out
+            side = entry.input
+        else:
+            side = x.shape[-1] * entry.kwargs.get("scale", 1)  # x4 from the LR (rrdbnet); else the same side
         assert out.shape == (1, 3, side, side)
     out.float().mean().backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]

@@ -143,16 +143,19 @@ def _print_run(record: RunRecord) -> None:
     for name, w in record.method_weights.items():
         rows.append((f"weight {name}", f"{w['value']:.4g} ({w['source']})"))
     fl = record.floors
-    if fl.get("bicubic") is not None:
-        metric, bic = fl["metric"], fl["bicubic"]
-        if fl.get("teacher_below_bicubic"):
-            rows.append(("FLOOR", f"the teacher does not beat bicubic on {metric} "
-                                  f"({fl['teacher']:.4g} vs {bic:.4g})"))
-        if fl.get("student_below_bicubic"):
+    # records before issue 18 name the baseline's value "bicubic"
+    base, role = fl.get("baseline_value", fl.get("bicubic")), fl.get("baseline", "bicubic")
+    if base is not None:
+        metric = fl["metric"]
+        if fl.get("teacher_below_baseline", fl.get("teacher_below_bicubic")):
+            rows.append(("FLOOR", f"the teacher does not beat {role} on {metric} "
+                                  f"({fl['teacher']:.4g} vs {base:.4g})"))
+        below = fl.get("student_below_baseline", fl.get("student_below_bicubic"))
+        if below:
             mine = record.metrics[metric]
-            rows.append(("FLOOR", f"below bicubic: {metric} {mine:.4g} vs bicubic {bic:.4g}"))
-        elif fl.get("student_below_bicubic") is False:
-            rows.append(("floor", f"beats bicubic on {metric} ({bic:.4g})"))
+            rows.append(("FLOOR", f"below {role}: {metric} {mine:.4g} vs {role} {base:.4g}"))
+        elif below is False:
+            rows.append(("floor", f"beats {role} on {metric} ({base:.4g})"))
     title = f"{record.method} · {record.model} · r={record.ratio:g} · seed {record.seed}"
     print_table(title, ("metric", "value"), rows)
 

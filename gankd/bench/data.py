@@ -4,9 +4,11 @@ evaluation set and the validation images."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
+from gankd.bench import tasks
 from gankd.bench.suite import ModelSetup
 from gankd.datasets import evalset as evalsets
 from gankd.datasets import pool as pools
@@ -31,6 +33,8 @@ def check_data(setup: ModelSetup, data: str) -> DataCheck:
     big enough for its crops and decoded, before the run writes or trains anything. A problem is
     a ``ConfigError`` naming the file: the user fixes the data, the run has left nothing behind."""
     cfg = setup.data
+    if setup.task != "sr" and data == "builtin":
+        return _builtin_task_check(setup)
     source = open_data(data)
     splits = source.splits(cfg)
     train = usable(splits.train, cfg.degrade_side, cfg, "training crop")
@@ -46,15 +50,32 @@ def check_data(setup: ModelSetup, data: str) -> DataCheck:
     return DataCheck(len(train), len(val), len(test), splits.rule)
 
 
-def training_pool(setup: ModelSetup, data: str, pool_seed: int) -> pools.TrainPool | None:
+def _builtin_task_check(setup: ModelSetup) -> DataCheck:
+    """Tasks whose real images the teacher makes (gankd.bench.tasks): the builtin photos a
+    translation family reads are checked like any data; an unconditional one reads none."""
+    if setup.task == "unconditional":
+        rule = "no images: the teacher's samples are the real distribution"
+        log.info("data builtin: %s", rule)
+        return DataCheck(0, 0, 0, rule)
+    return check_data(dataclasses.replace(setup, task="sr"), "builtin")
+
+
+def training_pool(setup: ModelSetup, data: str,
+                  pool_seed: int) -> pools.TrainPool | tasks.UnpairedPool | None:
+    if setup.task != "sr":
+        return tasks.training_pool(setup, data, pool_seed)
     if setup.data.pool_size == 0:
         return None
     return pools.build_pool(setup.data, data, pool_seed)
 
 
 def evaluation_set(setup: ModelSetup, data: str, suite: str) -> evalsets.EvalSet:
+    if setup.task != "sr":
+        return tasks.evaluation_set(setup, data, suite)
     return evalsets.build_evalset(setup.data, data, suite)
 
 
 def validation_set(setup: ModelSetup, data: str, suite: str) -> list[EvalSample]:
+    if setup.task != "sr":
+        return tasks.validation_set(setup, data, suite)
     return evalsets.build_valset(setup.data, data, suite).samples

@@ -10,9 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from gankd.bench import store
+from gankd.bench import store, tasks
 from gankd.bench.images import save_png
-from gankd.bench.record import REFERENCE_ROLES, RunRecord, reference_dir
+from gankd.bench.record import TASK_REFERENCES, RunRecord, reference_dir
 from gankd.bench.suite import EvalConfig, ModelSetup, RunSpec
 from gankd.datasets.batch import EvalSample
 from gankd.engine.teacher import Teacher
@@ -21,6 +21,9 @@ from gankd.metrics import evaluate as ev
 from gankd.metrics.complexity import count
 from gankd.metrics.latency import measure
 from gankd.models import zoo
+
+#: why a translation teacher has no quality numbers: every student is judged against its outputs
+TEACHER_IS_REFERENCE = "the teacher's outputs are this task's reference images"
 
 
 def evaluate_generator(generator: nn.Module | Any, samples: Sequence[EvalSample], metrics: Sequence[str],
@@ -42,25 +45,35 @@ def complexity_and_latency(model: nn.Module, entry: zoo.ZooEntry, cfg: EvalConfi
 
 def reference_records(results: Path, spec: RunSpec, setup: ModelSetup, teacher: Teacher, evalset: Any,
                       device: torch.device, keep: Sequence[str]) -> dict[str, RunRecord]:
-    """Teacher and bicubic on this evaluation set, computed by the first run that needs them and
-    shared by every method (a lock keeps parallel jobs from computing them twice)."""
+    """The task's references on this evaluation set (the teacher and, for SR, bicubic; for
+    translation, the input itself), computed by the first run that needs them and shared by every
+    method (a lock keeps parallel jobs from computing them twice)."""
     rel = reference_dir(spec.suite, spec.model, evalset.key)
     folder = results / rel
     out: dict[str, RunRecord] = {}
     with file_lock(folder / ".lock"):
-        for role in REFERENCE_ROLES:
+        for role in TASK_REFERENCES[setup.task]:
             path = folder / f"{role}.json"
             found = store.read_record(path) if path.is_file() else None
             if found is not None:
                 out[role] = found
                 continue
+            samples = evalset.samples
             if role == "teacher":
                 gen: Any = teacher.net
                 entry = zoo.get(setup.teacher)
-            else:
+                if setup.task == "unconditional":  # its samples on other noise (tasks.resampled)
+                    samples = tasks.resampled(samples, spec.suite)
+            else:  # bicubic upsampling; for translation (scale 1) the input passed through
                 gen = ev.bicubic_generator(evalset.samples[0].scale, evalset.samples)
                 entry = None
-            result = evaluate_generator(gen, evalset.samples, setup.eval.metrics, device, setup.eval, keep)
+            if role == "teacher" and setup.task == "translation":
+                missing = {m: TEACHER_IS_REFERENCE for m in setup.eval.metrics}
+                result = ev.EvalResult(metrics={}, higher_is_better={}, missing=missing,
+                                       num_images=len(samples), wall_s=0.0, generator_s=0.0, metric_s={},
+                                       outputs={s.name: s.hr for s in samples if s.name in keep})
+            else:
+                result = evaluate_generator(gen, samples, setup.eval.metrics, device, setup.eval, keep)
             for name, img in result.outputs.items():
                 save_png(folder / role / f"{name}.png", img)
             record = RunRecord(suite=spec.suite, model=spec.model, method=role, role=role, ratio=None,

@@ -10,10 +10,11 @@ when the two-sided 95% Student-t confidence interval of the mean difference excl
 *within noise*. One shared seed gives a difference but no noise estimate: its verdict is
 ``unknown (1 seed)``, never significant.
 
-Sanity floors (``mark_floors``): bicubic upsampling is the floor every network must clear. A
-student whose mean LPIPS is not better than bicubic's on the same evaluation set, and a teacher
-that is not, are marked ``below bicubic`` and never marked best: such a number is shown as what it
-is, not ranked.
+Sanity floors (``mark_floors``): the no-network baseline is the floor every network must clear
+(bicubic upsampling for SR, the unchanged input for translation). A student whose mean LPIPS is
+not better than the baseline's on the same evaluation set, and a teacher that is not, are marked
+``below bicubic`` (``below identity``) and never marked best: such a number is shown as what it
+is, not ranked. Unconditional generation has no such baseline, and no floor.
 
 Columns, their direction and digits come from the metric registry and the run record
 (``gankd.bench.record.columns``): a new metric shows up here without an edit.
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from gankd.bench.record import REFERENCE_ROLES, STATUS_NA, RunRecord, columns
+from gankd.bench.record import BASELINE_ROLE, REFERENCE_ROLES, STATUS_NA, RunRecord, columns
 from gankd.deploy import RUNTIMES
 
 GROUP = ("suite", "model", "ratio", "depth")
@@ -39,7 +40,8 @@ BASELINE = "scratch"
 CONFIDENCE = 0.95
 #: the floor: a network must beat bicubic on this metric (module doc)
 FLOOR_METRIC = "lpips"
-BELOW_BICUBIC = "below bicubic"
+#: the no-network baselines a floor compares with (gankd.bench.record.BASELINE_ROLE)
+BASELINES = tuple(r for r in BASELINE_ROLE.values() if r)
 
 WITHIN_NOISE = "within noise"
 SIGNIFICANT = "significant"
@@ -180,16 +182,19 @@ def _plain(v: Any) -> Any:
 
 def mark_floors(aggs: list[dict[str, Any]]) -> None:
     """Set ``floor`` on every aggregate of one table (students and references on the same
-    evaluation set): ``below bicubic`` where the mean of ``FLOOR_METRIC`` does not beat bicubic's."""
-    bicubic = next((a.get(FLOOR_METRIC) for a in aggs if a["method"] == "bicubic"), None)
+    evaluation set): ``below <baseline>`` where the mean of ``FLOOR_METRIC`` does not beat the
+    no-network baseline's (bicubic for SR, the input itself for translation; unconditional
+    generation has none, so nothing is marked there)."""
+    base = next((a for a in aggs if a["method"] in BASELINES), None)
+    level = base.get(FLOOR_METRIC) if base else None
     better = direction()[FLOOR_METRIC]
     for a in aggs:
         a["floor"] = ""
         value = a.get(FLOOR_METRIC)
-        if bicubic is None or value is None or a["method"] == "bicubic":
+        if level is None or value is None or a is base:
             continue
-        if not (value > bicubic if better else value < bicubic):
-            a["floor"] = BELOW_BICUBIC
+        if not (value > level if better else value < level):
+            a["floor"] = f"below {base['method']}"
 
 
 def add_ratios(aggs: list[dict[str, Any]]) -> None:

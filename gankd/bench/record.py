@@ -28,7 +28,13 @@ STATUS_DONE = "done"
 STATUS_FAILED = "failed"
 #: the method cannot distil this teacher into this student (``Method.not_applicable``): no training
 STATUS_NA = "not applicable"
-REFERENCE_ROLES = ("teacher", "bicubic")
+REFERENCE_ROLES = ("teacher", "bicubic", "identity")
+#: each task's references: the teacher and the no-network baseline a student must beat (bicubic
+#: upsampling for SR, the input photo itself for translation; unconditional generation has none)
+TASK_REFERENCES = {"sr": ("teacher", "bicubic"), "unconditional": ("teacher",),
+                   "translation": ("teacher", "identity")}
+#: the no-network baseline of each task (None: the task has none)
+BASELINE_ROLE = {"sr": "bicubic", "unconditional": None, "translation": "identity"}
 
 #: the cost of a network and of its training, beside the quality columns of the metric registry
 COST_COLUMNS = (

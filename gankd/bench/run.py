@@ -23,7 +23,7 @@ from gankd.bench import environment, store
 from gankd.bench.assemble import assemble, not_applicable
 from gankd.bench.data import check_data, evaluation_set, validation_set
 from gankd.bench.evaluation import complexity_and_latency, evaluate_generator, reference_records
-from gankd.bench.record import RunRecord, reference_dir
+from gankd.bench.record import BASELINE_ROLE, RunRecord, reference_dir
 from gankd.bench.suite import ModelSetup, RunSpec, SuiteConfig, method_options, method_weights, resolved
 from gankd.engine import checkpoint, distributed
 from gankd.engine.cost import step_cost
@@ -166,7 +166,7 @@ def _evaluate(record: RunRecord, spec: RunSpec, setup: ModelSetup, results: Path
         "peak_memory": result.memory_source, "global_batch": setup.train.batch_size,
         # counted on this process's share of the batch; a DDP job's other ranks do as much
         "cost": step_cost(trainer) if not trainer.dist.enabled else {"skipped": "not counted under torchrun"}}
-    record.floors = floors(ev.metrics, refs)
+    record.floors = floors(ev.metrics, refs, setup.task)
     if setup.eval.deploy.in_run:
         from gankd.bench.deployment import deploy_network
 
@@ -192,21 +192,25 @@ def _base_record(spec: RunSpec, suite: SuiteConfig, teacher_source: str, recipe:
         written_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
-#: the metric of the sanity floors: a network worth distilling or reporting beats bicubic on it
+#: the metric of the sanity floors: a network worth distilling or reporting beats the task's
+#: no-network baseline on it
 FLOOR_METRIC = "lpips"
 
 
-def floors(metrics: dict[str, float], refs: dict[str, RunRecord]) -> dict[str, Any]:
+def floors(metrics: dict[str, float], refs: dict[str, RunRecord], task: str = "sr") -> dict[str, Any]:
     """The sanity floors of this run against its references (issue 11): the student and the
-    teacher each against bicubic on LPIPS. A run below its floor is reported as such."""
-    bicubic = refs["bicubic"].metrics.get(FLOOR_METRIC) if "bicubic" in refs else None
+    teacher each against the task's no-network baseline (bicubic for SR, the input itself for
+    translation; none for unconditional generation) on LPIPS. A run below its floor is reported
+    as such."""
+    role = BASELINE_ROLE[task]
+    base = refs[role].metrics.get(FLOOR_METRIC) if role in refs else None
     teacher = refs["teacher"].metrics.get(FLOOR_METRIC) if "teacher" in refs else None
     mine = metrics.get(FLOOR_METRIC)
-    if bicubic is None:
-        return {"metric": FLOOR_METRIC, "bicubic": None}
-    return {"metric": FLOOR_METRIC, "bicubic": bicubic, "teacher": teacher,
-            "student_below_bicubic": None if mine is None else mine >= bicubic,
-            "teacher_below_bicubic": None if teacher is None else teacher >= bicubic}
+    if base is None:
+        return {"metric": FLOOR_METRIC, "baseline": role, "baseline_value": None}
+    return {"metric": FLOOR_METRIC, "baseline": role, "baseline_value": base, "teacher": teacher,
+            "student_below_baseline": None if mine is None else mine >= base,
+            "teacher_below_baseline": None if teacher is None else teacher >= base}
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

@@ -14,7 +14,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from gankd.config import from_mapping, load_yaml, merge, to_dict
 from gankd.datasets.config import DataConfig
@@ -103,6 +103,9 @@ class ModelSetup:
     #: network has fewer decoder levels)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     note: str = ""
+    #: what the generator does (gankd.bench.tasks): sr (a degraded image in, its paired HR the
+    #: target), unconditional (noise in, no target), translation (an image in, no paired target)
+    task: Literal["sr", "unconditional", "translation"] = "sr"
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ class DataConfig:
     eval_crops: int = ours(1, "crops per test image: 1 = centre; k = first k of an even grid")
     val_hr: int | None = ours(None, "HR side of validation crops (curves only); None = eval_hr")
     val_crops: int = ours(1, "crops per validation image")
+    eval_samples: int = ours(64, "unconditional tasks: fixed noise vectors of the evaluation set "
+                                 "(validation: a quarter, at least 4)")
     # -- folder splits (builtin has a fixed split) --------------------------------------------
     test_images: int = ours(10, "folder data: images held out for evaluation (first by sha256 of name)")
     val_images: int = ours(2, "folder data: images held out for validation curves (next by sha256)")
@@ -57,7 +59,7 @@ class DataConfig:
         "error", "an image smaller than its crop: fail naming it, or skip it and log the count and names")
 
     def __post_init__(self) -> None:
-        for name in ("hr_crop", "eval_hr", "eval_crops", "val_crops"):
+        for name in ("hr_crop", "eval_hr", "eval_crops", "val_crops", "eval_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("pool_size", "queue_size", "num_workers", "test_images", "val_images"):

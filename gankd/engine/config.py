@@ -21,8 +21,9 @@ class RecipeConfig:
         "conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0, "conv5_4": 1.0})
     perceptual_network: Literal["vgg19", "vgg16"] = "vgg19"
     perceptual_criterion: Literal["l1", "l2"] = "l1"
-    #: vanilla: BCE on logits (Real-ESRGAN); nonsat_logistic: softplus form (StyleGAN2 / GCFSR)
-    gan_type: Literal["vanilla", "nonsat_logistic"] = "vanilla"
+    #: vanilla: BCE on logits (Real-ESRGAN, DCGAN); nonsat_logistic: softplus form (StyleGAN2 /
+    #: GCFSR); lsgan: least squares on raw outputs, real 1 and fake 0 (CycleGAN)
+    gan_type: Literal["vanilla", "nonsat_logistic", "lsgan"] = "vanilla"
     gan_weight: float = 0.1
     r1_weight: float = 0.0
     r1_every: int = 16

@@ -113,12 +113,18 @@ class Recipe:
         logits = logits.float()
         if self.cfg.gan_type == "vanilla":
             return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+        if self.cfg.gan_type == "lsgan":
+            return F.mse_loss(logits, torch.ones_like(logits))
         return F.softplus(-logits).mean()
 
     def _fake_loss(self, logits: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
         if self.cfg.gan_type == "vanilla":
             return F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
+        if self.cfg.gan_type == "lsgan":
+            # CycleGAN halves its discriminator's loss; under Adam a constant factor on a loss
+            # changes nothing (its steps are scale-free), so the halving is left out
+            return F.mse_loss(logits, torch.zeros_like(logits))
         return F.softplus(logits).mean()
 
     # -- optimizers ----------------------------------------------------------------------

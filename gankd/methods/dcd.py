@@ -104,6 +104,8 @@ class DCD(AdversarialMethod):
         self._penultimate = FeatureTaps(disc, [disc.penultimate], "discriminator tap", on_input=True)
         self._d_size = getattr(disc, "fixed_input_size", None)
         self._d_multiple = getattr(disc, "input_multiple", 1)
+        self._d_min = getattr(disc, "min_input_size", 1)
+        self._per_sample = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in disc.modules())
         vgg = vgg16_features()
         self.__dict__["_vgg"] = vgg  # frozen loss network: kept out of the state dict
         self.teacher_vgg_cache = RowCache()  # the frozen teacher's images are fixed per pool row
@@ -115,14 +117,16 @@ class DCD(AdversarialMethod):
         return [*super().row_caches(), self.teacher_vgg_cache]
 
     def _to_d(self, pseudo: torch.Tensor) -> torch.Tensor:
-        """Resize a pseudo-image to what the discriminator accepts: its fixed size (StyleGAN2),
-        or the next multiple of its downsampling factor (U-Net: 12x12 LR features -> 16x16)."""
+        """Resize a pseudo-image to what the discriminator accepts: its fixed size (StyleGAN2,
+        DCGAN), or the next multiple of its downsampling factor (U-Net: 12x12 LR features ->
+        16x16), at least its smallest side (PatchGAN: 16x16 trunk features of a 64-pixel crop
+        -> 24x24)."""
         h, w = pseudo.shape[-2:]
         if self._d_size:
             size = (self._d_size, self._d_size)
         else:
             m = self._d_multiple
-            size = (-(-h // m) * m, -(-w // m) * m)
+            size = (max(-(-h // m) * m, self._d_min), max(-(-w // m) * m, self._d_min))
         if size != (h, w):
             pseudo = F.interpolate(pseudo, size=size, mode="bilinear", align_corners=False)
         if self.recipe.signed:
@@ -133,11 +137,12 @@ class DCD(AdversarialMethod):
 
     def _d_features(self, pseudo: list[torch.Tensor]) -> list[torch.Tensor]:
         """D's penultimate activations of each pseudo-image, in one batched pass when their
-        shapes agree (both zoo discriminators judge each sample on its own: no BatchNorm, no
-        minibatch statistics, so batching moves only last bits)."""
+        shapes agree and D judges each sample on its own (no BatchNorm: batching then moves only
+        last bits); one pass per pseudo-image otherwise (DCGAN's D normalises over its batch)."""
         d = self.discriminators["d"]
         images = [self._to_d(p) for p in pseudo]
-        groups = [images] if len({i.shape[1:] for i in images}) == 1 else [[i] for i in images]
+        batchable = self._per_sample and len({i.shape[1:] for i in images}) == 1
+        groups = [images] if batchable else [[i] for i in images]
         acts: list[torch.Tensor] = []
         with self._penultimate, power_iteration_held(d):
             for group in groups:

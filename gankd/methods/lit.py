@@ -56,7 +56,7 @@ class LIT(AdversarialMethod):
         s, t = _trunk(student), _trunk(teacher) if teacher is not None else None
         if s is None or t is None:
             return (f"LIT distils residual trunks section by section; {type(student).__name__} has no "
-                    "residual trunk (GCFSR's StyleGAN2 decoder has none)")
+                    "residual trunk (neither GCFSR's StyleGAN2 decoder nor DCGAN's upsampling stack has one)")
         if len(s) >= len(t):
             return f"LIT compresses depth: the student has {len(s)} blocks, the teacher {len(t)}"
         width = lambda net: next(p for p in net.parameters()).shape[1]  # noqa: E731  (a block's input channels)

@@ -28,6 +28,7 @@ from gankd.engine.method import AdversarialConfig, AdversarialMethod, Setup, Ste
 from gankd.engine.taps import tap_channels
 from gankd.errors import ConfigError
 from gankd.methods import METHODS
+from gankd.models import has_paired_target
 
 STAGES = ("supervised", "features", "adversarial")
 
@@ -56,6 +57,13 @@ def adapter(c_s: int, c_t: int, hidden: int) -> nn.Sequential:
 class SDAKD(AdversarialMethod):
     name = "sdakd"
     Config = SDAKDConfig
+
+    @classmethod
+    def not_applicable(cls, student: nn.Module, teacher: nn.Module | None) -> str | None:
+        if not has_paired_target(student):
+            return ("SDAKD's first two stages are supervised (L1 + perceptual to the paired target); "
+                    f"{type(student).__name__} takes {student.input_kind} input, with no paired target")
+        return None
 
     def __init__(self, cfg: SDAKDConfig, setup: Setup) -> None:
         if setup.teacher is None:

@@ -9,6 +9,8 @@ generically (no isinstance checks elsewhere):
 - generators: ``feature_taps(k)``, module names of ``k`` evenly spaced intermediate features;
 - discriminators: ``penultimate``, the module whose *input* is the last hidden activation, and
   either ``fixed_input_size`` (judges one image size) or ``input_multiple`` (sides it accepts);
+- generators: ``input_kind``, what the input is (``lr``, ``hr``, ``noise``, ``image``:
+  ``has_paired_target``);
 - optionally ``set_random_noise(enabled)``: generators with noise injection (GCFSR) switch it off
   for evaluation, MACs counting and determinism.
 """
@@ -26,6 +28,16 @@ MODELS: Registry[type[nn.Module]] = Registry("architecture", "gankd.models", suf
 
 def build(arch: str, **kwargs: Any) -> nn.Module:
     return MODELS.get(arch)(**kwargs)
+
+
+#: ``input_kind`` of generators whose task pairs each input with a target: a degraded image of it
+#: (``lr``: Real-ESRGAN, ``hr``: GCFSR's upsampled LR); ``noise`` (DCGAN) and ``image``
+#: (CycleGAN's unpaired translation) have none
+PAIRED_INPUTS = ("lr", "hr")
+
+
+def has_paired_target(generator: nn.Module) -> bool:
+    return getattr(generator, "input_kind", "lr") in PAIRED_INPUTS
 
 
 def evenly_spaced(n: int, k: int) -> list[int]:

@@ -31,14 +31,23 @@ def grid(s: Section, results: Path, crop: int = 96) -> dict[str, Any] | None:
         some = next(iter(s.refs.values()))
         if some.samples_dir:
             ref_dir = results / some.samples_dir
+    # the columns of each task (gankd.bench.tasks), told apart by its references: SR shows LR,
+    # bicubic, teacher, the students and HR; translation the input, the teacher's output (the
+    # reference) and the students; unconditional generation the teacher's sample for the same
+    # fixed noise (its reference) and the students'
+    before: tuple[tuple[str, str], ...] = (("LR", "lr"), ("bicubic", "bicubic"), ("teacher", "teacher"))
+    after: tuple[tuple[str, str], ...] = (("HR", "hr"),)
+    if "identity" in s.refs:
+        before, after = (("input", "lr"), ("teacher", "hr")), ()
+    elif s.refs and "bicubic" not in s.refs:
+        before, after = (("teacher", "hr"),), ()
     sources: list[tuple[str, Path]] = []
     if ref_dir is not None:
-        sources += [(who, ref_dir / folder) for who, folder in (("LR", "lr"), ("bicubic", "bicubic"),
-                                                                ("teacher", "teacher"))]
+        sources += [(who, ref_dir / folder) for who, folder in before]
     order = sorted(done, key=lambda m: (m != BASELINE, m))
     sources += [(m, results / done[m].run_dir / "samples") for m in order]
     if ref_dir is not None:
-        sources.append(("HR", ref_dir / "hr"))
+        sources += [(who, ref_dir / folder) for who, folder in after]
     names = sorted({p.stem for _, folder in sources if folder.is_dir() for p in folder.glob("*.png")})
     if not names or not done:
         return None

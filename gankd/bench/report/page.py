@@ -14,7 +14,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from gankd.bench.leaderboard import BASELINE, BELOW_BICUBIC, FLOOR_METRIC
+from gankd.bench.leaderboard import BASELINE, FLOOR_METRIC
 from gankd.bench.record import RunRecord
 from gankd.bench.report import grid, plots, views
 from gankd.bench.report.sections import Section, slug
@@ -74,7 +74,7 @@ def _notes(runs: list[RunRecord]) -> dict[str, Any]:
         "patches": [str(int(p)) for p in sorted({r.metrics.get("fid_patches") for r in runs} - {None})],
         "devices": sorted({_device(r) for r in runs} - {""}),
         "shas": sorted({_short_sha(r.git_sha or "?") for r in runs}),
-        "floor_metric": FLOOR_METRIC, "below": BELOW_BICUBIC,
+        "floor_metric": FLOOR_METRIC,
     }
 
 

@@ -7,7 +7,7 @@ import base64
 import io
 from typing import Any
 
-from gankd.bench.leaderboard import BASELINE
+from gankd.bench.leaderboard import BASELINE, BASELINES
 from gankd.bench.record import RunRecord
 from gankd.bench.report.sections import Section
 from gankd.bench.report.views import arrow, label
@@ -86,9 +86,9 @@ def quality(secs: list[Section], colours: dict[str, str], x: str = "gmacs") -> d
                      None)
             if t:
                 ax.plot([t[x]], [t[col]], "s", color="black", ms=7, label="teacher")
-            b = next((a for a in every if a["method"] == "bicubic" and a[col] is not None), None)
+            b = next((a for a in every if a["method"] in BASELINES and a[col] is not None), None)
             if b:
-                ax.axhline(b[col], color="grey", ls="--", lw=1, label="bicubic")
+                ax.axhline(b[col], color="grey", ls="--", lw=1, label=b["method"])
             ax.set_xscale("log")
             plain = FuncFormatter(lambda v, _: f"{v:g}")  # 20, not 2×10¹
             ax.xaxis.set_major_formatter(plain)

@@ -53,6 +53,15 @@ class Section:
         return slug(f"{self.suite}-{self.model}-{self.tag}")
 
     @property
+    def expected_refs(self) -> tuple[str, ...]:
+        """The references this section's task has: the teacher and the no-network baseline its
+        runs' floors name (bicubic for SR and for records older than the other tasks, the
+        input itself for translation, none for unconditional generation)."""
+        named = {r.floors["baseline"] for r in self.runs if r.floors and "baseline" in r.floors}
+        baseline = named.pop() if len(named) == 1 else ("bicubic" if not named else None)
+        return ("teacher",) + ((baseline,) if baseline else ())
+
+    @property
     def students(self) -> list[dict]:
         return [a for a in self.aggs if a["method"] not in REFERENCES]
 

@@ -21,7 +21,8 @@ from gankd.bench.record import RunRecord, column
 from gankd.bench.report.sections import Section
 
 DASH = "–"
-FLOOR_TITLE = f"mean {FLOOR_METRIC} does not beat bicubic on this evaluation set: not ranked"
+FLOOR_TITLE = (f"mean {FLOOR_METRIC} does not beat the no-network baseline (bicubic; for translation the "
+               "unchanged input) on this evaluation set: not ranked")
 SIGNIFICANT_DIGITS = 3
 #: a method's colour is the same in every plot of the page
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -110,7 +111,7 @@ def board(s: Section, palette: dict[str, str]) -> dict[str, Any]:
                               "spread": spread if k not in ("params_m", "gmacs") else ""})  # sizes: no spread
             row["cells"] = cells
         rows.append(row)
-    for role in REFERENCES:
+    for role in s.expected_refs:
         if role not in s.refs:
             rows.append({"method": role, "is_ref": True, "cls": "ref missing",
                          "missing_row": "not evaluated yet (a run computes it after its training finishes)"})
