@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 import yaml
 
@@ -20,12 +23,15 @@ def test_tune_scores_on_validation_images_and_bench_uses_the_choice(tmp_path, mo
     assert code == 0
     table = yaml.safe_load((tmp_path / "tuned" / "smoke.yaml").read_text())
     chosen = table["models"]["realesrgan"]["mse"]
-    assert set(chosen["scores"]) == {f"x{f:g}" for f in suite.tune.factors}
+    grid = {f"x{f:g}" for f in suite.tune.factors}
+    extra = [float(k[1:]) for k in set(chosen["scores"]) - grid]  # past an end the best sat at
+    assert grid <= set(chosen["scores"]) and len(extra) <= suite.tune.extend
+    assert all(f < min(suite.tune.factors) or f > max(suite.tune.factors) for f in extra)
     best = min(chosen["scores"].items(), key=lambda kv: kv[1])[0]
     assert f"x{chosen['factor']:g}" == best  # LPIPS: lower is better
     runs = tmp_path / "results" / "tune" / "smoke" / "realesrgan" / "mse"
     for f in suite.tune.factors:
-        rec = yaml.safe_load((runs / f"x{f:g}" / "score.json").read_text())
+        rec = json.loads((runs / f"x{f:g}" / "score.json").read_text())
         assert rec["weights"]["weight"] == pytest.approx(default * f)
         assert rec["steps"] == suite.tune.steps(suite.models["realesrgan"].train.steps)
         assert rec["validation"]["images"] >= 1 and rec["metric"] == "lpips"
@@ -42,3 +48,24 @@ def test_tune_scores_on_validation_images_and_bench_uses_the_choice(tmp_path, mo
 def test_tune_refuses_a_method_without_distillation_weights(capsys):
     assert main(["tune", "--suite", "smoke", "--method", "scratch"]) == 2
     assert "mse" in capsys.readouterr().err  # the message lists what can be tuned
+
+
+@pytest.mark.parametrize(("optimum", "tried", "chosen"), [
+    (1.0, [0.01, 0.1, 1.0, 10.0, 100.0], 1.0),                 # inside the grid: nothing added
+    (1e-5, [1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0, 100.0], 1e-4),   # below it: two steps down, no more
+    (1e3, [0.01, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4], 1e3),       # above it: found, and bracketed
+])
+def test_a_best_factor_at_the_grids_end_extends_the_grid(optimum, tried, chosen):
+    from gankd.bench.suite import TuneConfig
+    from gankd.bench.tune import search
+
+    calls = []
+
+    def score(f: float) -> dict:
+        calls.append(f)
+        return {"factor": f, "score": abs(math.log10(f / optimum)), "higher_is_better": False}
+
+    runs = search(TuneConfig(), score)
+    assert [r["factor"] for r in runs] == pytest.approx(tried) and len(calls) == len(set(calls))
+    assert min(runs, key=lambda r: r["score"])["factor"] == pytest.approx(chosen)
+    assert search(TuneConfig(extend=0), score)[0]["factor"] == 0.01  # extend 0: the grid as given

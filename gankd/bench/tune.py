@@ -7,7 +7,8 @@ a student with no base loss at all), none for an SR recipe. So, per (suite, mode
 
 - every method declares the weights its distillation adds (``Config.TUNED``); one factor scales
   them together, keeping the ratios a paper fixes (DCD's lambda_CD : style : feature);
-- each factor of the suite's ``tune.factors`` (a log grid around 1: the defaults) is one run of
+- each factor of the suite's ``tune.factors`` (a log grid around 1: the defaults; extended past an
+  end while the best factor sits there, ``tune.extend`` times at most) is one run of
   ``tune.fraction`` of the model's training steps -- the same for every method, shorter than the
   suite's runs -- from the same starting student, seed ``tune.seed``;
 - its EMA student is scored by ``tune.metric`` on the **validation** images (never the
@@ -22,8 +23,11 @@ skipped like bench runs, so an interrupted tuning finishes where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +38,14 @@ from gankd.bench import environment
 from gankd.bench.assemble import assemble, not_applicable
 from gankd.bench.data import check_data, validation_set
 from gankd.bench.evaluation import evaluate_generator
-from gankd.bench.suite import StudentShape, SuiteConfig, explicit_options, method_options, tuned_path
+from gankd.bench.suite import (
+    StudentShape,
+    SuiteConfig,
+    TuneConfig,
+    explicit_options,
+    method_options,
+    tuned_path,
+)
 from gankd.engine import checkpoint
 from gankd.engine.trainer import resolve_device
 from gankd.errors import ConfigError
@@ -73,7 +84,7 @@ def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: 
     folder = results / "tune" / suite.name / model / method / f"x{factor:g}"
     done = folder / "score.json"
     if done.is_file():
-        return yaml.safe_load(done.read_text())
+        return json.loads(done.read_text())  # JSON: YAML would read 1e-05 as a string
     setup, tune = suite.models[model], suite.tune
     steps = tune.steps(setup.train.steps)
     train = dataclasses.replace(setup.train, steps=steps, val_every=0, ckpt_every=min(50, steps),
@@ -104,6 +115,27 @@ def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: 
     return record
 
 
+def _score_factor(suite: SuiteConfig, model: str, method: str, data: str, results: Path, progress: bool,
+                  factor: float) -> dict[str, Any]:
+    return score_run(suite, model, method, factor, data, results, progress)
+
+
+def search(protocol: TuneConfig, score: Callable[[float], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Score every factor of the grid, then, while the best one is at an end, one more factor past
+    that end (``protocol.extend`` at most); returns the scored runs in factor order."""
+    runs = {f: score(f) for f in protocol.factors}
+    for _ in range(protocol.extend):
+        factors = sorted(runs)
+        better = max if runs[factors[0]]["higher_is_better"] else min
+        best = better(factors, key=lambda f: runs[f]["score"])
+        if len(factors) < 2 or best not in (factors[0], factors[-1]):
+            break
+        f = (factors[0] ** 2 / factors[1]) if best == factors[0] else (factors[-1] ** 2 / factors[-2])
+        f = float(f"{f:.6g}")  # 0.01 * 0.1 is 0.0010000000000000002
+        runs[f] = score(f)
+    return [runs[f] for f in sorted(runs)]
+
+
 def tune(suite: SuiteConfig, models: list[str], data: dict[str, str], results: Path,
          methods: list[str] | None = None, progress: bool = True) -> Path:
     """Run the protocol for ``models`` (x ``methods``, default: every tunable method of the suite)
@@ -123,8 +155,8 @@ def tune(suite: SuiteConfig, models: list[str], data: dict[str, str], results: P
             if tuning_shape(suite, model, method) is None:
                 log.info("%s %s: not applicable to any student shape of the suite; not tuned", model, method)
                 continue
-            runs = [score_run(suite, model, method, f, data[model], results, progress)
-                    for f in suite.tune.factors]
+            runs = search(suite.tune, functools.partial(_score_factor, suite, model, method, data[model],
+                                                        results, progress))
             better = max if runs[0]["higher_is_better"] else min
             best = better(runs, key=lambda r: r["score"])
             chosen.setdefault(model, {})[method] = {
