@@ -115,11 +115,6 @@ def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: 
     return record
 
 
-def _score_factor(suite: SuiteConfig, model: str, method: str, data: str, results: Path, progress: bool,
-                  factor: float) -> dict[str, Any]:
-    return score_run(suite, model, method, factor, data, results, progress)
-
-
 def search(protocol: TuneConfig, score: Callable[[float], dict[str, Any]]) -> list[dict[str, Any]]:
     """Score every factor of the grid, then, while the best one is at an end, one more factor past
     that end (``protocol.extend`` at most); returns the scored runs in factor order."""
@@ -155,8 +150,8 @@ def tune(suite: SuiteConfig, models: list[str], data: dict[str, str], results: P
             if tuning_shape(suite, model, method) is None:
                 log.info("%s %s: not applicable to any student shape of the suite; not tuned", model, method)
                 continue
-            runs = search(suite.tune, functools.partial(_score_factor, suite, model, method, data[model],
-                                                        results, progress))
+            runs = search(suite.tune, functools.partial(score_run, suite, model, method, data=data[model],
+                                                        results=results, progress=progress))
             better = max if runs[0]["higher_is_better"] else min
             best = better(runs, key=lambda r: r["score"])
             chosen.setdefault(model, {})[method] = {
