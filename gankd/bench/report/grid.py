@@ -31,15 +31,15 @@ def grid(s: Section, results: Path, crop: int = 96) -> dict[str, Any] | None:
         some = next(iter(s.refs.values()))
         if some.samples_dir:
             ref_dir = results / some.samples_dir
-    # the columns of each task (gankd.bench.tasks), told apart by its references: SR shows LR,
+    # the columns of each task (gankd.bench.tasks), told apart by its baseline: SR shows LR,
     # bicubic, teacher, the students and HR; translation the input, the teacher's output (the
     # reference) and the students; unconditional generation the teacher's sample for the same
     # fixed noise (its reference) and the students'
     before: tuple[tuple[str, str], ...] = (("LR", "lr"), ("bicubic", "bicubic"), ("teacher", "teacher"))
     after: tuple[tuple[str, str], ...] = (("HR", "hr"),)
-    if "identity" in s.refs:
+    if s.baseline == "identity":
         before, after = (("input", "lr"), ("teacher", "hr")), ()
-    elif s.refs and "bicubic" not in s.refs:
+    elif s.baseline is None:
         before, after = (("teacher", "hr"),), ()
     sources: list[tuple[str, Path]] = []
     if ref_dir is not None:

@@ -53,13 +53,17 @@ class Section:
         return slug(f"{self.suite}-{self.model}-{self.tag}")
 
     @property
-    def expected_refs(self) -> tuple[str, ...]:
-        """The references this section's task has: the teacher and the no-network baseline its
-        runs' floors name (bicubic for SR and for records older than the other tasks, the
-        input itself for translation, none for unconditional generation)."""
+    def baseline(self) -> str | None:
+        """The task's no-network baseline its runs' floors name: bicubic for SR and for records
+        older than the other tasks, the input itself ("identity") for translation, None for
+        unconditional generation."""
         named = {r.floors["baseline"] for r in self.runs if r.floors and "baseline" in r.floors}
-        baseline = named.pop() if len(named) == 1 else ("bicubic" if not named else None)
-        return ("teacher",) + ((baseline,) if baseline else ())
+        return named.pop() if len(named) == 1 else ("bicubic" if not named else None)
+
+    @property
+    def expected_refs(self) -> tuple[str, ...]:
+        """The references this section's task has: the teacher and its baseline, if any."""
+        return ("teacher",) + ((self.baseline,) if self.baseline else ())
 
     @property
     def students(self) -> list[dict]:
