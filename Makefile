@@ -69,7 +69,7 @@ unit: $(ASSETS)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check gankd tests benchmarks
+	$(BIN)/ruff check gankd tests benchmarks scripts
 
 regress: $(ASSETS)
 	$(BIN)/gankd regress
