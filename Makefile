@@ -18,7 +18,7 @@ DATA    ?= builtin
 # Extra flags for pytest, e.g. `make test PYTEST_ARGS="-k dcd"`.
 PYTEST_ARGS ?=
 
-.PHONY: setup assets browser bench sweep tune report test unit lint regress regress-update zoo list data-extra perf clean
+.PHONY: setup assets browser bench sweep tune export report test unit lint regress regress-update zoo list data-extra perf clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,10 @@ sweep: $(ASSETS)
 # Calibrate each method's distillation weights on validation images (benchmarks/tuned/<suite>.yaml).
 tune: $(ASSETS)
 	$(BIN)/gankd tune --suite "$(SUITE)" --data "$(DATA)"
+
+# Deployment latency (ONNX Runtime, ncnn, torch) of every finished run and its teacher.
+export: $(ASSETS)
+	$(BIN)/gankd export --suite "$(SUITE)" $(if $(MODEL),--model "$(MODEL)")
 
 report: $(STAMP)
 	$(BIN)/gankd report
