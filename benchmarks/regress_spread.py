@@ -19,7 +19,12 @@ and writes, per run and metric, the largest difference between any two variants 
 shows that a real change is still caught: the smoke suite with the ``mse`` weight raised by
 1 % and with DCD's teacher taps in reverse order must each fail against the committed baseline.
 
-    python benchmarks/regress_spread.py [--variants default,avx2] [--check]
+    python benchmarks/regress_spread.py [--variants default,avx2] [--merge] [--check]
+    python benchmarks/regress_spread.py --retolerance   # baseline tolerances from the spread file
+
+``--merge`` adds this machine's variants to the file's earlier ones (named "<CPU model>: <variant>"):
+emulating AVX2 on an AVX-512 Intel CPU did not reproduce an AMD EPYC's last bits (MKL and oneDNN
+take vendor-specific paths), so each CPU family a user may have is measured on itself.
 """
 
 from __future__ import annotations
@@ -76,14 +81,15 @@ def run_variant(name: str, out: Path, tmp: Path) -> dict:
     return doc
 
 
-def spreads(docs: dict[str, dict]) -> dict[str, dict[str, float]]:
+def spreads(values: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Per run and metric, the largest difference between any two variants' values."""
     runs: dict[str, dict[str, float]] = {}
-    first = next(iter(docs.values()))
-    for key, metrics in first["runs"].items():
+    first = next(iter(values.values()))
+    for key, metrics in first.items():
         runs[key] = {}
         for m in metrics:
-            values = [d["runs"][key][m] for d in docs.values() if m in d["runs"].get(key, {})]
-            runs[key][m] = max(values) - min(values)
+            seen = [v[key][m] for v in values.values() if m in v.get(key, {})]
+            runs[key][m] = max(seen) - min(seen)
     return runs
 
 
@@ -129,6 +135,28 @@ def check() -> None:
                   f"tolerance {d.tolerance:.3g}")
 
 
+def retolerance(spread_file: Path) -> int:
+    """The committed baseline's spreads and tolerances from ``spread_file``, its values kept (a
+    spread measured on one more machine needs no new baseline run)."""
+    from gankd import atomic
+    from gankd.bench.regress import tolerance
+
+    path = ROOT / "results" / "baselines" / "smoke.json"
+    baseline = json.loads(path.read_text())
+    runs = json.loads(spread_file.read_text())["runs"]
+    changed = 0
+    for key, run in baseline["runs"].items():
+        for name, m in run["metrics"].items():
+            s = runs.get(key, {}).get(name)
+            new = {"spread": s, "tolerance": tolerance(name, s)}
+            changed += new != {k: m.get(k) for k in new}
+            m.update(new)
+    baseline["produced_by"]["spread"] = str(spread_file.relative_to(ROOT))
+    atomic.write_json(path, baseline)
+    print(f"{changed} tolerance(s) changed in {path}")
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: "
@@ -136,7 +164,13 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=ROOT / "results" / "baselines" / "smoke.spread.json")
     p.add_argument("--check", action="store_true", help="only show that real changes are caught (against "
                    "the committed baseline)")
+    p.add_argument("--merge", action="store_true", help="add this machine's variants to those already in "
+                   "--out (measured on other machines): the spread then covers every machine measured")
+    p.add_argument("--retolerance", action="store_true", help="only rewrite the committed baseline's "
+                   "spreads and tolerances from --out, keeping its values")
     args = p.parse_args()
+    if args.retolerance:
+        return retolerance(args.out.resolve())
     with tempfile.TemporaryDirectory(prefix="gankd-spread-") as tmp:
         if args.check:
             check()
@@ -149,10 +183,18 @@ def main() -> int:
         for name in names:
             docs[name] = run_variant(name, Path(tmp) / f"{len(docs)}.json", Path(tmp))
             print(f"{name}: {docs[name]['seconds']} s", flush=True)
-    runs = spreads(docs)
-    doc = {"suite": "smoke", "measured_on": docs[names[0]]["cpu"], "written_at": time.strftime("%Y-%m-%d"),
-           "variants": {n: VARIANTS[n] or DESCRIBED.get(n, "as is") for n in names},
-           "values": {n: d["runs"] for n, d in docs.items()}, "runs": runs}
+    here = docs[names[0]]["cpu"]
+    variants = {n: VARIANTS[n] or DESCRIBED.get(n, "as is") for n in names}
+    values = {n: d["runs"] for n, d in docs.items()}
+    machines = [here]
+    if args.merge and args.out.is_file():  # another machine's variants join the earlier ones
+        old = json.loads(args.out.read_text())
+        machines = [*old.get("machines", [old["measured_on"]]), here]
+        variants = {**old["variants"], **{f"{here['model']}: {n}": v for n, v in variants.items()}}
+        values = {**old["values"], **{f"{here['model']}: {n}": v for n, v in values.items()}}
+    runs = spreads(values)
+    doc = {"suite": "smoke", "measured_on": machines[0], "machines": machines,
+           "written_at": time.strftime("%Y-%m-%d"), "variants": variants, "values": values, "runs": runs}
     args.out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     worst: dict[str, float] = {}
     for metrics in runs.values():
