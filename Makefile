@@ -15,6 +15,10 @@ STUDENT ?= 0.25
 BLOCKS  ?=
 SEED    ?= 0
 DATA    ?= builtin
+# Results folder (empty: results/). The committed sample that sessions and machines add to:
+# RESULTS=reports/sample/results (records and crops; checkpoints stay out of git).
+RESULTS ?=
+RES      = $(if $(RESULTS),--results "$(RESULTS)")
 # Extra flags for pytest, e.g. `make test PYTEST_ARGS="-k dcd"`.
 PYTEST_ARGS ?=
 
@@ -48,21 +52,21 @@ browser:
 
 bench: $(ASSETS)
 	$(BIN)/gankd bench --method "$(METHOD)" --model "$(MODEL)" --suite "$(SUITE)" \
-		--student "$(STUDENT)" --blocks "$(BLOCKS)" --seed "$(SEED)" --data "$(DATA)"
+		--student "$(STUDENT)" --blocks "$(BLOCKS)" --seed "$(SEED)" --data "$(DATA)" $(RES)
 
 sweep: $(ASSETS)
-	$(BIN)/gankd sweep --suite "$(SUITE)" --data "$(DATA)"
+	$(BIN)/gankd sweep --suite "$(SUITE)" --data "$(DATA)" $(RES)
 
 # Calibrate each method's distillation weights on validation images (benchmarks/tuned/<suite>.yaml).
 tune: $(ASSETS)
-	$(BIN)/gankd tune --suite "$(SUITE)" --data "$(DATA)"
+	$(BIN)/gankd tune --suite "$(SUITE)" --data "$(DATA)" $(RES)
 
 # Deployment latency (ONNX Runtime, ncnn, torch) of every finished run and its teacher.
 export: $(ASSETS)
-	$(BIN)/gankd export --suite "$(SUITE)" $(if $(MODEL),--model "$(MODEL)")
+	$(BIN)/gankd export --suite "$(SUITE)" $(if $(MODEL),--model "$(MODEL)") $(RES)
 
 report: $(STAMP)
-	$(BIN)/gankd report
+	$(BIN)/gankd report $(RES)
 
 test: $(ASSETS) browser
 	$(MAKE) --no-print-directory lint

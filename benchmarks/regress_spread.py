@@ -22,9 +22,12 @@ shows that a real change is still caught: the smoke suite with the ``mse`` weigh
     python benchmarks/regress_spread.py [--variants default,avx2] [--merge] [--check]
     python benchmarks/regress_spread.py --retolerance   # baseline tolerances from the spread file
 
-``--merge`` adds this machine's variants to the file's earlier ones (named "<CPU model>: <variant>"):
-emulating AVX2 on an AVX-512 Intel CPU did not reproduce an AMD EPYC's last bits (MKL and oneDNN
-take vendor-specific paths), so each CPU family a user may have is measured on itself.
+``--merge`` adds this machine's variants to the file's earlier ones (named "<CPU family>: <variant>",
+e.g. "AMD AVX512: default"; the family from gankd.hardware.cpu_family): emulating AVX2 on an AVX-512
+Intel CPU did not reproduce an AMD EPYC's last bits (MKL and oneDNN take vendor-specific paths), so
+each CPU family a user may have is measured on itself. The file's ``families`` lists each family's
+variants, its as-is run first; ``--retolerance`` gives each family its own values and tolerances in
+the baseline (gankd/bench/regress.py).
 """
 
 from __future__ import annotations
@@ -81,18 +84,6 @@ def run_variant(name: str, out: Path, tmp: Path) -> dict:
     return doc
 
 
-def spreads(values: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
-    """Per run and metric, the largest difference between any two variants' values."""
-    runs: dict[str, dict[str, float]] = {}
-    first = next(iter(values.values()))
-    for key, metrics in first.items():
-        runs[key] = {}
-        for m in metrics:
-            seen = [v[key][m] for v in values.values() if m in v.get(key, {})]
-            runs[key][m] = max(seen) - min(seen)
-    return runs
-
-
 def check() -> None:
     """A 1 % change of the ``mse`` weight and DCD's teacher taps in reverse order must each put
     metrics of their runs outside the committed baseline's tolerances."""
@@ -101,6 +92,7 @@ def check() -> None:
     import gankd.bench.compose as compose
     from gankd.bench.regress import collect, compare
     from gankd.bench.suite import load_suite, method_options
+    from gankd.hardware import cpu_family
 
     baseline = json.loads((ROOT / "results" / "baselines" / "smoke.json").read_text())
     smoke = load_suite("smoke")
@@ -128,7 +120,7 @@ def check() -> None:
                 records = collect(suite, "builtin", Path(tmp), progress=False)
         finally:
             compose.Setup = real_setup
-        fails = [d for d in compare(baseline, records) if d.run in records and not d.ok]
+        fails = [d for d in compare(baseline, records, cpu_family()) if d.run in records and not d.ok]
         print(f"{what}: {'caught' if fails else 'NOT CAUGHT'} ({len(fails)} metric(s) outside tolerance)")
         for d in fails[:8]:
             print(f"    {d.run} {d.metric}: baseline {d.baseline:.5g}, now {d.value:.5g}, "
@@ -139,16 +131,17 @@ def retolerance(spread_file: Path) -> int:
     """The committed baseline's spreads and tolerances from ``spread_file``, its values kept (a
     spread measured on one more machine needs no new baseline run)."""
     from gankd import atomic
-    from gankd.bench.regress import tolerance
+    from gankd.bench.regress import by_family, family_values, tolerance
 
     path = ROOT / "results" / "baselines" / "smoke.json"
     baseline = json.loads(path.read_text())
-    runs = json.loads(spread_file.read_text())["runs"]
+    doc = json.loads(spread_file.read_text())
+    runs, families = doc["runs"], family_values(doc)
     changed = 0
     for key, run in baseline["runs"].items():
         for name, m in run["metrics"].items():
             s = runs.get(key, {}).get(name)
-            new = {"spread": s, "tolerance": tolerance(name, s)}
+            new = {"spread": s, "tolerance": tolerance(name, s), "by_family": by_family(families, key, name)}
             changed += new != {k: m.get(k) for k in new}
             m.update(new)
     baseline["produced_by"]["spread"] = str(spread_file.relative_to(ROOT))
@@ -158,6 +151,9 @@ def retolerance(spread_file: Path) -> int:
 
 
 def main() -> int:
+    from gankd.bench.regress import spreads_of
+    from gankd.hardware import cpu_family
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: "
                    + ", ".join(VARIANTS))
@@ -184,17 +180,21 @@ def main() -> int:
             docs[name] = run_variant(name, Path(tmp) / f"{len(docs)}.json", Path(tmp))
             print(f"{name}: {docs[name]['seconds']} s", flush=True)
     here = docs[names[0]]["cpu"]
+    family = cpu_family(here)
     variants = {n: VARIANTS[n] or DESCRIBED.get(n, "as is") for n in names}
     values = {n: d["runs"] for n, d in docs.items()}
-    machines = [here]
+    machines, families = [here], {family: names}
     if args.merge and args.out.is_file():  # another machine's variants join the earlier ones
         old = json.loads(args.out.read_text())
+        named = {n: f"{family}: {n}" for n in names}
         machines = [*old.get("machines", [old["measured_on"]]), here]
-        variants = {**old["variants"], **{f"{here['model']}: {n}": v for n, v in variants.items()}}
-        values = {**old["values"], **{f"{here['model']}: {n}": v for n, v in values.items()}}
-    runs = spreads(values)
+        variants = {**old["variants"], **{named[n]: v for n, v in variants.items()}}
+        values = {**old["values"], **{named[n]: v for n, v in values.items()}}
+        families = {**old.get("families", {}), family: [named[n] for n in names]}
+    runs = spreads_of(values)
     doc = {"suite": "smoke", "measured_on": machines[0], "machines": machines,
-           "written_at": time.strftime("%Y-%m-%d"), "variants": variants, "values": values, "runs": runs}
+           "written_at": time.strftime("%Y-%m-%d"), "variants": variants, "values": values, "runs": runs,
+           "families": families}
     args.out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     worst: dict[str, float] = {}
     for metrics in runs.values():

@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("sweep", help="every method x model x ratio x seed of a suite; skips finished runs")
     run_args(sp, method=False)
     sp.add_argument("--shard", default="1/1", help="K/N: run only every N-th job starting at K (job arrays)")
+    for flag, what in (("--model", "model family"), ("--method", "method"),
+                       ("--shape", "student shape, e.g. r0.25")):
+        sp.add_argument(flag, action="append", default=None,
+                        help=f"only this {what} (repeatable; default: all)")
     sp.add_argument("--dry-list", action="store_true", help="print the jobs and exit")
 
     sp = sub.add_parser("tune", help="calibrate each method's distillation weights on validation images")
@@ -129,7 +133,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                               report=not args.no_report)
     if args.command == "sweep":
         return commands.sweep(commands.suite(args.suite), args.data, args.results, args.shard,
-                              progress=not args.quiet, dry=args.dry_list)
+                              progress=not args.quiet, dry=args.dry_list,
+                              only={"model": args.model, "method": args.method, "shape": args.shape})
     if args.command == "tune":
         return commands.tune(commands.suite(args.suite), args.model, args.method, args.data, args.results,
                              progress=not args.quiet)

@@ -42,3 +42,13 @@ def cpu_info() -> dict[str, Any]:
     return {"model": model, "machine": platform.machine(), "isa": [f for f in ISA_FLAGS if f in flags],
             "torch_capability": capability,
             "kernel_env": {k: os.environ[k] for k in KERNEL_ENV if k in os.environ}}
+
+
+def cpu_family(info: dict[str, Any] | None = None) -> str:
+    """``"<vendor> <torch capability>"``, e.g. ``"AMD AVX2"``: machines of one family run the same
+    kernels and agree to the last bits far more closely than two families do (measured for
+    ``gankd regress``: results/baselines/smoke.spread.json), so each gets its own baseline values."""
+    info = info or cpu_info()
+    model = str(info.get("model", ""))
+    vendor = next((v for v in ("AMD", "Intel") if v.lower() in model.lower()), info.get("machine", "unknown"))
+    return f"{vendor} {info.get('torch_capability', 'unknown')}"

@@ -85,6 +85,41 @@ def test_compare_flags_each_direction_and_missing_runs():
     assert Diff("r", "psnr", None, None, 0.0, True).ok
 
 
+def test_each_cpu_family_is_compared_with_its_own_values_and_others_with_the_cross_family_ones():
+    """Two families 1.0 dB apart, each reproducing itself to 0.001: a machine of either family is
+    held to its own value at its own tolerance; an unmeasured family gets the wide one."""
+    from gankd.bench.regress import family_values, spreads_of
+    from gankd.hardware import cpu_family
+
+    key = "m/r0.25/x/seed0"
+    values = {"default": {key: {"psnr": 30.0}}, "1 thread": {key: {"psnr": 30.001}},
+              "AMD AVX2: default": {key: {"psnr": 31.0}}, "AMD AVX2: 1 thread": {key: {"psnr": 31.0}}}
+    doc = {"values": values, "runs": spreads_of(values),
+           "families": {"Intel AVX512": ["default", "1 thread"],
+                        "AMD AVX2": ["AMD AVX2: default", "AMD AVX2: 1 thread"]}}
+    assert doc["runs"][key]["psnr"] == pytest.approx(1.0)
+    fams = family_values(doc)
+    assert fams["AMD AVX2"][key]["psnr"] == {"value": 31.0, "spread": 0.0}
+    assert fams["Intel AVX512"][key]["psnr"]["spread"] == pytest.approx(0.001)
+    first = RunRecord("smoke", "m", "x", 0.25, 0, metrics={"psnr": 30.0})
+    base = baseline_from({key: first}, load_suite("smoke"), doc["runs"], fams)
+    entry = base["runs"][key]["metrics"]["psnr"]
+    assert entry["tolerance"] == pytest.approx(3.0)
+    assert set(entry["by_family"]) == {"AMD AVX2", "Intel AVX512"}
+
+    def verdict(psnr: float, family: str) -> str:
+        rec = RunRecord("smoke", "m", "x", 0.25, 0, metrics={"psnr": psnr})
+        return compare(base, {key: rec}, family)[0].verdict
+
+    assert verdict(31.0, "AMD AVX2") == "ok" and verdict(30.0, "Intel AVX512") == "ok"
+    assert verdict(30.0, "AMD AVX2") == "WORSE"            # Intel's value is 1 dB off AMD's own
+    assert verdict(30.3, "Intel AVX512") == "better (outside tolerance)"
+    assert verdict(32.0, "Arm ASIMD") == "ok"              # unmeasured: the cross-family tolerance
+    assert cpu_family({"model": "AMD EPYC 9B45", "torch_capability": "AVX512"}) == "AMD AVX512"
+    assert cpu_family({"model": "Intel(R) Xeon(R) Platinum", "torch_capability": "AVX2"}) == "Intel AVX2"
+    assert cpu_family({"model": "", "machine": "aarch64", "torch_capability": "DEFAULT"}) == "aarch64 DEFAULT"
+
+
 def test_committed_baseline_covers_every_smoke_run():
     baseline = json.loads((results_dir() / "baselines" / "smoke.json").read_text())
     suite = load_suite("smoke")
@@ -101,3 +136,7 @@ def test_committed_baseline_covers_every_smoke_run():
         for m in run["metrics"].values():
             assert m["tolerance"] > 0 and isinstance(m["higher_is_better"], bool)
     assert baseline["produced_by"]["git_sha"]
+    spread = json.loads((results_dir() / "baselines" / "smoke.spread.json").read_text())
+    for run in baseline["runs"].values():  # each family measured has values of its own
+        for m in run["metrics"].values():
+            assert set(m["by_family"]) == set(spread["families"])

@@ -93,3 +93,56 @@ def test_iter_runs_finds_runs_where_they_are_and_skips_non_runs(tmp_path) -> Non
     (ref,) = store.iter_references(tmp_path)
     assert ref.role == "teacher" and ref.is_reference and ref.samples_dir == "runs/s/m/reference/ev"
     assert list(store.iter_runs(tmp_path / "empty")) == []
+
+
+def test_a_finished_run_of_another_config_runs_again_and_keeps_its_old_record(tmp_path, monkeypatch) -> None:
+    """Results accumulate across machines and sessions (reports/sample/results): a finished run is
+    skipped only while its config is the current one; re-tuned weights make it run again."""
+    import yaml
+
+    from gankd.bench import run as run_mod
+    from gankd.bench.suite import RunSpec, load_suite, resolved
+
+    suite = load_suite("smoke")
+    spec = RunSpec("smoke", "gcfsr", "mse", 0.25, 0, "builtin")
+    run_dir = run_mod.run_dir_of(tmp_path, spec)
+    config = resolved(suite, spec)
+    store.write_metrics(run_dir, rec(status="done", metrics={"psnr": 20.0}))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(run_mod._plain(config), sort_keys=False))
+
+    class Trained(Exception):
+        pass
+
+    def assemble(*args, **kwargs):
+        raise Trained
+
+    monkeypatch.setattr(run_mod, "assemble", assemble)
+    monkeypatch.setattr(run_mod, "check_data", lambda *a: None)
+    monkeypatch.setattr(run_mod, "validation_set", lambda *a: [])
+    same = run_mod.run(spec, suite, tmp_path, progress=False)
+    assert same.metrics == {"psnr": 20.0}  # the same config: skipped, not trained
+
+    stored = yaml.safe_load((run_dir / "config.yaml").read_text())
+    stored["method"]["weight"] = 123.0
+    stored["setup"]["train"]["steps"] += 1
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
+    assert run_mod.config_change(run_dir, config) == ["method.weight", "setup.train.steps"]
+    with pytest.raises(Trained):
+        run_mod.run(spec, suite, tmp_path, progress=False)
+    assert not (run_dir / "metrics.json").exists()
+    assert json.loads((run_dir / run_mod.STALE_RECORD).read_text())["metrics"] == {"psnr": 20.0}
+
+
+def test_a_sweep_selects_by_model_method_and_shape_and_names_the_valid_ones() -> None:
+    from gankd.bench.suite import load_suite
+    from gankd.bench.sweep import jobs, select
+    from gankd.errors import ConfigError
+
+    specs = jobs(load_suite("cpu"), "builtin")
+    kept = select(specs, {"model": ["realesrgan"], "method": ["dcd", "scratch"], "shape": ["r0.25"]})
+    assert {(s.model, s.method, s.shape.tag) for s in kept} == {("realesrgan", "dcd", "r0.25"),
+                                                                ("realesrgan", "scratch", "r0.25")}
+    assert sorted(s.seed for s in kept) == [0, 0, 1, 1, 2, 2]
+    valid = r"unknown shape .*'r0\.3'.*valid choices: r0\.25, r0\.5-d10, r1-d6"
+    with pytest.raises(ConfigError, match=valid):
+        select(specs, {"shape": ["r0.3"]})

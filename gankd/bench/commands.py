@@ -160,12 +160,15 @@ def _print_run(record: RunRecord) -> None:
     print_table(title, ("metric", "value"), rows)
 
 
-def sweep(suite: SuiteConfig, data: str, results: Path | None, shard: str, progress: bool, dry: bool) -> int:
-    from gankd.bench.sweep import jobs, parse_shard, run_jobs
+def sweep(suite: SuiteConfig, data: str, results: Path | None, shard: str, progress: bool, dry: bool,
+          only: dict[str, list[str] | None] | None = None) -> int:
+    """``only``: keep the jobs whose model / method / shape tag is listed (None: any)."""
+    from gankd.bench.sweep import jobs, parse_shard, run_jobs, select
 
     k, n = parse_shard(shard)
     per_model = data_for(suite, data)
-    todo = [dataclasses.replace(s, data=per_model[s.model]) for s in jobs(suite, data)][k - 1::n]
+    todo = [dataclasses.replace(s, data=per_model[s.model]) for s in select(jobs(suite, data), only or {})]
+    todo = todo[k - 1::n]
     if dry:
         for spec in todo:
             print(spec.rel_dir)

@@ -21,6 +21,16 @@ loading the CPU) and writes, per run and metric, the largest difference to
 ``results/baselines/<suite>.spread.json``. Each tolerance is ``SPREAD_MULTIPLE`` times that spread,
 and never below the smallest tolerance the metric's ``Column`` declares; the spread is written
 beside it in the baseline.
+
+CPU families (``gankd.hardware.cpu_family``: vendor and torch's kernel capability, e.g. ``AMD
+AVX2``) differ from each other far more than the code paths of one family do: an AMD EPYC's
+results are up to 25 FID from an Intel Xeon's on the smoke suite, where each machine's own
+variants agree within ~1. One tolerance wide enough for every family no longer catches a real
+change (DCD's taps in reverse order). So each family measured in the spread file (its
+``families``: the variants measured on it, the as-is one first) gets values of its own in the
+baseline (``by_family``: that family's as-is value, the spread among its own variants, the
+tolerance from that spread), and a machine of a measured family is compared with those. A family
+never measured falls back to the cross-family value and tolerance, and ``gankd regress`` says so.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from gankd.bench import environment
 from gankd.bench.record import RunRecord
 from gankd.bench.suite import SuiteConfig, load_suite
 from gankd.bench.tables import print_table as show
+from gankd.hardware import cpu_family
 from gankd.metrics import Column, all_result_columns
 from gankd.paths import results_dir
 
@@ -110,8 +121,41 @@ def tolerance(metric: str, spread: float | None) -> float:
     return floor if spread is None else max(floor, SPREAD_MULTIPLE * spread)
 
 
+def spreads_of(values: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """{run: {metric: largest difference between any two of the variants}} of ``values``
+    ({variant: {run: {metric: value}}})."""
+    runs: dict[str, dict[str, float]] = {}
+    for key, metrics in next(iter(values.values())).items():
+        runs[key] = {}
+        for m in metrics:
+            seen = [v[key][m] for v in values.values() if m in v.get(key, {})]
+            runs[key][m] = max(seen) - min(seen)
+    return runs
+
+
+def family_values(spread_doc: dict[str, Any]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """{family: {run: {metric: {"value", "spread"}}}} of each CPU family the spread file measured:
+    its as-is variant's value and the largest difference among its own variants."""
+    out = {}
+    for family, names in spread_doc.get("families", {}).items():
+        own = {n: spread_doc["values"][n] for n in names}
+        sp = spreads_of(own)
+        out[family] = {key: {m: {"value": v, "spread": sp[key][m]} for m, v in metrics.items()}
+                       for key, metrics in own[names[0]].items()}
+    return out
+
+
+def by_family(families: dict[str, dict[str, dict[str, dict[str, float]]]], key: str,
+              name: str) -> dict[str, dict[str, float]]:
+    """One metric's entry per family: value, the family's own spread, the tolerance from it."""
+    return {fam: {"value": e["value"], "spread": e["spread"], "tolerance": tolerance(name, e["spread"])}
+            for fam, runs in sorted(families.items()) if (e := runs.get(key, {}).get(name)) is not None}
+
+
 def baseline_from(records: dict[str, RunRecord], suite: SuiteConfig,
-                  spreads: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+                  spreads: dict[str, dict[str, float]] | None = None,
+                  families: dict[str, dict[str, dict[str, dict[str, float]]]] | None = None,
+                  ) -> dict[str, Any]:
     runs = {}
     for key, values in measured(records).items():
         metrics = {}
@@ -119,17 +163,28 @@ def baseline_from(records: dict[str, RunRecord], suite: SuiteConfig,
             s = (spreads or {}).get(key, {}).get(name)
             metrics[name] = {"value": value, "spread": s, "tolerance": tolerance(name, s),
                              "higher_is_better": regressed()[name].higher_is_better}
+            if families:
+                metrics[name]["by_family"] = by_family(families, key, name)
         runs[key] = {"status": records[key].status, "metrics": metrics}
     return {"suite": suite.name, "tolerance_rule": f"max(floor, {SPREAD_MULTIPLE:g} x spread)", "runs": runs}
 
 
-def compare(baseline: dict[str, Any], records: dict[str, RunRecord]) -> list[Diff]:
+def baseline_families(baseline: dict[str, Any]) -> set[str]:
+    return {fam for run in baseline["runs"].values() for m in run["metrics"].values()
+            for fam in m.get("by_family", {})}
+
+
+def compare(baseline: dict[str, Any], records: dict[str, RunRecord], family: str | None = None) -> list[Diff]:
+    """Each metric against ``family``'s own value and tolerance where the baseline has them, else
+    against the cross-family ones."""
     diffs = []
     for key, spec in baseline["runs"].items():
         rec = records.get(key)
         got = rec.metrics if rec is not None else {}
         for name, m in spec["metrics"].items():
-            diffs.append(Diff(key, name, m["value"], got.get(name), m["tolerance"], m["higher_is_better"]))
+            ref = m.get("by_family", {}).get(family, m) if family else m
+            diffs.append(Diff(key, name, ref["value"], got.get(name), ref["tolerance"],
+                              m["higher_is_better"]))
     for key in sorted(set(records) - set(baseline["runs"])):
         diffs.append(Diff(key, "(run)", None, float("nan"), 0.0, True))
     return diffs
@@ -166,8 +221,9 @@ def regress(suite_name: str = "smoke", baseline_path: Path | None = None, update
         return 0
     if update:
         side = spread_path(baseline_path)
-        spreads = json.loads(side.read_text())["runs"] if side.is_file() else None
-        new = baseline_from(records, suite, spreads)
+        doc = json.loads(side.read_text()) if side.is_file() else {}
+        new = baseline_from(records, suite, doc.get("runs"), family_values(doc) if doc else None)
+        spreads = doc.get("runs")
         old = json.loads(baseline_path.read_text()) if baseline_path.is_file() else None
         if old is not None and old.get("suite") == new["suite"] and old.get("runs") == new["runs"]:
             print(f"baseline {baseline_path} unchanged: every value reproduced")
@@ -181,7 +237,15 @@ def regress(suite_name: str = "smoke", baseline_path: Path | None = None, update
     if not baseline_path.is_file():
         print(f"no baseline at {baseline_path}: run `make regress-update` to create it")
         return 1
-    diffs = compare(json.loads(baseline_path.read_text()), records)
+    baseline = json.loads(baseline_path.read_text())
+    family = cpu_family()
+    if family in baseline_families(baseline):
+        print(f"CPU family {family}: compared with the values and spread measured on this family")
+    else:
+        print(f"CPU family {family} has no values of its own in {baseline_path.name} (measured: "
+              f"{', '.join(sorted(baseline_families(baseline))) or 'none'}): compared with the cross-family "
+              "values and tolerances; benchmarks/regress_spread.py --merge measures it")
+    diffs = compare(baseline, records, family)
     print_table(diffs)
     bad = [d for d in diffs if not d.ok]
     if bad:

@@ -70,8 +70,19 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
     run_dir = run_dir_of(results, spec)
     existing = store.read_metrics(run_dir)
     if existing and existing.status in (store.STATUS_DONE, store.STATUS_NA) and not force:
-        log.info("%s already %s; skipping", spec.rel_dir, existing.status)
-        return existing
+        done = existing.status == store.STATUS_DONE
+        changed = config_change(run_dir, resolved(suite, spec)) if done else []
+        if not changed:
+            log.info("%s already %s; skipping", spec.rel_dir, existing.status)
+            return existing
+        # A finished run of another config (re-tuned weights, an edited suite) would be ranked
+        # beside runs of this one: run it again, keeping the old record beside the new.
+        log.warning("%s was run with a different config (%s); running it again (its record is kept as "
+                    "%s)", spec.rel_dir, ", ".join(changed[:4]) + (" ..." if len(changed) > 4 else ""),
+                    STALE_RECORD)
+        if distributed.from_env(setup.train.device).is_main:
+            os.replace(run_dir / "metrics.json", run_dir / STALE_RECORD)
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     dist = distributed.from_env(setup.train.device)
     reason = not_applicable(setup, spec.method, spec.ratio, spec.depth)
     if reason is not None:  # recorded, so the leaderboard shows the cell and why; nothing trained
@@ -222,6 +233,26 @@ def _save_samples(folder: Path, outputs: dict[str, torch.Tensor]) -> None:
 
     for name, img in outputs.items():
         save_png(folder / f"{name}.png", img)
+
+
+#: where a finished run's record goes when its config changed and the run is done again
+STALE_RECORD = "metrics.stale.json"
+
+
+def config_change(run_dir: Path, config: dict[str, Any]) -> list[str]:
+    """The dotted keys in which ``run_dir``'s stored config differs from ``config`` (empty: the
+    same, or no config stored, as in records older than config.yaml)."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return []
+    return _diff(yaml.safe_load(path.read_text()), _plain(config))
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [k for key in sorted(set(old) | set(new), key=str)
+                for k in _diff(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [prefix.rstrip(".") or "config"]
 
 
 def _plain(obj: Any) -> Any:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gankd.bench.suite import RunSpec, SuiteConfig
 from gankd.engine.trainer import NonFiniteLoss
-from gankd.errors import ConfigError
+from gankd.errors import ConfigError, unknown_choice
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,21 @@ def jobs(suite: SuiteConfig, data: str) -> list[RunSpec]:
     return [RunSpec(suite.name, model, method, shape.ratio, seed, data, shape.depth)
             for model in suite.models for shape in suite.student_shapes(model) for seed in suite.seeds
             for method in suite.methods if not shape.methods or method in shape.methods]
+
+
+def select(specs: list[RunSpec], only: dict[str, list[str] | None]) -> list[RunSpec]:
+    """The jobs whose ``model`` / ``method`` / ``shape`` (tag, e.g. ``r0.25``) is among the listed
+    values; a value no job of the suite has is refused with the valid ones."""
+    key = {"model": lambda s: s.model, "method": lambda s: s.method, "shape": lambda s: s.shape.tag}
+    for field, wanted in only.items():
+        if not wanted:
+            continue
+        valid = sorted({key[field](s) for s in specs})
+        for w in wanted:
+            if w not in valid:
+                raise unknown_choice(f"{field} in this sweep:", w, valid)
+        specs = [s for s in specs if key[field](s) in wanted]
+    return specs
 
 
 def parse_shard(text: str) -> tuple[int, int]:
