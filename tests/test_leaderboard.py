@@ -64,6 +64,18 @@ def test_aggregate_mean_std_n_over_seeds(tmp_path) -> None:
     assert mse["train_min"] == pytest.approx(statistics.mean([(90 + s) / 60 for s in (0, 1, 2)]))
 
 
+def test_a_row_names_the_machines_its_seeds_ran_on() -> None:
+    """A sample assembled over sessions mixes machines: the row says which (its s/step and
+    latency compare only within one)."""
+    recs = [run_record("realesrgan", 0.25, "mse", s, 24.0 + s) for s in (0, 1, 2)]
+    recs[0]["device"] = {"type": "cpu", "cpu": "AMD EPYC", "torch_cpu_capability": "AVX512"}
+    recs[1]["device"] = {"type": "cpu", "cpu": "Intel(R) Xeon(R) Processor", "torch_cpu_capability": "AVX512"}
+    recs[2]["device"] = {"type": "cuda", "name": "NVIDIA H200"}
+    rows = [flatten(RunRecord.from_dict(r)) for r in recs]
+    assert [r["machine"] for r in rows] == ["AMD AVX512", "Intel AVX512", "NVIDIA H200"]
+    assert _agg(rows, "mse")["machines"] == "AMD AVX512; Intel AVX512; NVIDIA H200"
+
+
 def test_failed_runs_contribute_no_numbers(tmp_path) -> None:
     make_tree(tmp_path)
     rows = [flatten(r) for r in store.iter_runs(tmp_path)]

@@ -95,7 +95,8 @@ def paired(diffs: Sequence[float]) -> dict[str, Any]:
 
 def runs_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """One row per run, every column numeric (NaN: not measured)."""
-    df = pd.DataFrame(list(rows), columns=[*KEY, "seed", "status", "error", "weights", *column_keys()])
+    df = pd.DataFrame(list(rows), columns=[*KEY, "seed", "status", "error", "weights", "machine",
+                                           *column_keys()])
     for col in column_keys():
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     df["ratio"] = df["ratio"].astype(object).where(df["ratio"].notna(), None)
@@ -128,6 +129,7 @@ def table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
             mean, std, _ = mean_std(done[col].tolist())
             agg[col], agg[col + "_std"] = mean, std
         agg["weights"] = next((w for w in done["weights"] if w), "")
+        agg["machines"] = "; ".join(sorted({m for m in done["machine"] if isinstance(m, str) and m}))
         agg["not_applicable"] = na["error"].iloc[0] if len(na) and not len(done) else ""
         out.append(agg)
     result = pd.DataFrame(out)

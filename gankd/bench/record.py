@@ -174,8 +174,21 @@ class RunRecord:
         values.update({c.key: deploy_latency(self.deploy, c.key[4:-3]) for c in DEPLOY_COLUMNS})
         weights = "; ".join(f"{k}={w['value']:.4g} ({w['source']})" for k, w in self.method_weights.items())
         return {"suite": self.suite, "model": self.model, "ratio": self.ratio, "depth": self.depth,
-                "method": self.method,
-                "seed": self.seed, "status": self.status, "error": self.error, "weights": weights, **values}
+                "method": self.method, "seed": self.seed, "status": self.status, "error": self.error,
+                "weights": weights, "machine": self.machine, **values}
+
+    @property
+    def machine(self) -> str:
+        """What the run's times were measured on: the GPU's name, or the CPU family (a sample
+        assembled over sessions mixes machines; its s/step is comparable only within one)."""
+        d = self.device or {}
+        if d.get("type") == "cuda":
+            return str(d.get("name", "cuda"))
+        if "cpu" not in d:
+            return ""
+        from gankd.hardware import cpu_family  # here: the report reads records without torch
+
+        return cpu_family({"model": d["cpu"], "torch_capability": d.get("torch_cpu_capability", "unknown")})
 
 
 _NULLABLE = {"ratio", "seed", "depth", "params", "macs", "macs_input", "speedup_vs_teacher",
