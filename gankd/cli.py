@@ -54,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
                        ("--shape", "student shape, e.g. r0.25")):
         sp.add_argument(flag, action="append", default=None,
                         help=f"only this {what} (repeatable; default: all)")
-    sp.add_argument("--dry-list", action="store_true", help="print the jobs and exit")
+    sp.add_argument("--dry-list", action="store_true",
+                    help="print the jobs, each with what the sweep will do with it (done, stale, resumes, "
+                         "to run), and exit")
 
     sp = sub.add_parser("tune", help="calibrate each method's distillation weights on validation images")
     run_args(sp, method=False)

@@ -102,13 +102,19 @@ def test_a_finished_run_of_another_config_runs_again_and_keeps_its_old_record(tm
 
     from gankd.bench import run as run_mod
     from gankd.bench.suite import RunSpec, load_suite, resolved
+    from gankd.bench.sweep import job_state
 
     suite = load_suite("smoke")
     spec = RunSpec("smoke", "gcfsr", "mse", 0.25, 0, "builtin")
     run_dir = run_mod.run_dir_of(tmp_path, spec)
     config = resolved(suite, spec)
+    assert job_state(spec, suite, tmp_path) == "to run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "step_0000050.pt").write_bytes(b"")
+    assert job_state(spec, suite, tmp_path) == "resumes at step 50"
     store.write_metrics(run_dir, rec(status="done", metrics={"psnr": 20.0}))
     (run_dir / "config.yaml").write_text(yaml.safe_dump(run_mod._plain(config), sort_keys=False))
+    assert job_state(spec, suite, tmp_path) == "done"
 
     class Trained(Exception):
         pass
@@ -127,6 +133,7 @@ def test_a_finished_run_of_another_config_runs_again_and_keeps_its_old_record(tm
     stored["setup"]["train"]["steps"] += 1
     (run_dir / "config.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
     assert run_mod.config_change(run_dir, config) == ["method.weight", "setup.train.steps"]
+    assert job_state(spec, suite, tmp_path).startswith("stale")
     with pytest.raises(Trained):
         run_mod.run(spec, suite, tmp_path, progress=False)
     assert not (run_dir / "metrics.json").exists()

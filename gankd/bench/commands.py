@@ -169,13 +169,15 @@ def sweep(suite: SuiteConfig, data: str, results: Path | None, shard: str, progr
     per_model = data_for(suite, data)
     todo = [dataclasses.replace(s, data=per_model[s.model]) for s in select(jobs(suite, data), only or {})]
     todo = todo[k - 1::n]
+    results = results or results_dir()
     if dry:
+        from gankd.bench.sweep import job_state
+
         for spec in todo:
-            print(spec.rel_dir)
+            print(f"{spec.rel_dir}  {job_state(spec, suite, results)}")
         return 0
     from gankd.engine import distributed
 
-    results = results or results_dir()
     try:
         failures = run_jobs(todo, suite, results, progress=progress)
     finally:

@@ -53,6 +53,27 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
+def job_state(spec: RunSpec, suite: SuiteConfig, results: Path) -> str:
+    """What the sweep will do with ``spec``: ``done`` / ``not applicable`` (skip), ``stale`` (done
+    with another config: runs again), ``resumes at step N``, ``failed`` (runs again) or ``to run``."""
+    from gankd.bench import store
+    from gankd.bench.run import config_change, run_dir_of
+    from gankd.bench.suite import resolved
+    from gankd.engine.checkpoint import latest_step
+
+    run_dir = run_dir_of(results, spec)
+    record = store.read_metrics(run_dir)
+    if record is not None and record.status == store.STATUS_DONE:
+        stale = config_change(run_dir, resolved(suite, spec))
+        return "stale (another config: runs again)" if stale else "done"
+    if record is not None and record.status == store.STATUS_NA:
+        return "not applicable"
+    step = latest_step(run_dir / "checkpoints")
+    if step:
+        return f"resumes at step {step}"
+    return "failed (runs again)" if record is not None else "to run"
+
+
 def run_jobs(specs: list[RunSpec], suite: SuiteConfig, results: Path, progress: bool = True) -> list[RunSpec]:
     """Runs each job; a run that fails (NaN loss, a crash) is recorded as failed and the sweep
     goes on; the failures are returned (the command then exits non-zero)."""

@@ -32,6 +32,12 @@ def _ckpts(folder: Path) -> list[Path]:
     return sorted(folder.glob("step_*.pt"), reverse=True)
 
 
+def latest_step(folder: Path) -> int | None:
+    """The newest checkpoint's step by its file name (not checked: a listing, not a resume)."""
+    found = _ckpts(folder) if folder.is_dir() else []
+    return int(found[0].stem.removeprefix("step_")) if found else None
+
+
 def save(folder: Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step_{step:07d}.pt"
