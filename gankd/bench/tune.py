@@ -46,6 +46,7 @@ from gankd.bench.suite import (
     method_options,
     tuned_path,
 )
+from gankd.config import to_dict
 from gankd.engine import checkpoint
 from gankd.engine.trainer import resolve_device
 from gankd.errors import ConfigError
@@ -78,21 +79,39 @@ def tuning_shape(suite: SuiteConfig, model: str, method: str) -> StudentShape | 
     return None
 
 
+#: where a factor's score goes when its config changed and it is scored again
+STALE_SCORE = "score.stale.json"
+
+
 def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: str, results: Path,
               progress: bool = True) -> dict[str, Any]:
     """One tuning run (or its stored result)."""
     folder = results / "tune" / suite.name / model / method / f"x{factor:g}"
     done = folder / "score.json"
-    if done.is_file():
-        return json.loads(done.read_text())  # JSON: YAML would read 1e-05 as a string
     setup, tune = suite.models[model], suite.tune
     steps = tune.steps(setup.train.steps)
     train = dataclasses.replace(setup.train, steps=steps, val_every=0, ckpt_every=min(50, steps),
                                 log_every=min(setup.train.log_every, steps))
     cfg = candidate(suite, model, method, factor)
-    t0 = time.perf_counter()
     shape = tuning_shape(suite, model, method)
     assert shape is not None
+    # what the score depends on: a stored score of another config (an edited suite, a longer
+    # supervised stage) is not reused -- scores kept in git outlive the config they were made with
+    config = json.loads(json.dumps({"setup": to_dict(setup), "train": to_dict(train), "method": to_dict(cfg),
+                                    "shape": shape.tag, "seed": tune.seed, "data": data}))
+    if done.is_file():
+        stored = json.loads(done.read_text())  # JSON: YAML would read 1e-05 as a string
+        if stored.get("config") == config:
+            return stored
+        log.warning("%s was scored with another config; scoring it again (the old score is kept as %s)",
+                    folder, STALE_SCORE)
+        done.replace(folder / STALE_SCORE)
+        checkpoint.prune(folder / "checkpoints", keep=0)
+    started = folder / "config.json"
+    if started.is_file() and json.loads(started.read_text()) != config:  # not this config's checkpoints
+        checkpoint.prune(folder / "checkpoints", keep=0)
+    atomic.write_json(started, config)
+    t0 = time.perf_counter()
     built = assemble(setup, method, cfg, ratio=shape.ratio, depth=shape.depth, seed=tune.seed, data=data,
                      train=train,
                      progress=progress, run_dir=folder, desc=f"tune {method} {model} x{factor:g}")
@@ -109,7 +128,7 @@ def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: 
               "metric": tune.metric, "higher_is_better": ev.higher_is_better[tune.metric],
               "validation": {"images": ev.num_images, **ev.metrics}, "steps": result.steps,
               "wall_time_s": time.perf_counter() - t0, "history": result.history,
-              "git_sha": environment.git_sha()}
+              "git_sha": environment.git_sha(), "config": config}
     atomic.write_json(done, record)
     checkpoint.prune(folder / "checkpoints", keep=0)
     return record
