@@ -81,3 +81,19 @@ def test_a_best_factor_at_the_grids_end_extends_the_grid(optimum, tried, chosen)
     assert [r["factor"] for r in runs] == pytest.approx(tried) and len(calls) == len(set(calls))
     assert min(runs, key=lambda r: r["score"])["factor"] == pytest.approx(chosen)
     assert search(TuneConfig(extend=0), score)[0]["factor"] == 0.01  # extend 0: the grid as given
+
+
+def test_tunings_of_two_models_running_side_by_side_keep_each_others_choices(tmp_path):
+    """One process per model writes the same table: each choice is merged into the file as it is
+    now, not into the copy a process read when it started."""
+    from gankd.bench.tune import _record
+
+    path = tmp_path / "cpu.yaml"
+    protocol = {"factors": [0.1, 1.0, 10.0]}
+    _record(path, protocol, "realesrgan", "mse", {"factor": 0.1})
+    _record(path, protocol, "gcfsr", "mse", {"factor": 10.0})      # the other process
+    _record(path, protocol, "realesrgan", "akdg", {"factor": 1.0})
+    table = yaml.safe_load(path.read_text())
+    assert table["models"] == {"realesrgan": {"mse": {"factor": 0.1}, "akdg": {"factor": 1.0}},
+                               "gcfsr": {"mse": {"factor": 10.0}}}
+    assert table["protocol"] == protocol and path.read_text().startswith("# Written by `gankd tune`")

@@ -50,6 +50,7 @@ from gankd.config import to_dict
 from gankd.engine import checkpoint
 from gankd.engine.trainer import resolve_device
 from gankd.errors import ConfigError
+from gankd.locks import file_lock
 from gankd.methods import METHODS
 
 log = logging.getLogger(__name__)
@@ -156,12 +157,9 @@ def tune(suite: SuiteConfig, models: list[str], data: dict[str, str], results: P
     and write the chosen factors; returns the file written."""
     methods = [m for m in (methods or suite.methods) if tunable(m)]
     path = tuned_path(suite.name)
-    table = yaml.safe_load(path.read_text()) if path.is_file() else {}
-    table = table or {}
-    table["protocol"] = {**dataclasses.asdict(suite.tune), "factors": list(suite.tune.factors),
-                         "scored_on": "validation images of each model (never the evaluation set)",
-                         "ratio": suite.ratios[0]}
-    chosen = table.setdefault("models", {})
+    protocol = {**dataclasses.asdict(suite.tune), "factors": list(suite.tune.factors),
+                "scored_on": "validation images of each model (never the evaluation set)",
+                "ratio": suite.ratios[0]}
     for model in models:  # every model's data is checked before any tuning run starts
         check_data(suite.models[model], data[model])
     for model in models:
@@ -173,13 +171,22 @@ def tune(suite: SuiteConfig, models: list[str], data: dict[str, str], results: P
                                                         results=results, progress=progress))
             better = max if runs[0]["higher_is_better"] else min
             best = better(runs, key=lambda r: r["score"])
-            chosen.setdefault(model, {})[method] = {
-                "factor": best["factor"], "weights": best["weights"],
-                "scores": {f"x{r['factor']:g}": round(r["score"], 5) for r in runs}}
+            entry = {"factor": best["factor"], "weights": best["weights"],
+                     "scores": {f"x{r['factor']:g}": round(r["score"], 5) for r in runs}}
             log.info("%s %s: factor x%g (%s %s)", model, method, best["factor"], suite.tune.metric,
-                     chosen[model][method]["scores"])
-            _write(path, table)
+                     entry["scores"])
+            _record(path, protocol, model, method, entry)
     return path
+
+
+def _record(path: Path, protocol: dict[str, Any], model: str, method: str, entry: dict[str, Any]) -> None:
+    """One method's choice into the table, read afresh under a lock: tunings of other models may
+    run beside this one (one process per model) and write the same file."""
+    with file_lock(path.with_name(f".{path.name}.lock")):
+        table = (yaml.safe_load(path.read_text()) if path.is_file() else None) or {}
+        table["protocol"] = protocol
+        table.setdefault("models", {}).setdefault(model, {})[method] = entry
+        _write(path, table)
 
 
 def _write(path: Path, table: dict[str, Any]) -> None:
