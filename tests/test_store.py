@@ -153,3 +153,24 @@ def test_a_sweep_selects_by_model_method_and_shape_and_names_the_valid_ones() ->
     valid = r"unknown shape .*'r0\.3'.*valid choices: r0\.25, r0\.5-d10, r1-d6"
     with pytest.raises(ConfigError, match=valid):
         select(specs, {"shape": ["r0.3"]})
+
+
+def test_the_report_leaves_out_runs_of_an_older_config(tmp_path) -> None:
+    import yaml
+
+    from gankd.bench import run as run_mod
+    from gankd.bench.report import current
+    from gankd.bench.suite import RunSpec, load_suite, resolved
+
+    suite = load_suite("smoke")
+    for seed, steps_added in ((0, 0), (1, 1)):
+        spec = RunSpec("smoke", "gcfsr", "mse", 0.25, seed, "builtin")
+        run_dir = run_mod.run_dir_of(tmp_path, spec)
+        fields = {"suite": "smoke", "model": "gcfsr", "method": "mse", "ratio": 0.25, "seed": seed}
+        store.write_metrics(run_dir, RunRecord.from_dict({**fields, "status": "done", "data": "builtin"}))
+        config = run_mod._plain(resolved(suite, spec))
+        config["setup"]["train"]["steps"] += steps_added
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    foreign = RunRecord.from_dict({"suite": "mine", "model": "m", "method": "mse", "ratio": 0.25, "seed": 0})
+    runs = [*store.iter_runs(tmp_path), foreign]
+    assert [(r.suite, r.seed) for r in current(tmp_path, runs)] == [("smoke", 0), ("mine", 0)]

@@ -16,6 +16,8 @@ turns a table into what the template shows, ``plots`` and ``grid`` make the figu
 
 from __future__ import annotations
 
+import functools
+import logging
 from pathlib import Path
 
 from gankd import atomic
@@ -24,12 +26,40 @@ from gankd.bench.report.page import to_html
 from gankd.bench.report.sections import CSV_FIELDS, Section, sections_of, to_csv
 from gankd.bench.report.views import DASH
 
-__all__ = ["CSV_FIELDS", "DASH", "Section", "build", "sections_of", "to_csv", "to_html"]
+__all__ = ["CSV_FIELDS", "DASH", "Section", "build", "current", "sections_of", "to_csv", "to_html"]
+
+log = logging.getLogger(__name__)
+
+
+def current(results: Path, runs: list[store.RunRecord]) -> list[store.RunRecord]:
+    """``runs`` without those of one of our suites that ran with another config than the suite's
+    current one (an edited suite, re-tuned weights): a sample grown over sessions may hold both
+    until `gankd sweep` runs them again, and the two are never ranked side by side. Runs of suites
+    this checkout does not have are kept as they are."""
+    from gankd.bench.run import config_change
+    from gankd.bench.suite import RunSpec, load_suite, resolved, suite_names
+    from gankd.errors import ConfigError
+
+    suites = functools.lru_cache(maxsize=None)(load_suite)
+    keep, old = [], []
+    for r in runs:
+        stale = False
+        if r.suite in suite_names() and r.model in suites(r.suite).models:
+            spec = RunSpec(r.suite, r.model, r.method, r.ratio, r.seed, r.data, r.depth)
+            try:
+                stale = bool(config_change(results / r.run_dir, resolved(suites(r.suite), spec)))
+            except ConfigError:  # a method the suite no longer knows: shown as it was recorded
+                stale = False
+        (old if stale else keep).append(r)
+    if old:
+        log.warning("left out of the report: %d run(s) of an older config (%s); `gankd sweep` runs them "
+                    "again", len(old), ", ".join(r.run_dir for r in old))
+    return keep
 
 
 def build(results: Path, out: Path) -> dict[str, Path]:
     """Write ``leaderboard.csv`` and ``leaderboard.html`` under ``out``; return their paths."""
-    runs = list(store.iter_runs(results))
+    runs = current(results, list(store.iter_runs(results)))
     refs = list(store.iter_references(results))
     sections = sections_of(runs, refs)
     out.mkdir(parents=True, exist_ok=True)
