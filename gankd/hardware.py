@@ -51,4 +51,9 @@ def cpu_family(info: dict[str, Any] | None = None) -> str:
     info = info or cpu_info()
     model = str(info.get("model", ""))
     vendor = next((v for v in ("AMD", "Intel") if v.lower() in model.lower()), info.get("machine", "unknown"))
-    return f"{vendor} {info.get('torch_capability', 'unknown')}"
+    # kernels limited by environment (ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 CPU) are neither this
+    # CPU's family nor the emulated one's: measured, they put 31 smoke metrics outside the AVX-512
+    # AMD's own tolerances, so such a run is a family of its own (unmeasured: cross-family values)
+    isa_env = sorted(f"{k}={v}" for k, v in (info.get("kernel_env") or {}).items() if k != "OMP_NUM_THREADS")
+    family = f"{vendor} {info.get('torch_capability', 'unknown')}"
+    return f"{family} ({', '.join(isa_env)})" if isa_env else family

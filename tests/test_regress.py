@@ -118,6 +118,9 @@ def test_each_cpu_family_is_compared_with_its_own_values_and_others_with_the_cro
     assert cpu_family({"model": "AMD EPYC 9B45", "torch_capability": "AVX512"}) == "AMD AVX512"
     assert cpu_family({"model": "Intel(R) Xeon(R) Platinum", "torch_capability": "AVX2"}) == "Intel AVX2"
     assert cpu_family({"model": "", "machine": "aarch64", "torch_capability": "DEFAULT"}) == "aarch64 DEFAULT"
+    limited = {"model": "AMD EPYC", "torch_capability": "AVX512",
+               "kernel_env": {"ONEDNN_MAX_CPU_ISA": "AVX2", "OMP_NUM_THREADS": "1"}}
+    assert cpu_family(limited) == "AMD AVX512 (ONEDNN_MAX_CPU_ISA=AVX2)"  # threads: the family's own spread
 
 
 def test_committed_baseline_covers_every_smoke_run():
