@@ -19,6 +19,11 @@ DATA    ?= builtin
 # RESULTS=reports/sample/results (records and crops; checkpoints stay out of git).
 RESULTS ?=
 RES      = $(if $(RESULTS),--results "$(RESULTS)")
+# The networks a suite trains once (GCFSR's cpu teacher, the students' supervised stages; empty:
+# the cache). The sample keeps its own beside its results, so that every seed and method of it
+# distils from one teacher and starts from one student on whichever machine it ran.
+TRAINED ?= $(if $(filter reports/sample/results,$(RESULTS)),reports/sample/trained)
+TRN      = $(if $(TRAINED),GANKD_TRAINED="$(TRAINED)")
 # Extra flags for pytest, e.g. `make test PYTEST_ARGS="-k dcd"`.
 PYTEST_ARGS ?=
 
@@ -51,22 +56,22 @@ browser:
 		echo "could not install chromium (apt-get install -y chromium): the report's browser test will fail"
 
 bench: $(ASSETS)
-	$(BIN)/gankd bench --method "$(METHOD)" --model "$(MODEL)" --suite "$(SUITE)" \
+	$(TRN) $(BIN)/gankd bench --method "$(METHOD)" --model "$(MODEL)" --suite "$(SUITE)" \
 		--student "$(STUDENT)" --blocks "$(BLOCKS)" --seed "$(SEED)" --data "$(DATA)" $(RES)
 
 sweep: $(ASSETS)
-	$(BIN)/gankd sweep --suite "$(SUITE)" --data "$(DATA)" $(RES)
+	$(TRN) $(BIN)/gankd sweep --suite "$(SUITE)" --data "$(DATA)" $(RES)
 
 # Calibrate each method's distillation weights on validation images (benchmarks/tuned/<suite>.yaml).
 tune: $(ASSETS)
-	$(BIN)/gankd tune --suite "$(SUITE)" --data "$(DATA)" $(RES)
+	$(TRN) $(BIN)/gankd tune --suite "$(SUITE)" --data "$(DATA)" $(RES)
 
 # Deployment latency (ONNX Runtime, ncnn, torch) of every finished run and its teacher.
 export: $(ASSETS)
-	$(BIN)/gankd export --suite "$(SUITE)" $(if $(MODEL),--model "$(MODEL)") $(RES)
+	$(TRN) $(BIN)/gankd export --suite "$(SUITE)" $(if $(MODEL),--model "$(MODEL)") $(RES)
 
 report: $(STAMP)
-	$(BIN)/gankd report $(RES)
+	$(TRN) $(BIN)/gankd report $(RES)
 
 test: $(ASSETS) browser
 	$(MAKE) --no-print-directory lint

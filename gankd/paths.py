@@ -15,6 +15,16 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "gankd"
 
 
+def trained_dir() -> Path:
+    """Where the networks a suite trains once live (a teacher without released weights, the
+    students' supervised stage): ``$GANKD_TRAINED``, default the cache. A sweep grown over sessions
+    on several machines points it at a folder kept with its results, so that every seed of every
+    method distils from the same teacher and starts from the same student, wherever it ran (two
+    machines train two different networks from the same seed: their kernels differ)."""
+    env = os.environ.get("GANKD_TRAINED")
+    return Path(env).expanduser() if env else cache_dir()
+
+
 def results_dir() -> Path:
     """``$GANKD_RESULTS``, default ``results/`` beside the package (the repository checkout)."""
     env = os.environ.get("GANKD_RESULTS")

@@ -57,6 +57,14 @@ def test_smoke_bench_sdakd_gcfsr_writes_record_row_and_report(dirs, capsys):
                  "--results", str(results), "--no-report"]) == 0
     assert (run_dir / "metrics.json").stat().st_mtime_ns == mtime
 
+    # A teacher row of another teacher (a sample's, trained on another machine) is not reused.
+    teacher_json = results / rec["references"] / "teacher.json"
+    ours = json.loads(teacher_json.read_text())
+    teacher_json.write_text(json.dumps({**ours, "source": "gcfsr_32:0000000000000000"}))
+    assert main(["bench", "--method", "scratch", "--model", "gcfsr", "--suite", "smoke", "--quiet",
+                 "--results", str(results), "--no-report"]) == 0
+    assert json.loads(teacher_json.read_text())["source"] == ours["source"]
+
 
 @pytest.mark.slow
 def test_nan_loss_marks_the_run_failed_with_step_and_term(dirs, tmp_path, capsys):

@@ -174,3 +174,35 @@ def test_the_report_leaves_out_runs_of_an_older_config(tmp_path) -> None:
     foreign = RunRecord.from_dict({"suite": "mine", "model": "m", "method": "mse", "ratio": 0.25, "seed": 0})
     runs = [*store.iter_runs(tmp_path), foreign]
     assert [(r.suite, r.seed) for r in current(tmp_path, runs)] == [("smoke", 0), ("mine", 0)]
+
+
+def test_networks_trained_once_live_where_gankd_trained_says(tmp_path, monkeypatch) -> None:
+    from gankd.bench.suite import load_suite
+    from gankd.bench.teachers import trained_teacher_path
+    from gankd.paths import cache_dir
+
+    setup = load_suite("smoke").models["gcfsr"]
+    assert trained_teacher_path(setup, "builtin", 0).is_relative_to(cache_dir())
+    monkeypatch.setenv("GANKD_TRAINED", str(tmp_path / "kept"))
+    path = trained_teacher_path(setup, "builtin", 0)
+    assert path.is_relative_to(tmp_path / "kept" / "teachers")
+    assert path.parent.name.startswith(setup.teacher + "-")
+
+
+def test_the_report_names_runs_that_do_not_share_a_teacher_or_a_start() -> None:
+    from gankd.bench.report import mixed_starts
+
+    def run(method: str, seed: int, teacher: str, start: str) -> RunRecord:
+        return RunRecord.from_dict({"suite": "cpu", "model": "gcfsr", "method": method, "ratio": 0.25,
+                                    "seed": seed, "data": "builtin", "teacher_source": teacher,
+                                    "student_init": f"supervised pretraining, {start}",
+                                    "run_dir": f"runs/{method}/seed{seed}"})
+
+    same = [run("scratch", 0, "t sha256 a", "s0"), run("mse", 0, "t sha256 a", "s0"),
+            run("mse", 1, "t sha256 a", "s1")]
+    assert mixed_starts(same) == []
+    mixed = [*same, run("dcd", 0, "t sha256 b", "s0x")]
+    lines = mixed_starts(mixed)
+    assert len(lines) == 2
+    assert any("2 different teachers" in line and "t sha256 b: 1 run(s)" in line for line in lines)
+    assert any("seed0: 2 different starting students" in line for line in lines)

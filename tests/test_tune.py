@@ -29,13 +29,24 @@ def test_tune_scores_on_validation_images_and_bench_uses_the_choice(tmp_path, mo
     assert all(f < min(suite.tune.factors) or f > max(suite.tune.factors) for f in extra)
     # LPIPS: lower is better; the table's scores are rounded to 5 decimals, so two factors may tie
     # there (seen on an AMD EPYC with AVX-512: x0.001 and x1e-05), the choice being made unrounded
-    assert chosen["scores"][f"x{chosen['factor']:g}"] == min(chosen["scores"].values())
+    # among the factors the PSNR guard lets through (the floor: scratch's PSNR less the margin)
+    psnr, floor = chosen["psnr"], chosen["psnr_floor"]
+    eligible = {k: v for k, v in chosen["scores"].items() if psnr[k] >= floor} or {
+        k: v for k, v in chosen["scores"].items() if psnr[k] >= max(psnr.values()) - suite.tune.psnr_margin}
+    assert ("note" in chosen) == all(p < floor for p in psnr.values())
+    assert chosen["scores"][f"x{chosen['factor']:g}"] == min(eligible.values())
     runs = tmp_path / "results" / "tune" / "smoke" / "realesrgan" / "mse"
     for f in suite.tune.factors:
         rec = json.loads((runs / f"x{f:g}" / "score.json").read_text())
         assert rec["weights"]["weight"] == pytest.approx(default * f)
         assert rec["steps"] == suite.tune.steps(suite.models["realesrgan"].train.steps)
         assert rec["validation"]["images"] >= 1 and rec["metric"] == "lpips"
+    # the PSNR guard's reference: scratch at the same budget, once per student shape
+    ref = json.loads((tmp_path / "results" / "tune" / "smoke" / "realesrgan" / "scratch" / "r0.25"
+                      / "score.json").read_text())
+    assert ref["steps"] == rec["steps"] and chosen["psnr_floor"] == pytest.approx(
+        ref["validation"]["psnr"] - suite.tune.psnr_margin, abs=0.01)
+    assert set(chosen["psnr"]) == set(chosen["scores"])
     # bench now runs mse with the chosen weight, and says where it came from
     assert method_options(suite, "realesrgan", "mse").weight == pytest.approx(default * chosen["factor"])
     w = method_weights(suite, "realesrgan", "mse")["weight"]
@@ -81,6 +92,38 @@ def test_a_best_factor_at_the_grids_end_extends_the_grid(optimum, tried, chosen)
     assert [r["factor"] for r in runs] == pytest.approx(tried) and len(calls) == len(set(calls))
     assert min(runs, key=lambda r: r["score"])["factor"] == pytest.approx(chosen)
     assert search(TuneConfig(extend=0), score)[0]["factor"] == 0.01  # extend 0: the grid as given
+
+
+def _scored(f: float, lpips: float, psnr: float) -> dict:
+    return {"factor": f, "score": lpips, "higher_is_better": False, "validation": {"psnr": psnr}}
+
+
+def test_the_psnr_guard_passes_over_factors_that_cost_fidelity():
+    """DCD on Real-ESRGAN, as measured: LPIPS best at large factors, PSNR lost 4-5 dB there."""
+    from gankd.bench.suite import TuneConfig
+    from gankd.bench.tune import best_run, search
+
+    psnr = {10.0: 17.92, 1.0: 17.93, 0.1: 18.02, 0.01: 18.81, 0.001: 21.86, 1e-4: 23.1}
+    lpips = {10.0: 0.56209, 1.0: 0.56204, 0.1: 0.56155, 0.01: 0.5578, 0.001: 0.55559, 1e-4: 0.5557}
+    guarded = TuneConfig(factors=(0.1, 1.0, 10.0), extend=3, psnr_margin=0.5)
+
+    def score(f: float) -> dict:
+        return _scored(f, lpips[f], psnr[f])
+
+    # guarded by scratch's 23.3 dB: the grid walks down to where PSNR holds and chooses there,
+    # though LPIPS alone prefers x0.001
+    runs = search(guarded, score, floor=23.3 - 0.5)
+    assert [r["factor"] for r in runs] == pytest.approx([1e-4, 0.001, 0.01, 0.1, 1.0, 10.0])
+    assert best_run(runs, None, None)["factor"] == pytest.approx(0.001)
+    assert best_run(runs, 22.8, 0.5)["factor"] == pytest.approx(1e-4)
+    # none within the margin of scratch: the best LPIPS among those near the method's own best PSNR
+    assert best_run(runs[1:], 22.8, 0.5)["factor"] == pytest.approx(0.001)
+    flat = [_scored(f, s, 21.7) for f, s in ((0.1, 0.5668), (1.0, 0.5667), (10.0, 0.5669))]
+    assert best_run(flat, 22.8, 0.5)["factor"] == 1.0  # OMGD: PSNR flat, its own; LPIPS decides
+    # SDAKD on Real-ESRGAN, as measured: x1 has the best LPIPS and 0.9 dB less than scratch
+    sdakd = [_scored(0.1, 0.55502, 23.03), _scored(1.0, 0.55419, 22.34), _scored(10.0, 0.5597, 20.18)]
+    assert best_run(sdakd, None, None)["factor"] == 1.0
+    assert best_run(sdakd, 23.3 - 0.5, 0.5)["factor"] == 0.1
 
 
 def test_tunings_of_two_models_running_side_by_side_keep_each_others_choices(tmp_path):

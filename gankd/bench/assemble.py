@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from gankd import atomic
 from gankd.bench.cached_training import load_into, pretrained_student
 from gankd.bench.compose import build_trainer, seeded_build
 from gankd.bench.data import training_pool
@@ -57,7 +58,7 @@ def assemble(setup: ModelSetup, method: str, method_cfg: Any, *, ratio: float, s
         pre = pretrained_student(setup, student_entry, seed, data, POOL_SEED, progress=progress)
         load_into(student, pre)
         student_init = (f"supervised pretraining ({setup.student_pretrain.train.steps} steps), "
-                        f"{pre.parent.name}")
+                        f"{pre.parent.name}, sha256 {atomic.sha256_file(pre)[:16]}")
     pool = training_pool(setup, data, POOL_SEED)
     sampler = training_sampler(setup.data, data, train.batch_size, seed, pool, device, dist)
     trainer = build_trainer(student=student, teacher=loaded, d_entry=zoo.get(setup.discriminator),

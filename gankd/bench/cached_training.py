@@ -20,7 +20,7 @@ from gankd.engine import checkpoint
 from gankd.engine.config import RecipeConfig, TrainConfig
 from gankd.locks import file_lock
 from gankd.models import zoo
-from gankd.paths import cache_dir
+from gankd.paths import trained_dir
 
 
 def train_cached(path: Path, entry: zoo.ZooEntry, init_seed: int, method: str, recipe: RecipeConfig,
@@ -66,6 +66,6 @@ def pretrained_student(setup: ModelSetup, student: zoo.ZooEntry, seed: int, data
     recipe = pre.recipe_for(setup.recipe)
     key = cache_key({"student": student, "seed": seed, "recipe": recipe, "train": pre.train.identity(),
                      "data": setup.data.training_identity(), "source": data, "pool_seed": pool_seed})
-    path = cache_dir() / "students" / f"{student.name}-seed{seed}-{key}" / "student.pth"
+    path = trained_dir() / "students" / f"{student.name}-seed{seed}-{key}" / "student.pth"
     return train_cached(path, student, seed, "supervised", recipe, pre.train, setup, data, pool_seed,
                         desc=f"pretrain {student.name} s{seed}", progress=progress)

@@ -3,6 +3,7 @@ references, all on the same images with the same metrics; plus complexity and la
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from gankd.models import zoo
 
 #: why a translation teacher has no quality numbers: every student is judged against its outputs
 TEACHER_IS_REFERENCE = "the teacher's outputs are this task's reference images"
+
+log = logging.getLogger(__name__)
 
 
 def evaluate_generator(generator: nn.Module | Any, samples: Sequence[EvalSample], metrics: Sequence[str],
@@ -55,6 +58,12 @@ def reference_records(results: Path, spec: RunSpec, setup: ModelSetup, teacher: 
         for role in TASK_REFERENCES[setup.task]:
             path = folder / f"{role}.json"
             found = store.read_record(path) if path.is_file() else None
+            if found is not None and role == "teacher" and found.source != teacher.identity:
+                # another teacher's row (one of the same config trained on another machine, kept
+                # with a sample): this evaluation set's teacher row must be this run's teacher
+                log.warning("%s holds teacher %s, not %s: evaluated again", path, found.source,
+                            teacher.identity)
+                found = None
             if found is not None:
                 out[role] = found
                 continue

@@ -114,7 +114,13 @@ class TuneConfig:
     runs of ``fraction`` of the model's training steps with each method's distillation weights at
     ``factors`` x their defaults, seed ``seed``, scored by ``metric`` on the validation images.
     A best factor at an end of the grid is no optimum, only a direction: the grid then grows one
-    step (the ratio of its two outermost factors) past that end, at most ``extend`` times."""
+    step (the ratio of its two outermost factors) past that end, at most ``extend`` times.
+
+    ``psnr_margin`` (dB) guards fidelity: a factor is eligible only when its validation PSNR is
+    within that margin of ``scratch``'s at the same budget (the same student, steps and seed);
+    when none is, only those within it of the method's own best PSNR. Without it the protocol
+    ranks by ``metric`` alone, and a term that drifts the student's colours while LPIPS holds
+    (DCD's feature L1 on Real-ESRGAN: 4 dB lost) can win."""
 
     fraction: float = 0.4
     factors: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -122,12 +128,15 @@ class TuneConfig:
     seed: int = 0
     #: ours: the Real-ESRGAN cpu tune put DCD and SDAKD at x0.01, the grid's smallest factor
     extend: int = 2
+    psnr_margin: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.fraction <= 1 or not self.factors or any(f <= 0 for f in self.factors):
             raise ValueError("tune needs a fraction in (0, 1] and positive factors")
         if self.extend < 0:
             raise ValueError(f"tune.extend must be >= 0, got {self.extend}")
+        if self.psnr_margin is not None and self.psnr_margin < 0:
+            raise ValueError(f"tune.psnr_margin must be >= 0 (dB), got {self.psnr_margin}")
 
     def steps(self, train_steps: int) -> int:
         return max(1, round(self.fraction * train_steps))

@@ -27,7 +27,7 @@ from gankd.bench.suite import ModelSetup
 from gankd.cachekeys import cache_key
 from gankd.errors import ConfigError
 from gankd.models import zoo
-from gankd.paths import cache_dir
+from gankd.paths import trained_dir
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +67,18 @@ def load_teacher(setup: ModelSetup, data: str, pool_seed: int = 0, progress: boo
     if not path.is_file():
         train_teacher(setup, data, pool_seed, progress=progress)
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
-    return LoadedTeacher(net, f"{entry.name}:{atomic.sha256_file(path)[:16]}",
-                         f"trained by gankd teacher ({setup.teacher_train.steps} steps), {path.parent.name}")
+    digest = atomic.sha256_file(path)[:16]
+    # the weights' digest in the source: the same config trained on two machines gives two
+    # teachers, and the report must not rank runs of both together
+    return LoadedTeacher(net, f"{entry.name}:{digest}", f"trained by gankd teacher "
+                         f"({setup.teacher_train.steps} steps), {path.parent.name}, sha256 {digest}")
 
 
 def trained_teacher_path(setup: ModelSetup, data: str, pool_seed: int) -> Path:
     key = cache_key({"teacher": zoo.get(setup.teacher), "d": zoo.get(setup.discriminator),
                      "recipe": setup.recipe, "train": setup.teacher_train.identity(),
                      "data": setup.data.training_identity(), "source": data, "pool_seed": pool_seed})
-    return cache_dir() / "teachers" / f"{setup.teacher}-{key}" / "teacher.pth"
+    return trained_dir() / "teachers" / f"{setup.teacher}-{key}" / "teacher.pth"
 
 
 def train_teacher(setup: ModelSetup, data: str, pool_seed: int = 0, progress: bool = True) -> Path:

@@ -85,17 +85,19 @@ STALE_SCORE = "score.stale.json"
 
 
 def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: str, results: Path,
-              progress: bool = True) -> dict[str, Any]:
-    """One tuning run (or its stored result)."""
-    folder = results / "tune" / suite.name / model / method / f"x{factor:g}"
+              progress: bool = True, shape: StudentShape | None = None) -> dict[str, Any]:
+    """One tuning run (or its stored result). A method without distillation weights (``scratch``,
+    the PSNR guard's reference) is run once per student shape, under ``<method>/<shape>``."""
+    shape = shape or tuning_shape(suite, model, method)
+    assert shape is not None
+    name = f"x{factor:g}" if tunable(method) else shape.tag
+    folder = results / "tune" / suite.name / model / method / name
     done = folder / "score.json"
     setup, tune = suite.models[model], suite.tune
     steps = tune.steps(setup.train.steps)
     train = dataclasses.replace(setup.train, steps=steps, val_every=0, ckpt_every=min(50, steps),
                                 log_every=min(setup.train.log_every, steps))
     cfg = candidate(suite, model, method, factor)
-    shape = tuning_shape(suite, model, method)
-    assert shape is not None
     # what the score depends on: a stored score of another config (an edited suite, a longer
     # supervised stage) is not reused -- scores kept in git outlive the config they were made with
     config = json.loads(json.dumps({"setup": to_dict(setup), "train": to_dict(train), "method": to_dict(cfg),
@@ -115,7 +117,7 @@ def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: 
     t0 = time.perf_counter()
     built = assemble(setup, method, cfg, ratio=shape.ratio, depth=shape.depth, seed=tune.seed, data=data,
                      train=train,
-                     progress=progress, run_dir=folder, desc=f"tune {method} {model} x{factor:g}")
+                     progress=progress, run_dir=folder, desc=f"tune {method} {model} {name}")
     result = built.trainer.fit()
     valset = validation_set(setup, data, suite.name)
     metrics = sorted({tune.metric, "psnr"})
@@ -135,14 +137,40 @@ def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: 
     return record
 
 
-def search(protocol: TuneConfig, score: Callable[[float], dict[str, Any]]) -> list[dict[str, Any]]:
-    """Score every factor of the grid, then, while the best one is at an end, one more factor past
-    that end (``protocol.extend`` at most); returns the scored runs in factor order."""
+def psnr_of(run: dict[str, Any]) -> float:
+    return run["validation"]["psnr"]
+
+
+def best_run(runs: list[dict[str, Any]], floor: float | None, margin: float | None) -> dict[str, Any]:
+    """The best-scoring run among the eligible ones: with a PSNR ``floor`` (``scratch``'s validation
+    PSNR less the margin), those at or above it; when none is, those within ``margin`` of the
+    best PSNR among ``runs``. Without a floor, every run."""
+    eligible = runs
+    if floor is not None:
+        assert margin is not None
+        eligible = [r for r in runs if psnr_of(r) >= floor]
+        if not eligible:
+            top = max(psnr_of(r) for r in runs)
+            eligible = [r for r in runs if psnr_of(r) >= top - margin]
+    better = max if runs[0]["higher_is_better"] else min
+    return better(eligible, key=lambda r: r["score"])
+
+
+def search(protocol: TuneConfig, score: Callable[[float], dict[str, Any]],
+           floor: float | None = None) -> list[dict[str, Any]]:
+    """Score every factor of the grid, then, while the best one (``best_run``: under the PSNR
+    guard when ``floor`` is given; while no factor is eligible and their PSNRs differ by more than
+    the margin, the one of highest PSNR) is at an end, one more factor past that end
+    (``protocol.extend`` at most); returns the scored runs in factor order."""
     runs = {f: score(f) for f in protocol.factors}
+    margin = protocol.psnr_margin
     for _ in range(protocol.extend):
         factors = sorted(runs)
-        better = max if runs[factors[0]]["higher_is_better"] else min
-        best = better(factors, key=lambda f: runs[f]["score"])
+        scored = [runs[f] for f in factors]
+        best = best_run(scored, floor, margin)["factor"]
+        psnrs = [psnr_of(r) for r in scored] if floor is not None else []
+        if psnrs and max(psnrs) < floor and max(psnrs) - min(psnrs) > margin:
+            best = factors[psnrs.index(max(psnrs))]  # none eligible: walk towards fidelity
         if len(factors) < 2 or best not in (factors[0], factors[-1]):
             break
         f = (factors[0] ** 2 / factors[1]) if best == factors[0] else (factors[-1] ** 2 / factors[-2])
@@ -167,12 +195,23 @@ def tune(suite: SuiteConfig, models: list[str], data: dict[str, str], results: P
             if tuning_shape(suite, model, method) is None:
                 log.info("%s %s: not applicable to any student shape of the suite; not tuned", model, method)
                 continue
+            margin, floor = suite.tune.psnr_margin, None
+            if margin is not None:  # scratch at the same budget, on the shape the method is tuned on
+                ref = score_run(suite, model, "scratch", 1.0, data[model], results, progress,
+                                shape=tuning_shape(suite, model, method))
+                floor = psnr_of(ref) - margin
             runs = search(suite.tune, functools.partial(score_run, suite, model, method, data=data[model],
-                                                        results=results, progress=progress))
-            better = max if runs[0]["higher_is_better"] else min
-            best = better(runs, key=lambda r: r["score"])
+                                                        results=results, progress=progress), floor)
+            best = best_run(runs, floor, margin)
             entry = {"factor": best["factor"], "weights": best["weights"],
                      "scores": {f"x{r['factor']:g}": round(r["score"], 5) for r in runs}}
+            if floor is not None:
+                entry["psnr"] = {f"x{r['factor']:g}": round(psnr_of(r), 2) for r in runs}
+                entry["psnr_floor"] = round(floor, 2)
+                if all(psnr_of(r) < floor for r in runs):
+                    entry["note"] = (f"no factor within {margin:g} dB of scratch's validation PSNR "
+                                     f"({floor + margin:.2f}); chosen among those within {margin:g} dB "
+                                     "of the method's own best")
             log.info("%s %s: factor x%g (%s %s)", model, method, best["factor"], suite.tune.metric,
                      entry["scores"])
             _record(path, protocol, model, method, entry)

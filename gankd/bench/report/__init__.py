@@ -57,9 +57,32 @@ def current(results: Path, runs: list[store.RunRecord]) -> list[store.RunRecord]
     return keep
 
 
+def mixed_starts(runs: list[store.RunRecord]) -> list[str]:
+    """What the runs of one comparison do not share: the teacher's weights (per suite, model and
+    data) or a seed's starting student (per shape and seed, across methods). A teacher or a
+    supervised stage trained on two machines differs (other kernels), and a sample grown over
+    sessions could rank their runs together; keep them in one place with ``GANKD_TRAINED``."""
+    groups: dict[tuple[str, ...], dict[str, set[str]]] = {}
+
+    def add(key: tuple[str, ...], source: str, run_dir: str) -> None:
+        groups.setdefault(key, {}).setdefault(source, set()).add(run_dir)
+
+    for r in runs:
+        if r.teacher_source:
+            add(("teachers", r.suite, r.model, r.data), r.teacher_source, r.run_dir)
+        if r.student_init.startswith("supervised"):
+            shape = (f"r{r.ratio:g}", f"d{r.depth}", f"seed{r.seed}")
+            add(("starting students", r.suite, r.model, r.data, *shape), r.student_init, r.run_dir)
+    return [f"{' '.join(k[1:])}: {len(v)} different {k[0]} ("
+            + "; ".join(f"{src}: {len(dirs)} run(s)" for src, dirs in sorted(v.items())) + ")"
+            for k, v in groups.items() if len(v) > 1]
+
+
 def build(results: Path, out: Path) -> dict[str, Path]:
     """Write ``leaderboard.csv`` and ``leaderboard.html`` under ``out``; return their paths."""
     runs = current(results, list(store.iter_runs(results)))
+    for line in mixed_starts(runs):
+        log.warning("runs compared below do not share their networks: %s", line)
     refs = list(store.iter_references(results))
     sections = sections_of(runs, refs)
     out.mkdir(parents=True, exist_ok=True)
