@@ -72,6 +72,9 @@ class Method(nn.Module):
     uses_teacher: ClassVar[bool] = True
     #: a training stage the harness runs itself (a supervised warm start), not a method to benchmark
     internal: ClassVar[bool] = False
+    #: the task its paper makes its claims on ("sr", "unconditional", "translation"; None: no
+    #: paper): scripts/rank_agreement.py compares the method's standing there with SR
+    paper_task: ClassVar[str | None] = None
 
     def __init__(self, cfg: Any, setup: Setup) -> None:
         super().__init__()

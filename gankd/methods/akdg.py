@@ -30,6 +30,7 @@ class AKDGConfig(AdversarialConfig):
 @METHODS.register("akdg")
 class AKDG(AdversarialMethod):
     name = "akdg"
+    paper_task = "unconditional"  # CIFAR-10 and LSUN bedroom, IS and FID
     Config = AKDGConfig
 
     def __init__(self, cfg: AKDGConfig, setup: Setup) -> None:

@@ -91,6 +91,7 @@ def connector(channels: int, trainable: bool) -> nn.Sequential:
 @METHODS.register("dcd")
 class DCD(AdversarialMethod):
     name = "dcd"
+    paper_task = "translation"  # CycleGAN horse2zebra and others, its release
     Config = DCDConfig
 
     def __init__(self, cfg: DCDConfig, setup: Setup) -> None:

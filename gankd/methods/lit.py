@@ -49,6 +49,7 @@ def _trunk(net: nn.Module) -> nn.Sequential | None:
 @METHODS.register("lit")
 class LIT(AdversarialMethod):
     name = "lit"
+    paper_task = "translation"  # StarGAN, conditional image-to-image translation
     Config = LITConfig
 
     @classmethod

@@ -97,6 +97,7 @@ def channel_adapter(c_s: int, c_t: int) -> nn.Sequential:
 @METHODS.register("omgd")
 class OMGD(Method):
     name = "omgd"
+    paper_task = "translation"  # pix2pix and CycleGAN
     Config = OMGDConfig
     uses_teacher = False  # the frozen teacher's outputs are not used: the online copy's are
 
