@@ -192,13 +192,13 @@ def tune(suite: SuiteConfig, models: list[str], data: dict[str, str], results: P
         check_data(suite.models[model], data[model])
     for model in models:
         for method in methods:
-            if tuning_shape(suite, model, method) is None:
+            shape = tuning_shape(suite, model, method)
+            if shape is None:
                 log.info("%s %s: not applicable to any student shape of the suite; not tuned", model, method)
                 continue
             margin, floor = suite.tune.psnr_margin, None
             if margin is not None:  # scratch at the same budget, on the shape the method is tuned on
-                ref = score_run(suite, model, "scratch", 1.0, data[model], results, progress,
-                                shape=tuning_shape(suite, model, method))
+                ref = score_run(suite, model, "scratch", 1.0, data[model], results, progress, shape=shape)
                 floor = psnr_of(ref) - margin
             runs = search(suite.tune, functools.partial(score_run, suite, model, method, data=data[model],
                                                         results=results, progress=progress), floor)
