@@ -27,7 +27,11 @@ class TorchRunner:
             model.set_random_noise(False)
         self.channels_last = channels_last
         if channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            # 4-d tensors only: Module.to(memory_format=) also converts 5-d ones and fails on
+            # them (StyleGAN2's modulated weight is (1, out, in, k, k))
+            for t in [*self.model.parameters(), *self.model.buffers()]:
+                if t.dim() == 4:
+                    t.data = t.data.contiguous(memory_format=torch.channels_last)
 
     def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
         args = [torch.from_numpy(x) for x in inputs]
