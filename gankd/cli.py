@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-
-# Before torch loads OpenMP: busy-waiting worker threads turn two processes on two cores (a
-# sweep's parallel jobs, a test beside a run) into 10-30x slowdowns; passive waiting does not.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from collections.abc import Sequence
 from pathlib import Path
 
 from gankd.errors import ConfigError, GankdError, unknown_choice
+
+# OpenMP's wait policy is left at its default (spin briefly, then sleep). OMP_WAIT_POLICY=PASSIVE,
+# set here until 2026-12-03, made a thin student's step 3.4x slower alone (Real-ESRGAN r = 1/4 L1
+# step, 2-core Intel Xeon: 0.26 s default, 0.90 s passive) for 5 % when two 2-thread runs share
+# two cores (1.15 s against 1.09 s each); benchmarks/perf_omp_wait.py measures both on any CPU.
+# It changes no number, only time; a user who runs jobs side by side can still export it.
 
 
 def _parser() -> argparse.ArgumentParser:

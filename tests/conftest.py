@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see gankd/cli.py; set before torch loads
-
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
