@@ -5,7 +5,8 @@ region; between regions a worker either spins (the default, for a while) or slee
 (``OMP_WAIT_POLICY=PASSIVE``) and must be woken for the next one. Each policy is timed in fresh
 processes (the policy is read when OpenMP loads), alone and as two runs side by side, and the
 ratio to the default is printed. Measured on a 2-core Intel Xeon (AVX-512), 2026-12-03: alone
-0.26 s/step default, 0.90 passive (3.4x); two side by side 1.15 against 1.09 each.
+0.26 s/step default, 0.90 passive (3.4x); two side by side 1.15 against 1.09 each; beside a
+third training run 2.1 against 1.3 (oversubscribed, passive wins).
 Run: ``python benchmarks/perf_omp_wait.py [--steps 20] [--threads 2]``.
 """
 

@@ -18,7 +18,8 @@ from gankd.errors import ConfigError, GankdError, unknown_choice
 # set here until 2026-12-03, made a thin student's step 3.4x slower alone (Real-ESRGAN r = 1/4 L1
 # step, 2-core Intel Xeon: 0.26 s default, 0.90 s passive) for 5 % when two 2-thread runs share
 # two cores (1.15 s against 1.09 s each); benchmarks/perf_omp_wait.py measures both on any CPU.
-# It changes no number, only time; a user who runs jobs side by side can still export it.
+# With three such runs on two cores passive wins (1.3 s against 2.1): whoever runs jobs side by
+# side exports it (README, Measured times). It changes no number, only time.
 
 
 def _parser() -> argparse.ArgumentParser:
