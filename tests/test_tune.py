@@ -66,6 +66,19 @@ def test_tune_scores_on_validation_images_and_bench_uses_the_choice(tmp_path, mo
     assert json.loads(lo.with_name("score.stale.json").read_text())["config"] == stored["config"]
     assert json.loads(lo.read_text())["config"]["train"]["steps"] == stored["config"]["train"]["steps"] - 1
     assert hi.stat().st_mtime_ns == kept  # its config unchanged: not scored again
+    # ... and so is a score made from another start: the same config trained on another machine
+    # is another student (each score names its teacher's and starting student's sha256)
+    stored = json.loads(hi.read_text())
+    start = dict(stored["config"]["start"])
+    assert start["teacher"].startswith(suite.models["realesrgan"].teacher + ":")
+    assert "sha256 " in start["student"] or start["student"] == "random init (seed)"
+    stored["config"]["start"]["student"] = "supervised pretraining, sha256 0123456789abcdef"
+    hi.write_text(json.dumps(stored))
+    assert main(["tune", "--suite", "smoke", "--model", "realesrgan", "--method", "mse", "--quiet",
+                 "--results", str(tmp_path / "results")]) == 0
+    assert json.loads(hi.read_text())["config"]["start"] == start
+    assert json.loads(hi.with_name("score.stale.json").read_text())["config"]["start"]["student"].endswith(
+        "0123456789abcdef")
 
 
 def test_tune_refuses_a_method_without_distillation_weights(capsys):

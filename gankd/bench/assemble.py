@@ -53,12 +53,9 @@ def assemble(setup: ModelSetup, method: str, method_cfg: Any, *, ratio: float, s
     loaded = load_teacher(setup, data, POOL_SEED, progress=progress)
     student_entry = zoo.student(setup.teacher, ratio, setup.student, depth=depth)
     student = seeded_build(student_entry, seed)
-    student_init = "random init (seed)"
-    if setup.student_pretrain is not None:
-        pre = pretrained_student(setup, student_entry, seed, data, POOL_SEED, progress=progress)
+    pre, student_init = starting_student(setup, student_entry, seed, data, progress)
+    if pre is not None:
         load_into(student, pre)
-        student_init = (f"supervised pretraining ({setup.student_pretrain.train.steps} steps), "
-                        f"{pre.parent.name}, sha256 {atomic.sha256_file(pre)[:16]}")
     pool = training_pool(setup, data, POOL_SEED)
     sampler = training_sampler(setup.data, data, train.batch_size, seed, pool, device, dist)
     trainer = build_trainer(student=student, teacher=loaded, d_entry=zoo.get(setup.discriminator),
@@ -85,3 +82,15 @@ def not_applicable(setup: ModelSetup, method: str, ratio: float, depth: int | No
 
 def teacher_pool_dir() -> Path:
     return cache_dir() / "teacher-pools"
+
+
+def starting_student(setup: ModelSetup, student_entry: zoo.ZooEntry, seed: int, data: str,
+                     progress: bool = True) -> tuple[Path | None, str]:
+    """The weights a run of this student and seed starts from (the cached supervised stage,
+    trained here if missing; None: its seeded random init) and how the record names them: with
+    the file's sha256, since one config trained on two machines gives two different students."""
+    if setup.student_pretrain is None:
+        return None, "random init (seed)"
+    pre = pretrained_student(setup, student_entry, seed, data, POOL_SEED, progress=progress)
+    return pre, (f"supervised pretraining ({setup.student_pretrain.train.steps} steps), "
+                 f"{pre.parent.name}, sha256 {atomic.sha256_file(pre)[:16]}")

@@ -17,7 +17,11 @@ a student with no base loss at all), none for an SR recipe. So, per (suite, mode
   their source (paper / ours / tuned / suite).
 
 Runs are stored under ``results/tune/<suite>/<model>/<method>/x<factor>/`` and resumed or
-skipped like bench runs, so an interrupted tuning finishes where it stopped.
+skipped like bench runs, so an interrupted tuning finishes where it stopped. A stored score is
+reused only for the same config *and* the same starting networks (the teacher's and the starting
+student's sha256): the same config trained on another machine is another network, and one
+method's factors scored from two students would compare starts, not factors (measured: SDAKD's
+x0.1 / x1 / x10 moved by 0.0006-0.003 LPIPS between an AMD EPYC's and an Intel Xeon's student).
 """
 
 from __future__ import annotations
@@ -35,10 +39,11 @@ import yaml
 
 from gankd import atomic
 from gankd.bench import environment
-from gankd.bench.assemble import assemble, not_applicable
+from gankd.bench.assemble import POOL_SEED, assemble, not_applicable, starting_student
 from gankd.bench.data import check_data, validation_set
 from gankd.bench.evaluation import evaluate_generator
 from gankd.bench.suite import (
+    ModelSetup,
     StudentShape,
     SuiteConfig,
     TuneConfig,
@@ -46,12 +51,14 @@ from gankd.bench.suite import (
     method_options,
     tuned_path,
 )
+from gankd.bench.teachers import load_teacher
 from gankd.config import to_dict
 from gankd.engine import checkpoint
 from gankd.engine.trainer import resolve_device
 from gankd.errors import ConfigError
 from gankd.locks import file_lock
 from gankd.methods import METHODS
+from gankd.models import zoo
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +108,8 @@ def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: 
     # what the score depends on: a stored score of another config (an edited suite, a longer
     # supervised stage) is not reused -- scores kept in git outlive the config they were made with
     config = json.loads(json.dumps({"setup": to_dict(setup), "train": to_dict(train), "method": to_dict(cfg),
-                                    "shape": shape.tag, "seed": tune.seed, "data": data}))
+                                    "shape": shape.tag, "seed": tune.seed, "data": data,
+                                    "start": starting_networks(setup, shape, tune.seed, data, progress)}))
     if done.is_file():
         stored = json.loads(done.read_text())  # JSON: YAML would read 1e-05 as a string
         if stored.get("config") == config:
@@ -135,6 +143,15 @@ def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: 
     atomic.write_json(done, record)
     checkpoint.prune(folder / "checkpoints", keep=0)
     return record
+
+
+def starting_networks(setup: ModelSetup, shape: StudentShape, seed: int, data: str,
+                      progress: bool = True) -> dict[str, str]:
+    """The teacher and the starting student a tuning run of this shape and seed uses, by sha256
+    (each trained and cached here if missing, as the run itself would)."""
+    entry = zoo.student(setup.teacher, shape.ratio, setup.student, depth=shape.depth)
+    return {"teacher": load_teacher(setup, data, POOL_SEED, progress=progress).identity,
+            "student": starting_student(setup, entry, seed, data, progress)[1]}
 
 
 def psnr_of(run: dict[str, Any]) -> float:
