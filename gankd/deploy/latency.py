@@ -30,7 +30,8 @@ def measure(runtime: str, arch: str, kwargs: dict[str, Any], state: Path, files:
     spec = {"runtime": runtime, "arch": arch, "kwargs": kwargs, "state": str(state), "files": files,
             "size": size, "threads": threads, "warmup": warmup, "repeats": repeats}
     # OpenMP's default wait policy, as a deployed torch or ncnn runs (ONNX Runtime's own pool
-    # spins by default too): passive waiting tripled thin networks' torch latency
+    # spins by default too): passive waiting made the GCFSR cpu student 2x slower in torch and 6x
+    # in ncnn (README, Deployment)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "spec.json"
