@@ -30,6 +30,7 @@ import dataclasses
 import functools
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +60,7 @@ from gankd.errors import ConfigError
 from gankd.locks import file_lock
 from gankd.methods import METHODS
 from gankd.models import zoo
+from gankd.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +147,23 @@ def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: 
     return record
 
 
+#: starting networks already identified in this process: a tuning of one method scores five or more
+#: factors from the same start, and loading the teacher and hashing the student each time costs
+#: 1-2 s per run (keyed by the cache and the GANKD_ settings that locate those files)
+_STARTS: dict[str, dict[str, str]] = {}
+
+
 def starting_networks(setup: ModelSetup, shape: StudentShape, seed: int, data: str,
                       progress: bool = True) -> dict[str, str]:
     """The teacher and the starting student a tuning run of this shape and seed uses, by sha256
     (each trained and cached here if missing, as the run itself would)."""
-    entry = zoo.student(setup.teacher, shape.ratio, setup.student, depth=shape.depth)
-    return {"teacher": load_teacher(setup, data, POOL_SEED, progress=progress).identity,
-            "student": starting_student(setup, entry, seed, data, progress)[1]}
+    where = {"cache": str(cache_dir()), **{k: v for k, v in os.environ.items() if k.startswith("GANKD_")}}
+    key = json.dumps([to_dict(setup), shape.tag, seed, data, where], sort_keys=True, default=str)
+    if key not in _STARTS:
+        entry = zoo.student(setup.teacher, shape.ratio, setup.student, depth=shape.depth)
+        _STARTS[key] = {"teacher": load_teacher(setup, data, POOL_SEED, progress=progress).identity,
+                        "student": starting_student(setup, entry, seed, data, progress)[1]}
+    return dict(_STARTS[key])
 
 
 def psnr_of(run: dict[str, Any]) -> float:
