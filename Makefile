@@ -24,6 +24,10 @@ RES      = $(if $(RESULTS),--results "$(RESULTS)")
 # distils from one teacher and starts from one student on whichever machine it ran.
 TRAINED ?= $(if $(filter reports/sample/results,$(RESULTS)),reports/sample/trained)
 TRN      = $(if $(TRAINED),GANKD_TRAINED="$(TRAINED)")
+# `make sweep` / `make tune` / `make export`: MODEL and METHOD narrow them when set (empty: all)
+ONLY     = $(if $(MODEL),--model "$(MODEL)") $(if $(METHOD),--method "$(METHOD)")
+# Where `make report` writes (empty: reports/); the sample's leaderboard sits beside its results
+OUT     ?= $(if $(filter reports/sample/results,$(RESULTS)),reports/sample)
 # Extra flags for pytest, e.g. `make test PYTEST_ARGS="-k dcd"`.
 PYTEST_ARGS ?=
 
@@ -60,18 +64,18 @@ bench: $(ASSETS)
 		--student "$(STUDENT)" --blocks "$(BLOCKS)" --seed "$(SEED)" --data "$(DATA)" $(RES)
 
 sweep: $(ASSETS)
-	$(TRN) $(BIN)/gankd sweep --suite "$(SUITE)" --data "$(DATA)" $(RES)
+	$(TRN) $(BIN)/gankd sweep --suite "$(SUITE)" --data "$(DATA)" $(ONLY) $(RES)
 
 # Calibrate each method's distillation weights on validation images (benchmarks/tuned/<suite>.yaml).
 tune: $(ASSETS)
-	$(TRN) $(BIN)/gankd tune --suite "$(SUITE)" --data "$(DATA)" $(RES)
+	$(TRN) $(BIN)/gankd tune --suite "$(SUITE)" --data "$(DATA)" $(ONLY) $(RES)
 
 # Deployment latency (ONNX Runtime, ncnn, torch) of every finished run and its teacher.
 export: $(ASSETS)
 	$(TRN) $(BIN)/gankd export --suite "$(SUITE)" $(if $(MODEL),--model "$(MODEL)") $(RES)
 
 report: $(STAMP)
-	$(TRN) $(BIN)/gankd report $(RES)
+	$(TRN) $(BIN)/gankd report $(RES) $(if $(OUT),--out "$(OUT)")
 
 test: $(ASSETS) browser
 	$(MAKE) --no-print-directory lint
