@@ -291,6 +291,17 @@ def test_resume_matches_uninterrupted_run(make_trainer, tmp_path, method):
         assert torch.equal(v, second.method.state_dict()[k]), k
 
 
+def test_run_resumed_from_its_final_checkpoint_keeps_its_time_per_step(make_trainer, tmp_path):
+    """Killed between its last checkpoint and its record: the resume trains nothing, and its
+    s/step and wall time are those the checkpoint carries, not 0."""
+    run = tmp_path / "run"
+    done = make_trainer("mse", steps=2, run_dir=run, ckpt_every=1).fit()
+    again = make_trainer("mse", steps=2, run_dir=run, ckpt_every=1).fit()
+    assert again.resumed_from == 2 and done.step_time_s > 0
+    assert again.wall_time_s == pytest.approx(done.wall_time_s, rel=1e-3)  # + the empty loop
+    assert again.step_time_s == pytest.approx(done.step_time_s, rel=1e-3)
+
+
 def test_dcd_pseudo_images_are_resized_to_what_the_discriminator_accepts(make_trainer):
     """12x12 LR features (48-pixel GT crops) meet a U-Net D that needs sides divisible by 8."""
     from conftest import SyntheticPool

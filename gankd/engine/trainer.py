@@ -430,7 +430,6 @@ class Trainer:
         total = self.cfg.steps
         bar = progress.bar(total, self.step, self.desc, enabled=self.progress)
         t0 = time.perf_counter()
-        start_step = self.step
         while self.step < total:
             self.memory.start()
             terms = self.train_step()
@@ -451,12 +450,13 @@ class Trainer:
                 self.save_checkpoint()
         bar.close()
         self._elapsed += time.perf_counter() - t0
-        steps_run = self.step - start_step
         self.save_checkpoint()
         return TrainResult(steps=self.step, wall_time_s=self._elapsed, history=self.history,
                            val_history=self.val_history, resumed_from=resumed,
                            peak_memory_mb=self.peak_memory_mb(),
-                           step_time_s=self._elapsed / max(1, self.step) if steps_run else 0.0,
+                           # from the checkpointed elapsed time: a run killed after its last
+                           # checkpoint and finished by a resume still has its real s/step
+                           step_time_s=self._elapsed / self.step if self.step else 0.0,
                            memory_source=self.memory.source)
 
     def peak_memory_mb(self) -> float:
