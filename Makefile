@@ -24,7 +24,7 @@ RES      = $(if $(RESULTS),--results "$(RESULTS)")
 # distils from one teacher and starts from one student on whichever machine it ran.
 TRAINED ?= $(if $(filter reports/sample/results,$(RESULTS)),reports/sample/trained)
 TRN      = $(if $(TRAINED),GANKD_TRAINED="$(TRAINED)")
-# `make sweep` / `make tune` / `make export`: MODEL and METHOD narrow them when set (empty: all)
+# `make sweep` / `make tune`: MODEL and METHOD narrow them when set (empty: all); `make export` takes MODEL
 ONLY     = $(if $(MODEL),--model "$(MODEL)") $(if $(METHOD),--method "$(METHOD)")
 # Where `make report` writes (empty: reports/); the sample's leaderboard sits beside its results
 OUT     ?= $(if $(filter reports/sample/results,$(RESULTS)),reports/sample)
