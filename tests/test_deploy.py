@@ -13,8 +13,9 @@ from conftest import TINY_TEACHER
 
 from gankd.bench.compose import seeded_build
 from gankd.deploy import PARITY_TOLERANCE, runtimes
-from gankd.deploy.export import export
+from gankd.deploy.export import PNNX_MEMORY_ENV, export, pnnx_memory_cap
 from gankd.deploy.latency import measure
+from gankd.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -61,6 +62,29 @@ def test_a_failed_export_and_a_mismatch_are_results_not_crashes(tmp_path, monkey
     monkeypatch.setattr(runtimes.OnnxRunner, "run", lambda self, x: real(self, x) + 3e-2)
     off = export(net, xs, tmp_path / "b", 1)["onnxruntime"]
     assert not off.ok and off.status == "mismatch 3.0e-02"
+
+
+def test_pnnx_over_its_memory_cap_fails_alone_with_the_reason(tmp_path, monkeypatch):
+    # 0.1 GiB is below what pnnx needs for any network: stands for the 23-block RRDBNet, whose
+    # ncnn pass needs 23 GB (module doc of gankd.deploy.export)
+    monkeypatch.setenv(PNNX_MEMORY_ENV, "0.1")
+    net, xs = tiny()
+    results = export(net, xs, tmp_path, threads=1)
+    assert results["onnxruntime"].ok  # the cap is pnnx's alone
+    ncnn = results["ncnn"]
+    assert not ncnn.ok and ncnn.status.startswith("export failed: MemoryError: pnnx ran out of memory "
+                                                  "under its 0.1 GiB cap"), ncnn.status
+    assert PNNX_MEMORY_ENV in ncnn.status
+    monkeypatch.setenv(PNNX_MEMORY_ENV, "4")  # another cap: exported again, not read back
+    assert export(net, xs, tmp_path, threads=1)["ncnn"].ok
+    assert len(list(tmp_path.glob("*/export.json"))) == 2
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-2"])
+def test_a_bad_pnnx_memory_cap_is_refused_by_name(monkeypatch, value):
+    monkeypatch.setenv(PNNX_MEMORY_ENV, value)
+    with pytest.raises(ConfigError, match=PNNX_MEMORY_ENV):
+        pnnx_memory_cap()
 
 
 def test_latency_is_measured_in_a_process_of_its_own(tmp_path):

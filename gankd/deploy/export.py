@@ -4,8 +4,15 @@ export that differs by more than ``PARITY_TOLERANCE`` -- or fails to export at a
 with its reason, never an exception that ends a run.
 
 Exports are cached under ``folder/<key>/`` where the key is the sha256 of the weights, the input
-shapes and the exporters' versions: pnnx needs about two minutes for a 23-block RRDBNet on one core,
-and the teacher is exported once for every student it is compared with.
+shapes, the exporters' versions and pnnx's memory cap; the teacher is exported once for every
+student it is compared with.
+
+pnnx runs in a process of its own with its address space capped (``pnnx_memory_cap``): its ncnn
+pass needs memory that doubles with every RRDB block past about 18 (measured with pnnx 20261020 and
+20260526 on RRDBNet 16/8: 18 blocks 0.85 GB and 3 s, 20 blocks 3.0 GB, 21 blocks 5.9 GB, 23 blocks
+23 GB and 3 minutes; the ONNX route through pnnx is the same). Uncapped, the 23-block teacher
+drew the kernel's OOM killer, which may kill any process on the machine (a training run beside the
+export); capped, pnnx fails alone and fast, and the report shows why.
 
 Choices: ONNX uses torch's TorchScript exporter (``dynamo=False``; the torch.export-based one
 needs ``onnxscript``), dynamic height and width for networks that take any size (RRDBNet), fixed
@@ -21,6 +28,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import subprocess
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -36,7 +45,11 @@ from gankd import atomic
 from gankd.deploy import EXPORTED, PARITY_TOLERANCE
 from gankd.deploy.fold import folded
 from gankd.deploy.runtimes import load
+from gankd.errors import ConfigError
 from gankd.locks import file_lock
+
+#: environment variable that sets pnnx's memory cap in GiB (default: half the machine's memory)
+PNNX_MEMORY_ENV = "GANKD_PNNX_MEMORY_GB"
 
 
 @dataclass
@@ -71,9 +84,26 @@ def network_key(model: nn.Module, shapes: list[list[int]]) -> str:
     torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buf)
     h.update(buf.getvalue())
     # "fold": exports made before folding (GCFSR's failed) are not read back as results
+    # "pnnx_cap": a failure under one cap is not read back under another (nor from before the cap)
     h.update(json.dumps({"class": type(model).__name__, "shapes": shapes, "opset": 17, "fold": 1,
+                         "pnnx_cap": pnnx_memory_cap(),
                          "versions": [_version(p) for p in ("torch", "onnx", "pnnx", "ncnn")]}).encode())
     return h.hexdigest()[:16]
+
+
+def pnnx_memory_cap() -> int:
+    """Bytes of address space pnnx may take: ``$GANKD_PNNX_MEMORY_GB`` GiB, else half the
+    machine's physical memory (module doc: what pnnx does without one)."""
+    env = os.environ.get(PNNX_MEMORY_ENV)
+    if env:
+        try:
+            gib = float(env)
+        except ValueError:
+            gib = -1.0
+        if not gib > 0:
+            raise ConfigError(f"{PNNX_MEMORY_ENV}={env!r}: expected a positive number of GiB")
+        return int(gib * 2**30)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
 
 
 def torch_outputs(model: nn.Module, inputs: list[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
@@ -131,21 +161,63 @@ def _write(runtime: str, model: nn.Module, example: tuple[np.ndarray, ...], out:
                               output_names=["out0"], dynamic_axes=dynamic)
         return {"onnx": str(path)}
     if runtime == "ncnn":
-        import pnnx
-
-        param, bin_path = out / "model.ncnn.param", out / "model.ncnn.bin"
         other = None
         if any_size:  # a second shape tells pnnx which dimensions are free
             other = tuple(torch.nn.functional.interpolate(a, scale_factor=1.5) if a.dim() == 4 else a
                           for a in args)
-        pnnx.export(model, str(out / "model.pt"), args, inputs2=other, fp16=False, ncnnparam=str(param),
-                    ncnnbin=str(bin_path), pnnxparam=str(out / "model.pnnx.param"),
-                    pnnxbin=str(out / "model.pnnx.bin"), pnnxpy=str(out / "model_pnnx.py"),
-                    pnnxonnx=str(out / "model.pnnx.onnx"), ncnnpy=str(out / "model_ncnn.py"))
-        if not param.is_file() or not bin_path.is_file():
-            raise RuntimeError("pnnx wrote no ncnn files")
-        return {"ncnn_param": str(param), "ncnn_bin": str(bin_path)}
+        return _pnnx(model, args, other, out)
     raise ValueError(f"unknown runtime {runtime!r}")
+
+
+def _pnnx(model: nn.Module, args: tuple[torch.Tensor, ...], other: tuple[torch.Tensor, ...] | None,
+          out: Path) -> dict[str, str]:
+    """torch -> ncnn through the pnnx binary, as ``pnnx.export`` runs it (trace, then convert with
+    fp32 weights), but with its memory capped and its exit status read (``pnnx.export`` ignores
+    both): a pnnx that dies says how."""
+    import pnnx
+
+    pt = out / "model.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.trace's deprecation notice
+        torch.jit.trace(model, args).save(str(pt))
+
+    def shapes(xs: tuple[torch.Tensor, ...]) -> str:
+        return ",".join(f"[{','.join(str(d) for d in x.shape)}]f32" for x in xs)
+
+    param, bin_path = out / "model.ncnn.param", out / "model.ncnn.bin"
+    cmd = [pnnx.EXEC_PATH, str(pt), f"inputshape={shapes(args)}", "device=cpu", "optlevel=2", "fp16=0",
+           f"pnnxparam={out / 'model.pnnx.param'}", f"pnnxbin={out / 'model.pnnx.bin'}",
+           f"pnnxpy={out / 'model_pnnx.py'}", f"pnnxonnx={out / 'model.pnnx.onnx'}",
+           f"ncnnparam={param}", f"ncnnbin={bin_path}", f"ncnnpy={out / 'model_ncnn.py'}"]
+    if other is not None:
+        cmd.append(f"inputshape2={shapes(other)}")
+    cap = pnnx_memory_cap()
+    t0 = time.perf_counter()
+    with subprocess.Popen(cmd, cwd=out, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        _cap_memory(proc.pid, cap)
+        _, log = proc.communicate()
+    if proc.returncode == 0 and param.is_file() and bin_path.is_file():
+        return {"ncnn_param": str(param), "ncnn_bin": str(bin_path)}
+    seconds = time.perf_counter() - t0
+    if "bad_alloc" in log or "can't allocate" in log:
+        raise MemoryError(f"pnnx ran out of memory under its {cap / 2**30:.1f} GiB cap after {seconds:.0f} s "
+                          f"(its ncnn pass doubles its memory per RRDB block past ~18; {PNNX_MEMORY_ENV} "
+                          f"raises the cap)")
+    last = next((line for line in reversed(log.splitlines()) if line.strip()), "no output")
+    raise RuntimeError(f"pnnx exited with {proc.returncode} after {seconds:.0f} s, no ncnn files: "
+                       f"{last[:120]}")
+
+
+def _cap_memory(pid: int, cap: int) -> None:
+    """Caps a started process's address space, from outside and at once (pnnx allocates nothing
+    large before it has read the model); where the platform cannot (no ``prlimit``: macOS,
+    Windows) pnnx runs uncapped."""
+    try:
+        import resource
+
+        resource.prlimit(pid, resource.RLIMIT_AS, (cap, cap))
+    except (ImportError, AttributeError, ProcessLookupError):
+        pass
 
 
 def summary(results: dict[str, ExportResult]) -> dict[str, Any]:
