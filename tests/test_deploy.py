@@ -4,6 +4,7 @@ and `gankd export` over a finished run."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -78,6 +79,20 @@ def test_pnnx_over_its_memory_cap_fails_alone_with_the_reason(tmp_path, monkeypa
     monkeypatch.setenv(PNNX_MEMORY_ENV, "4")  # another cap: exported again, not read back
     assert export(net, xs, tmp_path, threads=1)["ncnn"].ok
     assert len(list(tmp_path.glob("*/export.json"))) == 2
+
+
+def test_a_deep_rrdbnet_converts_to_ncnn_in_little_memory(tmp_path, monkeypatch):
+    # 22 RRDB blocks: pnnx's ncnn pass would need ~12 GB on the traced network as it is (module doc
+    # of gankd.deploy.export); with each block's output cloned it needs under 1 GB, whatever the width
+    monkeypatch.setenv(PNNX_MEMORY_ENV, "2")
+    deep = dataclasses.replace(TINY_TEACHER, kwargs={**TINY_TEACHER.kwargs, "num_feat": 4, "num_grow_ch": 2,
+                                                      "num_block": 22})
+    net = seeded_build(deep, 5)
+    xs = [tuple(t.numpy() for t in net.example_inputs(1, 8))]
+    ncnn = export(net, xs, tmp_path, threads=1)["ncnn"]
+    assert ncnn.ok, ncnn.status
+    layers = (tmp_path.glob("*/model.ncnn.param").__next__()).read_text()
+    assert " Noop " not in layers and layers.count("Convolution ") == 22 * 15 + 6  # no layer added
 
 
 @pytest.mark.parametrize("value", ["lots", "0", "-2"])
