@@ -3,9 +3,9 @@ each export checked against torch's own output, and its latency measured per run
 
 Like ``models`` and ``metrics`` this layer judges any network and knows nothing of training: the
 bench composes it into runs (``gankd export``). ``runtimes`` wraps each runtime behind one small
-interface, ``export`` writes and checks the files (cached by the weights' sha256, since pnnx takes
-minutes on a 23-block RRDBNet), ``latency`` times each runtime in a process of its own so that one
-runtime's thread pools and allocator never colour another's numbers.
+interface, ``export`` writes and checks the files (cached by the weights' sha256: the teacher is
+exported once for every student), ``latency`` times each runtime in a process of its own so that
+one runtime's thread pools and allocator never colour another's numbers.
 """
 
 from __future__ import annotations
