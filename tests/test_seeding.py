@@ -40,3 +40,18 @@ def test_scratch_is_built_identically_with_a_cold_and_a_warm_cache(tmp_path, mon
     assert _equal(cold.method.discriminators["d"], warm.method.discriminators["d"])
     assert torch.equal(cold_rng, warm_rng)  # the training stream (noise injection) starts alike
     assert torch.equal(cold.sampler.next().index, warm.sampler.next().index)
+
+
+def test_a_discriminator_is_the_same_network_in_every_method_that_builds_it(make_trainer, one_thread):
+    # the role's seed alone: not what a method built before it (AKDG's second D, DCD's connectors)
+    ref = make_trainer("scratch").method.discriminators["d"]
+    compared = []
+    for method in ("mse", "akdg", "dcd", "omgd"):
+        ds = make_trainer(method).method.discriminators
+        d = ds["d"] if "d" in ds else None
+        if d is not None and d.state_dict().keys() == ref.state_dict().keys() and \
+                all(d.state_dict()[k].shape == v.shape for k, v in ref.state_dict().items()):
+            assert _equal(d, ref), method
+            compared.append(method)
+    assert len(compared) >= 3, compared  # the test compares something
+    assert not _equal(make_trainer("scratch", seed=1).method.discriminators["d"], ref)
