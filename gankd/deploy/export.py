@@ -8,11 +8,12 @@ shapes, the exporters' versions and pnnx's memory cap; the teacher is exported o
 student it is compared with.
 
 pnnx runs in a process of its own with its address space capped (``pnnx_memory_cap``): its ncnn
-pass needs memory that doubles with every RRDB block past about 18 (measured with pnnx 20261020 and
-20260526 on RRDBNet 16/8: 18 blocks 0.85 GB and 3 s, 20 blocks 3.0 GB, 21 blocks 5.9 GB, 23 blocks
-23 GB and 3 minutes; the ONNX route through pnnx is the same). Uncapped, the 23-block teacher
-drew the kernel's OOM killer, which may kill any process on the machine (a training run beside the
-export); capped, pnnx fails alone and fast, and the report shows why. The doubling is pnnx's
+pass needs memory that doubles with every RRDB block past about 18 (measured with pnnx 20241223,
+20250530, 20251119, 20260526 and 20261020 alike, on RRDBNet 16/8: 18 blocks 0.85 GB and 3 s,
+20 blocks 3.0 GB, 21 blocks 5.9 GB, 23 blocks 23 GB and 3 minutes; the ONNX route through pnnx is
+the same). Uncapped, the 23-block teacher drew the kernel's OOM killer, which may kill any process
+on the machine (a training run beside the export); capped, pnnx fails alone and fast, and the
+report shows why. The doubling is pnnx's
 ``expand_expression`` (pass_ncnn): it names each operand it makes after its expression with the
 inputs' names spelled out, and an RRDB's output expression names the block's input twice (through
 the dense blocks' residuals and its own), so names double per block. ``_cut_expression_chains``
