@@ -7,9 +7,10 @@ import dataclasses
 
 import pytest
 
-from gankd.bench.suite import RunSpec, StudentShape, load_suite
+from gankd.bench.suite import PretrainConfig, RunSpec, StudentShape, load_suite
 from gankd.bench.sweep import jobs
 from gankd.cli import main
+from gankd.config import from_mapping
 from gankd.errors import ConfigError
 from gankd.models import zoo
 
@@ -64,3 +65,26 @@ def test_a_shallow_student_runs_and_gets_its_own_table(tmp_path, monkeypatch):
     assert rec["depth"] == 2 and rec["student"].endswith("num_block=2")
     html = (tmp_path / "reports" / "leaderboard.html").read_text()
     assert "student r=0.5, 2 blocks" in html and "data-depth='2'" in html
+
+
+def test_the_supervised_stage_scales_its_lr_with_width(monkeypatch):
+    """cpu.yaml sets the Real-ESRGAN L1 stage's lr for r = 1/4; a wider student trains at a
+    smaller one (the teacher-width r1-d6 diverged at the thin students' 1e-3), and the r = 1/4
+    students keep exactly theirs, so their cached stage is found again."""
+    from gankd.bench import cached_training
+
+    setup = load_suite("cpu").models["realesrgan"]
+    seen: dict[str, float] = {}
+
+    def record(path, student, seed, method, recipe, *args, **kwargs):
+        seen[student.name] = recipe.lr_g
+
+    monkeypatch.setattr(cached_training, "train_cached", record)
+    for ratio, depth in ((0.25, None), (0.5, 10), (1.0, 6)):
+        student = zoo.student(setup.teacher, ratio, setup.student, depth=depth)
+        cached_training.pretrained_student(setup, student, 0, "builtin", 0, progress=False)
+    assert seen == {"realesrgan_x4plus@r0.25": 1e-3, "realesrgan_x4plus@r0.5,num_block=10": 5e-4,
+                    "realesrgan_x4plus@r1,num_block=6": 2.5e-4}
+    assert setup.student_pretrain.recipe_for(setup.recipe, 0.25).lr_g == 1e-3  # bit for bit
+    with pytest.raises(ConfigError, match=r"student_pretrain: lr_ratio must be a width ratio in \(0, 1\]"):
+        from_mapping(PretrainConfig, {"train": {}, "lr_ratio": 2.0}, "student_pretrain")

@@ -63,7 +63,7 @@ def pretrained_student(setup: ModelSetup, student: zoo.ZooEntry, seed: int, data
     """The student after the suite's supervised stage, shared by every method of this seed."""
     pre = setup.student_pretrain
     assert pre is not None
-    recipe = pre.recipe_for(setup.recipe)
+    recipe = pre.recipe_for(setup.recipe, student.ratio)
     key = cache_key({"student": student, "seed": seed, "recipe": recipe, "train": pre.train.identity(),
                      "data": setup.data.training_identity(), "source": data, "pool_seed": pool_seed})
     path = trained_dir() / "students" / f"{student.name}-seed{seed}-{key}" / "student.pth"

@@ -74,12 +74,23 @@ class PretrainConfig:
 
     train: TrainConfig
     recipe: dict[str, Any] = field(default_factory=dict)  # overrides of the family recipe
+    #: the width ratio the recipe's ``lr_g`` is meant for; a student of ratio r trains at
+    #: lr_g x lr_ratio / r (Adam's step per weight shrunk as the fan-in grows, as muP scales
+    #: hidden layers), so that one short high-lr schedule suits thin and wide students alike.
+    #: None: lr_g at every width.
+    lr_ratio: float | None = None
 
     def __post_init__(self) -> None:
         from_mapping(RecipeConfig, self.recipe, "student_pretrain.recipe")  # keys and types, once
+        if self.lr_ratio is not None and not 0 < self.lr_ratio <= 1:
+            raise ValueError(f"lr_ratio must be a width ratio in (0, 1], got {self.lr_ratio}")
 
-    def recipe_for(self, base: RecipeConfig) -> RecipeConfig:
-        return from_mapping(RecipeConfig, merge(to_dict(base), self.recipe), "student_pretrain.recipe")
+    def recipe_for(self, base: RecipeConfig, ratio: float = 1.0) -> RecipeConfig:
+        """The stage's recipe for a student of width ``ratio``."""
+        recipe = from_mapping(RecipeConfig, merge(to_dict(base), self.recipe), "student_pretrain.recipe")
+        if self.lr_ratio is None or ratio == self.lr_ratio:  # exactly the configured lr_g
+            return recipe
+        return dataclasses.replace(recipe, lr_g=recipe.lr_g * self.lr_ratio / ratio)
 
 
 @dataclass(frozen=True)
