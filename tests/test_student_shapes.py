@@ -88,3 +88,18 @@ def test_the_supervised_stage_scales_its_lr_with_width(monkeypatch):
     assert setup.student_pretrain.recipe_for(setup.recipe, 0.25).lr_g == 1e-3  # bit for bit
     with pytest.raises(ConfigError, match=r"student_pretrain: lr_ratio must be a width ratio in \(0, 1\]"):
         from_mapping(PretrainConfig, {"train": {}, "lr_ratio": 2.0}, "student_pretrain")
+
+
+def test_the_lr_scaling_knob_is_not_a_config_change_where_it_changes_nothing():
+    """Runs and tuning scores record their setup; `lr_ratio` joined it after the r = 1/4 sample
+    was made, with the same lr for those students: their records stay current, while a student
+    the knob does change records it."""
+    from gankd.bench.suite import setup_identity
+
+    setup = load_suite("cpu").models["realesrgan"]
+    assert "lr_ratio" not in setup_identity(setup, 0.25)["student_pretrain"]
+    assert setup_identity(setup, 1.0)["student_pretrain"]["lr_ratio"] == 0.25
+    unscaled = dataclasses.replace(setup.student_pretrain, lr_ratio=None)
+    before = dataclasses.replace(setup, student_pretrain=unscaled)
+    assert setup_identity(before, 0.25) == setup_identity(setup, 0.25)
+    assert setup_identity(before, 1.0) != setup_identity(setup, 1.0)

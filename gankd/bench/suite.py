@@ -295,9 +295,20 @@ def check_ratio(value: str | float) -> float:
 def resolved(suite: SuiteConfig, spec: RunSpec) -> dict[str, Any]:
     """The complete config of one run, as written to its folder."""
 
-    setup = suite.models[spec.model]
     mcfg = method_options(suite, spec.model, spec.method)
-    return {"run": to_dict(spec), "setup": to_dict(setup), "method": to_dict(mcfg)}
+    return {"run": to_dict(spec), "setup": setup_identity(suite.models[spec.model], spec.ratio),
+            "method": to_dict(mcfg)}
+
+
+def setup_identity(setup: ModelSetup, ratio: float) -> dict[str, Any]:
+    """``setup`` as a run or tuning score of a student of width ``ratio`` records it. The L1
+    stage's ``lr_ratio`` is left out where it changes nothing (None, or this very ratio): runs
+    and scores made before the knob existed stay those of the same config."""
+    out = to_dict(setup)
+    pre = setup.student_pretrain
+    if pre is not None and pre.lr_ratio in (None, ratio):
+        del out["student_pretrain"]["lr_ratio"]
+    return out
 
 
 def explicit_options(suite: SuiteConfig, model: str, method: str) -> dict[str, Any]:

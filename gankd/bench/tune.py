@@ -50,6 +50,7 @@ from gankd.bench.suite import (
     TuneConfig,
     explicit_options,
     method_options,
+    setup_identity,
     tuned_path,
 )
 from gankd.bench.teachers import load_teacher
@@ -109,7 +110,8 @@ def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: 
     cfg = candidate(suite, model, method, factor)
     # what the score depends on: a stored score of another config (an edited suite, a longer
     # supervised stage) is not reused -- scores kept in git outlive the config they were made with
-    config = json.loads(json.dumps({"setup": to_dict(setup), "train": to_dict(train), "method": to_dict(cfg),
+    config = json.loads(json.dumps({"setup": setup_identity(setup, shape.ratio), "train": to_dict(train),
+                                    "method": to_dict(cfg),
                                     "shape": shape.tag, "seed": tune.seed, "data": data,
                                     "start": starting_networks(setup, shape, tune.seed, data, progress)}))
     if done.is_file():
