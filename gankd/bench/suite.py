@@ -85,10 +85,14 @@ class PretrainConfig:
         if self.lr_ratio is not None and not 0 < self.lr_ratio <= 1:
             raise ValueError(f"lr_ratio must be a width ratio in (0, 1], got {self.lr_ratio}")
 
+    def scales_lr(self, ratio: float) -> bool:
+        """Whether a student of width ``ratio`` trains at another lr than the recipe's."""
+        return self.lr_ratio is not None and ratio != self.lr_ratio
+
     def recipe_for(self, base: RecipeConfig, ratio: float = 1.0) -> RecipeConfig:
         """The stage's recipe for a student of width ``ratio``."""
         recipe = from_mapping(RecipeConfig, merge(to_dict(base), self.recipe), "student_pretrain.recipe")
-        if self.lr_ratio is None or ratio == self.lr_ratio:  # exactly the configured lr_g
+        if not self.scales_lr(ratio):  # exactly the configured lr_g
             return recipe
         return dataclasses.replace(recipe, lr_g=recipe.lr_g * self.lr_ratio / ratio)
 
@@ -306,7 +310,7 @@ def setup_identity(setup: ModelSetup, ratio: float) -> dict[str, Any]:
     and scores made before the knob existed stay those of the same config."""
     out = to_dict(setup)
     pre = setup.student_pretrain
-    if pre is not None and pre.lr_ratio in (None, ratio):
+    if pre is not None and not pre.scales_lr(ratio):
         del out["student_pretrain"]["lr_ratio"]
     return out
 
