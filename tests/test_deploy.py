@@ -138,3 +138,28 @@ def test_gankd_export_adds_deployment_to_a_finished_run(tmp_path, monkeypatch):
     assert deploy["latency"]["torch"]["32"]["median_ms"] > 0
     html = (tmp_path / "reports" / "leaderboard.html").read_text()
     assert "Deployment latency" in html
+
+
+def test_export_builds_the_student_of_the_runs_shape(tmp_path, monkeypatch):
+    """A shallow student (depth knob) is rebuilt at its own depth before its checkpoint loads:
+    built at the teacher's depth, its state_dict would miss blocks and the export crash."""
+    from gankd.bench import deployment
+    from gankd.bench.record import RunRecord
+    from gankd.bench.suite import load_suite
+    from gankd.engine import checkpoint
+    from gankd.models import zoo
+
+    setup = load_suite("smoke").models["realesrgan"]
+    shallow = zoo.student(setup.teacher, 1.0, setup.student, depth=2).build()
+    run_dir = "runs/smoke/realesrgan/r1-d2/scratch/seed0"
+    checkpoint.save(tmp_path / run_dir / "checkpoints", 10, {"ema": shallow.state_dict()})
+    seen = {}
+    monkeypatch.setattr(deployment, "deploy_network",
+                        lambda net, entry, *a, **k: seen.update(net=net, entry=entry) or {"exports": {}})
+    rec = RunRecord(suite="smoke", model="realesrgan", ratio=1.0, depth=2, method="scratch", seed=0,
+                    run_dir=run_dir)
+    deployment.deploy_record(rec, tmp_path, setup)
+    got = {k: v for k, v in seen["net"].state_dict().items()}
+    assert got.keys() == shallow.state_dict().keys()
+    assert all(torch.equal(got[k], v) for k, v in shallow.state_dict().items())
+    assert rec.deploy == {"exports": {}}

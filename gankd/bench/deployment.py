@@ -79,7 +79,7 @@ def deploy_record(record: RunRecord, results: Path, setup: ModelSetup, progress:
         if found is None:
             raise GankdError(f"{record.run_dir} keeps no checkpoint: its student cannot be exported")
         entry = zoo.get(record.student) if record.student in zoo.entries() else zoo.student(
-            setup.teacher, float(record.ratio), setup.student)
+            setup.teacher, float(record.ratio), setup.student, depth=record.depth)
         net = entry.build()
         net.load_state_dict(found[0]["ema"])
     record.deploy = deploy_network(net, entry, setup, record.data or "builtin", record.suite, progress)
