@@ -163,3 +163,56 @@ def test_export_builds_the_student_of_the_runs_shape(tmp_path, monkeypatch):
     assert got.keys() == shallow.state_dict().keys()
     assert all(torch.equal(got[k], v) for k, v in shallow.state_dict().items())
     assert rec.deploy == {"exports": {}}
+
+
+def test_cuda_runtimes_are_timed_only_where_torch_sees_a_gpu(monkeypatch):
+    from gankd.bench.deployment import timed_runtimes
+    from gankd.bench.suite import DeployConfig
+    from gankd.deploy import CPU_RUNTIMES, CUDA_RUNTIMES
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert timed_runtimes(DeployConfig()) == CPU_RUNTIMES
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert timed_runtimes(DeployConfig()) == CPU_RUNTIMES + CUDA_RUNTIMES
+    listed = DeployConfig(runtimes=("torch", "torch_cuda_bf16"))  # listed ones are not timed twice
+    assert timed_runtimes(listed) == ("torch", "torch_cuda_bf16", "torch_cuda", "onnxruntime_cuda")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_a_cuda_runtime_without_a_gpu_is_a_result_with_its_reason(tmp_path):
+    import onnxruntime as ort
+
+    net, _ = tiny()
+    state = tmp_path / "state.pt"
+    torch.save(net.state_dict(), state)
+    got = measure("torch_cuda", TINY_TEACHER.arch, TINY_TEACHER.kwargs, state, {}, size=12, threads=1,
+                  warmup=0, repeats=1)
+    assert "no CUDA device" in got["error"] and "median_ms" not in got
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        # ONNX Runtime would fall back to its CPU provider without a word; the runner refuses
+        with pytest.raises(RuntimeError, match="onnxruntime-gpu"):
+            runtimes.load("onnxruntime_cuda", None, {"onnx": str(tmp_path / "any.onnx")}, 1)
+
+
+def test_torch_bf16_runs_in_bf16_and_stays_near_fp32():
+    """The bf16 runner's weights and activations are bf16 (checked on the CPU, where the CUDA
+    runner's dtype handling is the same code); its output is near fp32's, not equal to it."""
+    net, xs = tiny()
+    fp32 = runtimes.TorchRunner(seeded_build(TINY_TEACHER, 3), 1).run(xs[0])
+    half = runtimes.TorchRunner(net, 1, bf16=True)
+    assert all(p.dtype == torch.bfloat16 for p in half.model.parameters())
+    out = half.run(xs[0])
+    assert out.dtype == np.float32 and out.shape == fp32.shape
+    assert 0 < np.abs(out - fp32).max() < 0.1
+
+
+def test_the_report_gives_a_cuda_runtimes_difference_from_fp32():
+    from gankd.bench.report.views import _parity
+
+    deploy = {"exports": {"onnxruntime": {"status": "ok (max diff 3e-07)"}},
+              "latency": {"torch_cuda_bf16": {"64": {"median_ms": 2.0, "max_abs_diff": 0.004},
+                                              "128": {"median_ms": 6.0, "max_abs_diff": 0.007}},
+                          "torch": {"64": {"median_ms": 9.0}}}}
+    assert _parity(deploy, "onnxruntime") == "ok (max diff 3e-07)"
+    assert _parity(deploy, "torch_cuda_bf16") == "vs fp32 CPU: max diff 7e-03"
+    assert _parity(deploy, "torch") is None

@@ -6,7 +6,9 @@ process of its own (gankd/deploy/latency.py). The result goes into the record as
     {"exports": {runtime: {ok, max_abs_diff, error, status}},
      "latency": {runtime: {size: {median_ms, iqr_ms, ... | error}}}, "threads", "cpu"}
 
-A runtime whose export failed or does not match torch is not timed; its latency says why.
+A runtime whose export failed or does not match torch is not timed; its latency says why. Where
+torch sees a CUDA device the CUDA runtimes are timed too (``timed_runtimes``); ``cpu`` then
+still names the host, and each CUDA latency its GPU.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from torch import nn
 from gankd.bench.data import evaluation_set
 from gankd.bench.record import RunRecord
 from gankd.bench.suite import DeployConfig, ModelSetup
-from gankd.deploy import EXPORTED
+from gankd.deploy import CUDA_RUNTIMES, EXPORT_OF, EXPORTED
 from gankd.deploy.export import export, summary
 from gankd.deploy.latency import measure
 from gankd.engine import checkpoint
@@ -49,11 +51,12 @@ def deploy_network(net: nn.Module, entry: zoo.ZooEntry, setup: ModelSetup, data:
     torch.save({k: v.cpu() for k, v in net.state_dict().items()}, state)
     latency: dict[str, dict[str, Any]] = {}
     try:
-        for runtime in cfg.runtimes:
+        for runtime in timed_runtimes(cfg):
+            needs = EXPORT_OF.get(runtime, runtime)
             for size in cfg.sizes:
                 at = latency.setdefault(runtime, {})
-                if runtime in EXPORTED and not results[runtime].ok:
-                    at[str(size)] = {"error": f"not timed: {results[runtime].status}"}
+                if needs in EXPORTED and not results[needs].ok:
+                    at[str(size)] = {"error": f"not timed: {results[needs].status}"}
                     continue
                 if progress:
                     log.info("latency %s %s at %d", entry.name, runtime, size)
@@ -63,6 +66,12 @@ def deploy_network(net: nn.Module, entry: zoo.ZooEntry, setup: ModelSetup, data:
         state.unlink(missing_ok=True)
     return {"exports": summary(results), "latency": latency, "threads": cfg.threads,
             "cpu": cpu_info()["model"]}
+
+
+def timed_runtimes(cfg: DeployConfig) -> tuple[str, ...]:
+    """The suite's runtimes, and the CUDA ones wherever torch sees a CUDA device."""
+    extra = CUDA_RUNTIMES if torch.cuda.is_available() else ()
+    return (*cfg.runtimes, *(rt for rt in extra if rt not in cfg.runtimes))
 
 
 def deploy_record(record: RunRecord, results: Path, setup: ModelSetup, progress: bool = False) -> RunRecord:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gankd.deploy import RUNTIMES
 from gankd.metrics import Column, all_result_columns, quality_columns
 
 SCHEMA = 2
@@ -58,7 +59,7 @@ COST_COLUMNS = (
 DEPLOY_COLUMNS = tuple(Column(f"lat_{rt}_ms", f"{rt} latency", False,
                               f"median {rt} forward at the largest deployment input size", unit="ms",
                               order=300 + i, shown=False)
-                       for i, rt in enumerate(("torch", "torch_cl", "onnxruntime", "ncnn")))
+                       for i, rt in enumerate(RUNTIMES))
 
 
 def columns() -> list[Column]:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from gankd.config import from_mapping, load_yaml, merge, to_dict
 from gankd.datasets.config import DataConfig
+from gankd.deploy import CPU_RUNTIMES
 from gankd.engine.config import RecipeConfig, TrainConfig
 from gankd.errors import ConfigError, unknown_choice
 from gankd.models import zoo
@@ -36,9 +37,11 @@ class LatencyConfig:
 class DeployConfig:
     """Deployment latency (``gankd export``, gankd/bench/deployment.py): the student and the
     teacher exported to ONNX Runtime and ncnn, checked against torch on ``check_images``
-    evaluation inputs, and timed on every runtime at each input side of ``sizes``."""
+    evaluation inputs, and timed on every runtime at each input side of ``sizes``. Where torch
+    sees a CUDA device the CUDA runtimes (``gankd.deploy.CUDA_RUNTIMES``) are timed as well,
+    without being listed: a suite runs on either kind of machine unchanged."""
 
-    runtimes: tuple[str, ...] = ("torch", "torch_cl", "onnxruntime", "ncnn")
+    runtimes: tuple[str, ...] = CPU_RUNTIMES
     sizes: tuple[int, ...] = (64,)  # input sides: LR for Real-ESRGAN, the output size for GCFSR
     threads: int = 2
     warmup: int = 2

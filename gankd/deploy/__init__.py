@@ -10,10 +10,16 @@ one runtime's thread pools and allocator never colour another's numbers.
 
 from __future__ import annotations
 
-#: the runtimes latency is measured on, in report order: torch eager (contiguous and
+#: the CPU runtimes latency is measured on, in report order: torch eager (contiguous and
 #: channels_last memory), ONNX Runtime's CPU provider, ncnn (pnnx-converted, fp32 weights)
-RUNTIMES = ("torch", "torch_cl", "onnxruntime", "ncnn")
+CPU_RUNTIMES = ("torch", "torch_cl", "onnxruntime", "ncnn")
+#: timed as well wherever torch sees a CUDA device: torch eager in fp32 and in bf16 (weights and
+#: activations), ONNX Runtime's CUDA provider on the checked ONNX file (onnxruntime-gpu)
+CUDA_RUNTIMES = ("torch_cuda", "torch_cuda_bf16", "onnxruntime_cuda")
+RUNTIMES = CPU_RUNTIMES + CUDA_RUNTIMES
 #: runtimes that run an exported file (checked against torch before they are timed)
 EXPORTED = ("onnxruntime", "ncnn")
+#: the export each CUDA runtime runs, where it runs one
+EXPORT_OF = {"onnxruntime_cuda": "onnxruntime"}
 #: largest |torch - runtime| allowed on an fp32 export, on outputs in [0, 1]
 PARITY_TOLERANCE = 1e-4

@@ -5,11 +5,13 @@ another's numbers, and the parent's threads and load are not the child's.
 A measurement is ``warmup`` untimed runs, then ``repeats`` timed ones at batch 1; it reports the
 median, the interquartile range and the 10th/90th percentiles in milliseconds, the runtime's thread
 count and the CPU model. Torch runs build the network from its architecture and state dict;
-exported runtimes load the files ``gankd.deploy.export`` wrote and checked.
+exported runtimes load the files ``gankd.deploy.export`` wrote and checked. A CUDA runtime's
+record also names the GPU and its largest difference from fp32 torch on the CPU.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -47,6 +49,7 @@ def measure(runtime: str, arch: str, kwargs: dict[str, Any], state: Path, files:
 def _child(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
+    from gankd.deploy import CUDA_RUNTIMES
     from gankd.deploy.runtimes import load
     from gankd.hardware import cpu_info
     from gankd.models import MODELS
@@ -56,7 +59,17 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
     model.load_state_dict(torch.load(spec["state"], map_location="cpu", weights_only=True))
     model.eval()
     inputs = [t.numpy() for t in model.example_inputs(1, spec["size"])]
+    extra: dict[str, Any] = {}
+    if spec["runtime"] in CUDA_RUNTIMES:
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"{spec['runtime']}: torch sees no CUDA device")
+        # a GPU runtime's output against fp32 torch on the CPU, on this very input: bf16 and
+        # TF32 convolutions differ from it by design, so this is recorded, not a pass/fail
+        reference = load("torch", copy.deepcopy(model), {}, spec["threads"]).run(inputs)
+        extra["device"] = torch.cuda.get_device_name()
     runner = load(spec["runtime"], model, spec["files"], spec["threads"])
+    if extra:
+        extra["max_abs_diff"] = float(np.abs(runner.run(inputs) - reference).max())
     for _ in range(spec["warmup"]):
         runner.run(inputs)
     times = []
@@ -68,7 +81,7 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
     return {"runtime": spec["runtime"], "size": spec["size"], "median_ms": float(p50),
             "iqr_ms": float(p75 - p25), "p10": float(p10), "p90": float(p90), "repeats": spec["repeats"],
             "threads": spec["threads"],
-            "input_shapes": [list(x.shape) for x in inputs], "cpu": cpu_info()["model"]}
+            "input_shapes": [list(x.shape) for x in inputs], "cpu": cpu_info()["model"], **extra}
 
 
 if __name__ == "__main__":

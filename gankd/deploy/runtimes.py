@@ -18,11 +18,17 @@ class Runner(Protocol):
 
 
 class TorchRunner:
-    """torch eager under ``inference_mode``, contiguous or channels_last memory."""
+    """torch eager under ``inference_mode``, contiguous or channels_last memory; on ``device``
+    (CPU, or CUDA in fp32 or with weights and activations in bf16). A CUDA run is host to host,
+    as a deployed network is called: the input's copy in and the output's copy out are timed
+    with it, and the copy out waits for the device."""
 
-    def __init__(self, model: nn.Module, threads: int, channels_last: bool = False) -> None:
+    def __init__(self, model: nn.Module, threads: int, channels_last: bool = False,
+                 device: str = "cpu", bf16: bool = False) -> None:
         torch.set_num_threads(threads)
-        self.model = model.eval()
+        self.device = torch.device(device)
+        self.dtype = torch.bfloat16 if bf16 else torch.float32
+        self.model = model.eval().to(self.device, self.dtype)
         if hasattr(model, "set_random_noise"):
             model.set_random_noise(False)
         self.channels_last = channels_last
@@ -34,24 +40,33 @@ class TorchRunner:
                     t.data = t.data.contiguous(memory_format=torch.channels_last)
 
     def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
-        args = [torch.from_numpy(x) for x in inputs]
+        args = [torch.from_numpy(x).to(self.device, self.dtype) for x in inputs]
         if self.channels_last:
             args = [a.contiguous(memory_format=torch.channels_last) if a.dim() == 4 else a for a in args]
         with torch.inference_mode():
-            return self.model(*args).float().contiguous().numpy()
+            return self.model(*args).float().contiguous().cpu().numpy()
 
 
 class OnnxRunner:
-    """ONNX Runtime's CPU execution provider, intra-op threads fixed, inter-op 1."""
+    """ONNX Runtime's CPU execution provider, intra-op threads fixed, inter-op 1; or its CUDA
+    provider, which must be the one that runs: ONNX Runtime falls back to the CPU without a word
+    when it cannot start CUDA, and that latency would be reported as the GPU's."""
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, cuda: bool = False) -> None:
         import onnxruntime as ort
 
+        want = "CUDAExecutionProvider" if cuda else "CPUExecutionProvider"
+        if want not in ort.get_available_providers():
+            raise RuntimeError(f"onnxruntime {ort.__version__} has no {want} here (it has "
+                               f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(path), opts, providers=[want])
+        if self.session.get_providers()[0] != want:
+            raise RuntimeError(f"onnxruntime did not start {want} (session providers: "
+                               f"{', '.join(self.session.get_providers())})")
         self.names = [i.name for i in self.session.get_inputs()]
 
     def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
@@ -86,12 +101,15 @@ class NcnnRunner:
 
 
 def load(runtime: str, model: nn.Module | None, files: dict[str, str], threads: int) -> Any:
-    """A runner of ``runtime`` for ``model`` (torch) or its exported ``files``."""
-    if runtime in ("torch", "torch_cl"):
+    """A runner of ``runtime`` (``gankd.deploy.RUNTIMES``) for ``model`` (torch) or its exported
+    ``files``."""
+    if runtime in ("torch", "torch_cl", "torch_cuda", "torch_cuda_bf16"):
         assert model is not None
-        return TorchRunner(model, threads, channels_last=runtime == "torch_cl")
-    if runtime == "onnxruntime":
-        return OnnxRunner(Path(files["onnx"]), threads)
+        device = "cuda" if runtime.startswith("torch_cuda") else "cpu"
+        return TorchRunner(model, threads, channels_last=runtime == "torch_cl", device=device,
+                           bf16=runtime == "torch_cuda_bf16")
+    if runtime in ("onnxruntime", "onnxruntime_cuda"):
+        return OnnxRunner(Path(files["onnx"]), threads, cuda=runtime == "onnxruntime_cuda")
     if runtime == "ncnn":
         return NcnnRunner(Path(files["ncnn_param"]), Path(files["ncnn_bin"]), threads)
     raise ValueError(f"unknown runtime {runtime!r}")

@@ -11,6 +11,7 @@ from gankd.bench.leaderboard import BASELINE, BASELINES
 from gankd.bench.record import RunRecord
 from gankd.bench.report.sections import Section
 from gankd.bench.report.views import arrow, label
+from gankd.deploy import RUNTIMES
 
 STYLE = {"font.size": 9, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
          "grid.alpha": 0.3, "axes.titlesize": 10, "legend.fontsize": 8, "legend.frameon": False}
@@ -41,8 +42,7 @@ def figure(fig: Any, alt: str, caption: str) -> dict[str, Any]:
 
 #: the quality plot's x axes: compute, then each deployment runtime's measured latency
 X_AXES = {"gmacs": ("GMACs", "GMACs per image"),
-          **{f"lat_{rt}_ms": (f"{rt} latency", f"{rt} latency, ms") for rt in
-             ("torch", "torch_cl", "onnxruntime", "ncnn")}}
+          **{f"lat_{rt}_ms": (f"{rt} latency", f"{rt} latency, ms") for rt in RUNTIMES}}
 
 
 def quality_views(secs: list[Section], colours: dict[str, str]) -> list[dict[str, Any]]:

@@ -182,7 +182,7 @@ def deployment(s: Section) -> dict[str, Any] | None:
                     cells.append({"text": DASH, "spread": "", "why": errs[0] if errs else "not measured"})
         parity = []
         for rt in runtimes:
-            statuses = [((d.get("exports") or {}).get(rt) or {}).get("status") for d in per_method[m]]
+            statuses = [_parity(d, rt) for d in per_method[m]]
             statuses = [x for x in statuses if x]
             parity.append(statuses[0] if len(set(statuses)) == 1 else "; ".join(sorted(set(statuses))) or "")
         a = aggs.get(m, {})
@@ -193,3 +193,14 @@ def deployment(s: Section) -> dict[str, Any] | None:
     return {"runtimes": runtimes, "sizes": sizes, "rows": rows,
             "threads": next((d.get("threads") for ds in per_method.values() for d in ds), None),
             "cpu": next((d.get("cpu") for ds in per_method.values() for d in ds), "")}
+
+
+def _parity(deploy: dict[str, Any], runtime: str) -> str | None:
+    """An exported runtime's check against torch; a CUDA runtime's largest difference from fp32
+    torch on the CPU (recorded with its latency, gankd/deploy/latency.py)."""
+    status = ((deploy.get("exports") or {}).get(runtime) or {}).get("status")
+    if status:
+        return status
+    diffs = [v["max_abs_diff"] for v in ((deploy.get("latency") or {}).get(runtime) or {}).values()
+             if "max_abs_diff" in v]
+    return f"vs fp32 CPU: max diff {max(diffs):.0e}" if diffs else None
