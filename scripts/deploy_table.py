@@ -6,9 +6,10 @@ come from committed files (``gankd export`` writes each record's ``deploy`` sect
 One block per input size: the teacher's row, then per student shape the median over its
 students (every method and seed: one architecture) with their range in brackets, and the
 speed-up over the teacher on the same runtime (teacher median / student median) beside the
-MAC ratio. The fastest runtime of each row is in bold. Records without ``deploy`` are
-skipped and counted; a runtime not timed (its export failed or did not match torch: the
-report's deployment table gives the reason) is a dash.
+MAC ratio. The fastest runtime of each row is in bold. CPU runtimes only (the README's table is
+a CPU machine's); each record's ``deploy.cpu`` names its host, and a table mixing hosts says so.
+Records without ``deploy`` are skipped and counted; a runtime not timed (its export failed or
+did not match torch: the report's deployment table gives the reason) is a dash.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def _ms(entry: dict[str, Any]) -> float | None:
 Row = list[float | None]
 
 
+def _num(v: float) -> str:
+    return f"{v:.0f}" if v >= 100 else f"{v:.1f}"
+
+
 def _row(rec: dict[str, Any], size: str) -> Row:
     return [_ms(rec["deploy"]["latency"].get(rt, {}).get(size, {"error": ""})) for rt in RUNTIMES]
 
@@ -53,12 +58,17 @@ def _cells(values: list[Row], teacher: Row | None) -> tuple[list[str], list[str]
             continue
         med = statistics.median(ok)
         meds.append(med)
-        cells.append(f"{med:.1f}" if len(ok) == 1 else f"{med:.1f} ({ok[0]:.0f}-{ok[-1]:.0f})")
+        cells.append(f"{med:.1f}" if len(ok) == 1 else f"{med:.1f} ({_num(ok[0])}-{_num(ok[-1])})")
     best = min((m for m in meds if m is not None), default=None)
     cells = [f"**{c}**" if m is not None and m == best else c for c, m in zip(cells, meds, strict=True)]
     teacher = teacher or [None] * len(meds)
     speed = [f"{t / m:.1f}" if t and m else "–" for t, m in zip(teacher, meds, strict=True)]
     return cells, speed
+
+
+def _size_order(item: tuple[str, list[dict[str, Any]]]) -> tuple[float, float]:
+    rec = item[1][0]
+    return rec["ratio"], rec["depth"] or float("inf")  # no depth: the teacher's, the deepest
 
 
 def _gmacs(rec: dict[str, Any], size: str) -> float:
@@ -92,13 +102,18 @@ def table(results: Path, suite: str, model: str) -> str:
             cells, _ = _cells([t_ms], None)
             lines.append(f"| teacher | {_gmacs(teacher, size):.1f} | {size} | "
                          + " | ".join(cells) + " |")
-        for name, recs in sorted(shapes.items(), key=lambda kv: (kv[1][0]["ratio"], kv[1][0]["depth"] or 0)):
+        for name, recs in sorted(shapes.items(), key=_size_order):
             cells, speed = _cells([_row(r, size) for r in recs], t_ms)
             lines.append(f"| student {name} (n = {len(recs)}) | {_gmacs(recs[0], size):.2f} | {size} | "
                          + " | ".join(cells) + " |")
             if teacher:
-                ratio = teacher["macs"] / recs[0]["macs"]
+                ratio = _gmacs(teacher, size) / _gmacs(recs[0], size)
                 lines.append(f"| speed-up | {ratio:.1f} (MACs) | {size} | " + " | ".join(speed) + " |")
+    hosts = {r["deploy"].get("cpu") for recs in shapes.values() for r in recs} | \
+        ({teacher["deploy"].get("cpu")} if teacher else set())
+    if len(hosts) > 1:
+        lines.append(f"\nMeasured on {len(hosts)} hosts ({', '.join(sorted(map(str, hosts)))}): "
+                     "speed-ups compare machines.")
     if skipped:
         lines.append(f"\n{skipped} finished run(s) without deployment numbers (run `gankd export`).")
     return "\n".join(lines)

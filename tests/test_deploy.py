@@ -216,3 +216,53 @@ def test_the_report_gives_a_cuda_runtimes_difference_from_fp32():
     assert _parity(deploy, "onnxruntime") == "ok (max diff 3e-07)"
     assert _parity(deploy, "torch_cuda_bf16") == "vs fp32 CPU: max diff 7e-03"
     assert _parity(deploy, "torch") is None
+
+
+def test_a_record_measured_elsewhere_gets_only_the_missing_runtimes_merged(tmp_path, monkeypatch):
+    """`gankd export` on a GPU host adds the CUDA runtimes to a record timed on a CPU host and
+    keeps its CPU numbers and host, so one runtime's column stays one machine's."""
+    from gankd.bench import deployment
+    from gankd.bench.record import RunRecord
+    from gankd.bench.suite import load_suite
+    from gankd.engine import checkpoint
+    from gankd.models import zoo
+
+    setup = load_suite("smoke").models["realesrgan"]
+    student = zoo.student(setup.teacher, 0.25, setup.student).build()
+    run_dir = "runs/smoke/realesrgan/r0.25/scratch/seed0"
+    checkpoint.save(tmp_path / run_dir / "checkpoints", 10, {"ema": student.state_dict()})
+    asked = []
+
+    def fake(net, entry, setup, data, suite, progress=False, runtimes=None):
+        asked.append(runtimes)
+        return {"exports": {"onnxruntime": {"status": "ok (again)"}}, "cpu": "GPU host",
+                "latency": {rt: {"64": {"median_ms": 1.0, "device": "GPU"}} for rt in runtimes}}
+
+    monkeypatch.setattr(deployment, "deploy_network", fake)
+    old = {"exports": {"onnxruntime": {"status": "ok (first)"}}, "cpu": "CPU host",
+           "latency": {"torch": {"64": {"median_ms": 9.0}}}}
+    rec = RunRecord(suite="smoke", model="realesrgan", ratio=0.25, method="scratch", seed=0, run_dir=run_dir,
+                    deploy=json.loads(json.dumps(old)))
+    deployment.deploy_record(rec, tmp_path, setup, runtimes=["torch_cuda"])
+    assert asked == [["torch_cuda"]]
+    assert rec.deploy["latency"]["torch"] == old["latency"]["torch"]
+    assert rec.deploy["latency"]["torch_cuda"]["64"]["device"] == "GPU"
+    assert rec.deploy["cpu"] == "CPU host" and rec.deploy["exports"] == old["exports"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the GPU path: runs where torch sees a CUDA device")
+def test_cuda_runtimes_are_timed_with_their_difference_from_fp32(tmp_path):
+    import onnxruntime as ort
+
+    net, xs = tiny()
+    files = {k: v for r in export(net, xs, tmp_path, 1).values() for k, v in r.files.items()}
+    state = tmp_path / "state.pt"
+    torch.save(net.state_dict(), state)
+    for runtime, tol in (("torch_cuda", 1e-2), ("torch_cuda_bf16", 0.1), ("onnxruntime_cuda", 1e-2)):
+        got = measure(runtime, TINY_TEACHER.arch, TINY_TEACHER.kwargs, state, files, size=12, threads=1,
+                      warmup=1, repeats=3)
+        if runtime == "onnxruntime_cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            assert "onnxruntime-gpu" in got["error"]
+            continue
+        assert "error" not in got, got
+        assert got["median_ms"] > 0 and got["device"] and got["max_abs_diff"] < tol, got

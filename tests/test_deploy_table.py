@@ -43,9 +43,14 @@ def test_medians_ranges_speedups_and_failures(tmp_path, script):
     _write(base / "r0.5-d2/dcd/seed0/metrics.json", ratio=0.5, depth=2, macs=2e9, status="failed")
     lines = script.table(tmp_path, "cpu", "m").splitlines()
     assert lines[2] == "| teacher | 16.0 | 64 | 100.0 | 80.0 | **50.0** | 60.0 |"
-    assert lines[3] == ("| student r = 1/4 (n = 3) | 1.00 | 64 | 20.0 (10-30) | 8.0 (8-8) | **5.0 (4-6)** "
-                        "| – |")
+    assert lines[3] == ("| student r = 1/4 (n = 3) | 1.00 | 64 | 20.0 (10.0-30.0) | 8.0 (8.0-8.0) "
+                        "| **5.0 (4.0-6.0)** | – |")
     assert lines[4] == "| speed-up | 16.0 (MACs) | 64 | 5.0 | 10.0 | 10.0 | – |"
     assert lines[5] == "| student r = 0.5, 2 blocks (n = 1) | 2.00 | 64 | 40.0 | 30.0 | 25.0 | **20.0** |"
     assert lines[6] == "| speed-up | 8.0 (MACs) | 64 | 2.5 | 2.7 | 2.0 | 3.0 |"
     assert lines[-1].startswith("1 finished run(s) without deployment numbers")
+    assert not any("hosts" in line for line in lines)
+    # a student measured on another machine: the speed-ups then compare machines, and it says so
+    _write(base / "r0.5-d2/mse/seed0/metrics.json", ratio=0.5, depth=2, macs=2e9,
+           deploy={**_deploy({"torch": 41.0}), "cpu": "Other CPU"})
+    assert "Measured on 2 hosts" in script.table(tmp_path, "cpu", "m")

@@ -206,9 +206,10 @@ def tune(suite: SuiteConfig, model: str | None, methods: list[str] | None, data:
 
 def export(suite: SuiteConfig, model: str | None, results: Path | None, force: bool, progress: bool) -> int:
     """Deployment numbers (gankd/bench/deployment.py) for every finished run of the suite (and
-    its teacher references) that has none yet; the report is refreshed."""
+    its teacher references) that has none yet, or lacks a runtime this machine times (CUDA);
+    ``force`` measures everything again. The report is refreshed."""
     from gankd.bench import store
-    from gankd.bench.deployment import deploy_record
+    from gankd.bench.deployment import deploy_record, timed_runtimes
 
     if model is not None and model not in suite.models:
         raise unknown_choice(f"MODEL for suite {suite.name}:", model, list(suite.models))
@@ -219,10 +220,15 @@ def export(suite: SuiteConfig, model: str | None, results: Path | None, force: b
     for rec in targets:
         if rec.suite != suite.name or (model and rec.model != model) or rec.model not in suite.models:
             continue
-        if rec.deploy and not force:
+        setup = suite.models[rec.model]
+        # a record measured elsewhere (a CPU-only host) gets what this machine adds (its CUDA
+        # runtimes), merged in; what it has is kept, so its CPU numbers stay one host's
+        missing = None if force or not rec.deploy else \
+            [rt for rt in timed_runtimes(setup.eval.deploy) if rt not in rec.deploy.get("latency", {})]
+        if missing == []:
             continue
         print(f"export {rec.samples_dir or rec.run_dir}", flush=True)
-        deploy_record(rec, results, suite.models[rec.model], progress=progress)
+        deploy_record(rec, results, setup, progress=progress, runtimes=missing)
         where = f"{rec.samples_dir}/teacher.json" if rec.is_reference else f"{rec.run_dir}/metrics.json"
         path = results / where
         store.write_metrics_to(path, rec)

@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 
 
 def deploy_network(net: nn.Module, entry: zoo.ZooEntry, setup: ModelSetup, data: str, suite: str,
-                   progress: bool = False) -> dict[str, Any]:
-    """Export, check and time ``net`` (built from ``entry``) per the suite's deploy settings."""
+                   progress: bool = False, runtimes: list[str] | None = None) -> dict[str, Any]:
+    """Export, check and time ``net`` (built from ``entry``) per the suite's deploy settings, on
+    ``runtimes`` (default: every runtime this machine times, ``timed_runtimes``)."""
     cfg: DeployConfig = setup.eval.deploy
     net = copy.deepcopy(net).cpu().eval()  # the caller's network stays where and as it is
     samples = evaluation_set(setup, data, suite).samples[: cfg.check_images]
@@ -51,7 +52,7 @@ def deploy_network(net: nn.Module, entry: zoo.ZooEntry, setup: ModelSetup, data:
     torch.save({k: v.cpu() for k, v in net.state_dict().items()}, state)
     latency: dict[str, dict[str, Any]] = {}
     try:
-        for runtime in timed_runtimes(cfg):
+        for runtime in timed_runtimes(cfg) if runtimes is None else runtimes:
             needs = EXPORT_OF.get(runtime, runtime)
             for size in cfg.sizes:
                 at = latency.setdefault(runtime, {})
@@ -74,9 +75,11 @@ def timed_runtimes(cfg: DeployConfig) -> tuple[str, ...]:
     return (*cfg.runtimes, *(rt for rt in extra if rt not in cfg.runtimes))
 
 
-def deploy_record(record: RunRecord, results: Path, setup: ModelSetup, progress: bool = False) -> RunRecord:
+def deploy_record(record: RunRecord, results: Path, setup: ModelSetup, progress: bool = False,
+                  runtimes: list[str] | None = None) -> RunRecord:
     """``record`` with its ``deploy`` section: the EMA student of its final checkpoint, or the
-    teacher for a teacher reference (bicubic has no network)."""
+    teacher for a teacher reference (bicubic has no network). With ``runtimes``, only those are
+    measured and merged into the section the record has (its host and other runtimes kept)."""
     if record.role == "teacher":
         from gankd.bench.assemble import POOL_SEED
         from gankd.bench.teachers import load_teacher
@@ -91,5 +94,10 @@ def deploy_record(record: RunRecord, results: Path, setup: ModelSetup, progress:
             setup.teacher, float(record.ratio), setup.student, depth=record.depth)
         net = entry.build()
         net.load_state_dict(found[0]["ema"])
-    record.deploy = deploy_network(net, entry, setup, record.data or "builtin", record.suite, progress)
+    new = deploy_network(net, entry, setup, record.data or "builtin", record.suite, progress, runtimes)
+    if runtimes is None or not record.deploy:
+        record.deploy = new
+    else:
+        record.deploy["latency"] = {**record.deploy.get("latency", {}), **new["latency"]}
+        record.deploy["exports"] = {**new["exports"], **record.deploy.get("exports", {})}
     return record

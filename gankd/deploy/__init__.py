@@ -13,8 +13,9 @@ from __future__ import annotations
 #: the CPU runtimes latency is measured on, in report order: torch eager (contiguous and
 #: channels_last memory), ONNX Runtime's CPU provider, ncnn (pnnx-converted, fp32 weights)
 CPU_RUNTIMES = ("torch", "torch_cl", "onnxruntime", "ncnn")
-#: timed as well wherever torch sees a CUDA device: torch eager in fp32 and in bf16 (weights and
-#: activations), ONNX Runtime's CUDA provider on the checked ONNX file (onnxruntime-gpu)
+#: timed as well wherever torch sees a CUDA device: torch eager with fp32 weights (its default
+#: math: TF32 convolutions on GPUs that have them) and in bf16 (weights and activations), ONNX
+#: Runtime's CUDA provider on the checked ONNX file (onnxruntime-gpu, its default options)
 CUDA_RUNTIMES = ("torch_cuda", "torch_cuda_bf16", "onnxruntime_cuda")
 RUNTIMES = CPU_RUNTIMES + CUDA_RUNTIMES
 #: runtimes that run an exported file (checked against torch before they are timed)

@@ -19,9 +19,11 @@ class Runner(Protocol):
 
 class TorchRunner:
     """torch eager under ``inference_mode``, contiguous or channels_last memory; on ``device``
-    (CPU, or CUDA in fp32 or with weights and activations in bf16). A CUDA run is host to host,
-    as a deployed network is called: the input's copy in and the output's copy out are timed
-    with it, and the copy out waits for the device."""
+    (CPU, or CUDA with fp32 weights -- torch's default math, so TF32 convolutions where the GPU
+    has them -- or with weights and activations in bf16). A CUDA run is host to host, as a
+    deployed network is called: the input's copy in and the output's copy out are timed with
+    it, and the copy out waits for the device. ``model`` itself is moved and cast (callers
+    that keep using it pass a copy)."""
 
     def __init__(self, model: nn.Module, threads: int, channels_last: bool = False,
                  device: str = "cpu", bf16: bool = False) -> None:
@@ -58,7 +60,8 @@ class OnnxRunner:
         want = "CUDAExecutionProvider" if cuda else "CPUExecutionProvider"
         if want not in ort.get_available_providers():
             raise RuntimeError(f"onnxruntime {ort.__version__} has no {want} here (it has "
-                               f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu")
+                               f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu "
+                               "in place of onnxruntime")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

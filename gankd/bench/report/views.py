@@ -161,8 +161,8 @@ def deployment(s: Section) -> dict[str, Any] | None:
             per_method.setdefault(r.method, []).append(r.deploy)
     if not per_method:
         return None
-    sizes = sorted({int(z) for ds in per_method.values() for d in ds for z in
-                    (d.get("latency") or {}).get("torch", {})}) or [0]
+    sizes = sorted({int(z) for ds in per_method.values() for d in ds
+                    for by_size in (d.get("latency") or {}).values() for z in by_size}) or [0]
     runtimes = [rt for rt in RUNTIMES if any(rt in (d.get("latency") or {}) for ds in per_method.values()
                                              for d in ds)]
     aggs = {a["method"]: a for a in s.aggs}
@@ -192,7 +192,10 @@ def deployment(s: Section) -> dict[str, Any] | None:
                      "mac_ratio": "1.00×" if m == "teacher" else (f"{ratio:.2f}×" if ratio else DASH)})
     return {"runtimes": runtimes, "sizes": sizes, "rows": rows,
             "threads": next((d.get("threads") for ds in per_method.values() for d in ds), None),
-            "cpu": next((d.get("cpu") for ds in per_method.values() for d in ds), "")}
+            "cpu": next((d.get("cpu") for ds in per_method.values() for d in ds), ""),
+            "gpus": sorted({v["device"] for ds in per_method.values() for d in ds
+                            for by_size in (d.get("latency") or {}).values() for v in by_size.values()
+                            if "device" in v})}
 
 
 def _parity(deploy: dict[str, Any], runtime: str) -> str | None:
