@@ -21,7 +21,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-RUNTIMES = ("torch", "torch_cl", "onnxruntime", "ncnn")
+from gankd.deploy import CPU_RUNTIMES as RUNTIMES
+
 HEADERS = ("torch", "torch channels_last", "ONNX Runtime", "ncnn")
 
 
