@@ -44,6 +44,28 @@ def test_suite_shapes_go_to_the_models_that_can_take_them():
     assert len(specs) == 6 * len(suite.methods)
 
 
+def test_a_shape_can_name_the_families_it_is_for():
+    """cpu.yaml's latency-matched r0.5-d10 was matched on Real-ESRGAN: CycleGAN, which has a depth
+    knob too, does not get it; an unknown family there is refused at load with the choices."""
+    suite = load_suite("cpu")
+    assert StudentShape(0.5, 10) in suite.student_shapes("realesrgan")
+    assert StudentShape(0.5, 10) not in suite.student_shapes("cyclegan")
+    assert StudentShape(1.0, 6) in suite.student_shapes("cyclegan")
+    smoke = dataclasses.replace(load_suite("smoke"), shapes=(StudentShape(0.5, 2, models=("cyclegan",)),))
+    assert StudentShape(0.5, 2) not in smoke.student_shapes("realesrgan")
+    assert StudentShape(0.5, 2) in smoke.student_shapes("cyclegan")
+
+
+def test_a_shape_for_an_unknown_family_is_refused(tmp_path):
+    from gankd.paths import benchmarks_dir
+
+    text = (benchmarks_dir() / "cpu.yaml").read_text().replace("models: [realesrgan]", "models: [realesrgn]")
+    assert "realesrgn" in text
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"realesrgn.*realesrgan"):
+        load_suite(str(tmp_path / "bad.yaml"))
+
+
 def test_blocks_on_the_command_line(capsys):
     assert main(["bench", "--suite", "smoke", "--model", "gcfsr", "--method", "mse", "--blocks", "3",
                  "--dry-run"]) == 2

@@ -153,3 +153,38 @@ def test_tunings_of_two_models_running_side_by_side_keep_each_others_choices(tmp
     assert table["models"] == {"realesrgan": {"mse": {"factor": 0.1}, "akdg": {"factor": 1.0}},
                                "gcfsr": {"mse": {"factor": 10.0}}}
     assert table["protocol"] == protocol and path.read_text().startswith("# Written by `gankd tune`")
+
+
+def test_a_task_can_be_tuned_on_its_own_headline():
+    """cpu.yaml ranks dcgan's factors by KID against the teacher's samples, unguarded by PSNR; SR
+    and translation keep LPIPS under the guard. A result key no metric returns, or an unknown
+    task, is refused when the suite is read, with the choices."""
+    from gankd.bench.suite import TuneConfig
+    from gankd.errors import ConfigError
+    from gankd.metrics import metric_of
+
+    tune = load_suite("cpu").tune
+    assert tune.metric_for("unconditional") == "kid" and metric_of("kid") == "fid"
+    assert tune.metric_for("sr") == tune.metric_for("translation") == "lpips"
+    assert tune.guards("sr") and tune.guards("translation") and not tune.guards("unconditional")
+    assert not TuneConfig(psnr_margin=None).guards("sr")
+    with pytest.raises(ConfigError, match=r"kd.*choices.*kid"):
+        metric_of("kd")
+    with pytest.raises(ConfigError, match=r"unconditonal.*unconditional"):
+        TuneConfig(task_metrics={"unconditonal": "kid"})
+
+
+@pytest.mark.slow
+def test_an_unconditional_family_is_tuned_by_kid_without_the_psnr_guard(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANKD_TUNED_DIR", str(tmp_path / "tuned"))
+    suite = load_suite("smoke")
+    assert main(["tune", "--suite", "smoke", "--model", "dcgan", "--method", "mse", "--quiet",
+                 "--results", str(tmp_path / "results")]) == 0
+    chosen = yaml.safe_load((tmp_path / "tuned" / "smoke.yaml").read_text())["models"]["dcgan"]["mse"]
+    assert chosen["metric"] == "kid" and "psnr_floor" not in chosen
+    runs = tmp_path / "results" / "tune" / "smoke" / "dcgan"
+    assert not (runs / "scratch").exists()  # no guard, so no reference run
+    scores = {f: json.loads((runs / "mse" / f"x{f:g}" / "score.json").read_text())
+              for f in suite.tune.factors}
+    assert all(r["metric"] == "kid" and r["score"] == r["validation"]["kid"] for r in scores.values())
+    assert chosen["scores"][f"x{chosen['factor']:g}"] == min(chosen["scores"].values())  # lower is better

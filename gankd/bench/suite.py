@@ -14,7 +14,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from gankd.config import from_mapping, load_yaml, merge, to_dict
 from gankd.datasets.config import DataConfig
@@ -100,6 +100,10 @@ class PretrainConfig:
         return dataclasses.replace(recipe, lr_g=recipe.lr_g * self.lr_ratio / ratio)
 
 
+Task = Literal["sr", "unconditional", "translation"]
+TASKS: tuple[str, ...] = get_args(Task)
+
+
 @dataclass(frozen=True)
 class ModelSetup:
     """Everything about one model family in a suite."""
@@ -123,7 +127,7 @@ class ModelSetup:
     note: str = ""
     #: what the generator does (gankd.bench.tasks): sr (a degraded image in, its paired HR the
     #: target), unconditional (noise in, no target), translation (an image in, no paired target)
-    task: Literal["sr", "unconditional", "translation"] = "sr"
+    task: Task = "sr"
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,16 @@ class TuneConfig:
     within that margin of ``scratch``'s at the same budget (the same student, steps and seed);
     when none is, only those within it of the method's own best PSNR. Without it the protocol
     ranks by ``metric`` alone, and a term that drifts the student's colours while LPIPS holds
-    (DCD's feature L1 on Real-ESRGAN: 4 dB lost) can win."""
+    (DCD's feature L1 on Real-ESRGAN: 4 dB lost) can win. The guard applies where PSNR compares
+    an output with a target for the same input (SR: the ground truth; translation: the teacher's
+    output on the same photo); unconditional generation is not guarded: there PSNR compares a
+    student's sample with the teacher's on the same noise, which a distribution-matching method
+    (AKDG) has no reason to approach.
+
+    ``task_metrics`` scores the families of a task by another result than ``metric`` (any key a
+    registered metric returns, e.g. ``kid`` of ``fid``): a method is calibrated on its task's
+    headline, and LPIPS against the teacher's sample on the same noise is no headline of
+    unconditional generation."""
 
     fraction: float = 0.4
     factors: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -147,8 +160,11 @@ class TuneConfig:
     #: ours: the Real-ESRGAN cpu tune put DCD and SDAKD at x0.01, the grid's smallest factor
     extend: int = 2
     psnr_margin: float | None = None
+    task_metrics: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if unknown := set(self.task_metrics) - set(TASKS):
+            raise unknown_choice("task in tune.task_metrics", sorted(unknown)[0], TASKS)
         if not 0 < self.fraction <= 1 or not self.factors or any(f <= 0 for f in self.factors):
             raise ValueError("tune needs a fraction in (0, 1] and positive factors")
         if self.extend < 0:
@@ -158,6 +174,14 @@ class TuneConfig:
 
     def steps(self, train_steps: int) -> int:
         return max(1, round(self.fraction * train_steps))
+
+    def metric_for(self, task: str) -> str:
+        """The result key the factors of a family of ``task`` are ranked by."""
+        return self.task_metrics.get(task, self.metric)
+
+    def guards(self, task: str) -> bool:
+        """Whether the PSNR guard applies to a family of ``task`` (see the class docstring)."""
+        return self.psnr_margin is not None and task != "unconditional"
 
 
 def default_methods() -> tuple[str, ...]:
@@ -192,7 +216,8 @@ class SuiteConfig:
         from gankd.models import MODELS
 
         deep = getattr(MODELS.get(arch), "depth_key", None) is not None
-        return [StudentShape(r) for r in self.ratios] + [s for s in self.shapes if s.depth is None or deep]
+        return [StudentShape(r) for r in self.ratios] + [
+            s for s in self.shapes if (s.depth is None or deep) and (not s.models or model in s.models)]
 
 
 @dataclass(frozen=True)
@@ -205,6 +230,9 @@ class StudentShape:
     #: the methods run on this shape (empty: every method of the suite), e.g. a baseline and a
     #: method made for it (LIT needs a shallow student of the teacher's width)
     methods: tuple[str, ...] = ()
+    #: the model families that take this shape (empty: every family whose architecture has the
+    #: knobs it needs), e.g. a shape latency-matched on one architecture only
+    models: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.ratio <= 1:
@@ -277,9 +305,13 @@ def load_suite(name_or_path: str) -> SuiteConfig:
         for m in shape.methods:
             if m not in suite.methods:
                 raise unknown_choice(f"method in {where}: shapes ({shape.tag})", m, list(suite.methods))
-    from gankd.metrics import METRICS
+        for fam in shape.models:
+            if fam not in models:
+                raise unknown_choice(f"model in {where}: shapes ({shape.tag})", fam, list(models))
+    from gankd.metrics import metric_of
 
-    METRICS.get(suite.tune.metric)
+    for key in (suite.tune.metric, *suite.tune.task_metrics.values()):
+        metric_of(key)
     for fam, setup in models.items():
         for m in (*suite.method_options, *setup.method_options):
             if m not in METHODS:

@@ -11,10 +11,10 @@ a student with no base loss at all), none for an SR recipe. So, per (suite, mode
   end while the best factor sits there, ``tune.extend`` times at most) is one run of
   ``tune.fraction`` of the model's training steps -- the same for every method, shorter than the
   suite's runs -- from the same starting student, seed ``tune.seed``;
-- its EMA student is scored by ``tune.metric`` on the **validation** images (never the
-  evaluation set); the best factor is written to ``benchmarks/tuned/<suite>.yaml``, which
-  ``gankd bench`` reads (``suite.method_options``), and every run records its weights with
-  their source (paper / ours / tuned / suite).
+- its EMA student is scored by ``tune.metric`` (``tune.task_metrics`` for a family of another
+  task) on the **validation** images (never the evaluation set); the best factor is written to
+  ``benchmarks/tuned/<suite>.yaml``, which ``gankd bench`` reads (``suite.method_options``),
+  and every run records its weights with their source (paper / ours / tuned / suite).
 
 Runs are stored under ``results/tune/<suite>/<model>/<method>/x<factor>/`` and resumed or
 skipped like bench runs, so an interrupted tuning finishes where it stopped. A stored score is
@@ -60,6 +60,7 @@ from gankd.engine.trainer import resolve_device
 from gankd.errors import ConfigError
 from gankd.locks import file_lock
 from gankd.methods import METHODS
+from gankd.metrics import metric_of
 from gankd.models import zoo
 from gankd.paths import cache_dir
 
@@ -132,15 +133,16 @@ def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: 
                      progress=progress, run_dir=folder, desc=f"tune {method} {model} {name}")
     result = built.trainer.fit()
     valset = validation_set(setup, data, suite.name)
-    metrics = sorted({tune.metric, "psnr"})
+    key = tune.metric_for(setup.task)
+    metrics = sorted({metric_of(key), "psnr"})
     device = resolve_device(train.device)
     ev = evaluate_generator(built.trainer.ema.model, valset, metrics, device, setup.eval)
-    if tune.metric not in ev.metrics:
-        raise ConfigError(f"tune.metric {tune.metric!r} could not be computed on the validation images: "
-                          f"{ev.missing.get(tune.metric, 'not produced')}")
+    if key not in ev.metrics:
+        raise ConfigError(f"tune metric {key!r} could not be computed on the validation images: "
+                          f"{ev.missing.get(metric_of(key), 'not produced')}")
     record = {"suite": suite.name, "model": model, "method": method, "factor": factor,
-              "weights": {f: getattr(cfg, f) for f in tunable(method)}, "score": ev.metrics[tune.metric],
-              "metric": tune.metric, "higher_is_better": ev.higher_is_better[tune.metric],
+              "weights": {f: getattr(cfg, f) for f in tunable(method)}, "score": ev.metrics[key],
+              "metric": key, "higher_is_better": ev.higher_is_better[key],
               "validation": {"images": ev.num_images, **ev.metrics}, "steps": result.steps,
               "wall_time_s": time.perf_counter() - t0, "history": result.history,
               "git_sha": environment.git_sha(), "config": config}
@@ -228,7 +230,7 @@ def tune(suite: SuiteConfig, models: list[str], data: dict[str, str], results: P
                 log.info("%s %s: not applicable to any student shape of the suite; not tuned", model, method)
                 continue
             margin, floor = suite.tune.psnr_margin, None
-            if margin is not None:  # scratch at the same budget, on the shape the method is tuned on
+            if suite.tune.guards(suite.models[model].task):  # scratch at the same budget and shape
                 ref = score_run(suite, model, "scratch", 1.0, data[model], results, progress, shape=shape)
                 floor = psnr_of(ref) - margin
             runs = search(suite.tune, functools.partial(score_run, suite, model, method, data=data[model],
@@ -243,7 +245,8 @@ def tune(suite: SuiteConfig, models: list[str], data: dict[str, str], results: P
                     entry["note"] = (f"no factor within {margin:g} dB of scratch's validation PSNR "
                                      f"({floor + margin:.2f}); chosen among those within {margin:g} dB "
                                      "of the method's own best")
-            log.info("%s %s: factor x%g (%s %s)", model, method, best["factor"], suite.tune.metric,
+            entry["metric"] = best["metric"]
+            log.info("%s %s: factor x%g (%s %s)", model, method, best["factor"], best["metric"],
                      entry["scores"])
             _record(path, protocol, model, method, entry)
     return path

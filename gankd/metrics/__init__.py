@@ -109,3 +109,14 @@ def quality_columns() -> list[Column]:
 def all_result_columns() -> dict[str, Column]:
     """Every result key any registered metric returns -> its column."""
     return {c.key: c for name in METRICS.names() for c in METRICS.get(name).columns}
+
+
+def metric_of(key: str) -> str:
+    """The registered metric that returns the result ``key`` (``kid`` -> ``fid``); a key no metric
+    returns is refused with every key there is."""
+    from gankd.errors import unknown_choice
+
+    for name in METRICS.names():
+        if any(c.key == key for c in METRICS.get(name).columns):
+            return name
+    raise unknown_choice("metric result", key, sorted(all_result_columns()))
