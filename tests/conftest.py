@@ -178,7 +178,7 @@ def make_trainer(tmp_path) -> Callable[..., Trainer]:
 
     def build(method: str, steps: int = 2, run_dir=None, method_overrides: dict | None = None,
               recipe: RecipeConfig | None = None, seed: int = 0, ckpt_every: int = 0,
-              pool: Any = None, family: str = "realesrgan") -> Trainer:
+              pool: Any = None, family: str = "realesrgan", cycle: Any = None) -> Trainer:
         tiny = tiny_family(family)
         pool = pool or tiny.pool()
         student_entry = tiny_student(method, family)
@@ -192,7 +192,7 @@ def make_trainer(tmp_path) -> Callable[..., Trainer]:
             recipe=recipe or family_recipe(family),
             method=method, method_cfg=method_config(method, method_overrides), train=train,
             sampler=PoolSampler(pool, 2, seed), ratio=0.5, seed=seed, run_dir=run_dir, progress=False,
-            image_size=tiny.image_size)
+            image_size=tiny.image_size, cycle=cycle)
 
     return build
 

@@ -59,7 +59,8 @@ def assemble(setup: ModelSetup, method: str, method_cfg: Any, *, ratio: float, s
     pool = training_pool(setup, data, POOL_SEED)
     sampler = training_sampler(setup.data, data, train.batch_size, seed, pool, device, dist)
     trainer = build_trainer(student=student, teacher=loaded, d_entry=zoo.get(setup.discriminator),
-                            recipe=setup.recipe, method=method, method_cfg=method_cfg, train=train,
+                            recipe=setup.recipe, cycle=setup.cycle, method=method, method_cfg=method_cfg,
+                            train=train,
                             sampler=sampler, ratio=ratio, seed=seed, image_size=setup.data.hr_crop,
                             dist=dist, progress=progress, **trainer_kw)
     if pool is not None and trainer.method.uses_teacher:

@@ -18,6 +18,7 @@ from torch import nn
 
 from gankd.datasets.seeding import derive_seed, seeded
 from gankd.engine.config import RecipeConfig, TrainConfig
+from gankd.engine.cycle import CycleConfig
 from gankd.engine.method import Method, Setup
 from gankd.engine.recipe import Recipe
 from gankd.engine.teacher import Teacher
@@ -73,18 +74,19 @@ def make_method(name: str, cfg: Any, student: nn.Module, teacher: nn.Module | No
 
     setup = Setup(student=student, teacher=teacher, recipe=recipe,
                   make_discriminator=make_discriminator_factory(d_entry, seed), tap_pairs=tap_pairs,
-                  total_steps=total_steps, ratio=ratio, image_size=image_size)
+                  total_steps=total_steps, ratio=ratio, image_size=image_size, seed=seed)
     with seeded(derive_seed(seed, "method", name)):
         return METHODS.get(name)(cfg, setup)
 
 
 def build_trainer(*, student: nn.Module, teacher: TeacherNet | None, d_entry: zoo.ZooEntry,
                   recipe: RecipeConfig, method: str, method_cfg: Any, train: TrainConfig,
-                  sampler: Sampler, ratio: float, seed: int, image_size: int = 0, **trainer_kw: Any
-                  ) -> Trainer:
-    """The method against ``student`` and ``teacher``, and the trainer that runs it.
+                  sampler: Sampler, ratio: float, seed: int, image_size: int = 0,
+                  cycle: CycleConfig | None = None, **trainer_kw: Any) -> Trainer:
+    """The method against ``student`` and ``teacher``, and the trainer that runs it (``cycle``:
+    CycleGAN's objective in the base recipe, gankd.engine.cycle).
     ``trainer_kw``: ``run_dir``, ``validate``, ``progress``, ``desc``, ``dist`` of ``Trainer``."""
-    recipe_obj = Recipe(recipe)
+    recipe_obj = Recipe(recipe, cycle)
     m = make_method(method, method_cfg, student, teacher.net if teacher else None, d_entry, recipe_obj,
                     total_steps=train.steps, ratio=ratio, image_size=image_size, seed=seed)
     wrapped = None

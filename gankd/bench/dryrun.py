@@ -59,7 +59,7 @@ def dry_run(spec: RunSpec, suite: SuiteConfig, steps: int = DRY_RUN_STEPS) -> di
                      f"{setup.student_pretrain.train.steps} supervised steps (cached per student and seed)")
     sampler = training_sampler(data, spec.data, 1, spec.seed, None, device)
     trainer = build_trainer(student=student, teacher=loaded, d_entry=zoo.get(setup.discriminator),
-                            recipe=setup.recipe, method=spec.method,
+                            recipe=setup.recipe, cycle=setup.cycle, method=spec.method,
                             method_cfg=method_options(suite, spec.model, spec.method), train=train,
                             sampler=sampler, ratio=spec.ratio, seed=spec.seed, image_size=data.hr_crop,
                             progress=False)

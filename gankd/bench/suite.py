@@ -20,6 +20,7 @@ from gankd.config import from_mapping, load_yaml, merge, to_dict
 from gankd.datasets.config import DataConfig
 from gankd.deploy import CPU_RUNTIMES
 from gankd.engine.config import RecipeConfig, TrainConfig
+from gankd.engine.cycle import CycleConfig
 from gankd.errors import ConfigError, unknown_choice
 from gankd.models import zoo
 from gankd.paths import benchmarks_dir, family_file, family_names
@@ -128,6 +129,13 @@ class ModelSetup:
     #: what the generator does (gankd.bench.tasks): sr (a degraded image in, its paired HR the
     #: target), unconditional (noise in, no target), translation (an image in, no paired target)
     task: Task = "sr"
+    #: CycleGAN's cycle and identity terms in the base recipe (gankd.engine.cycle): for an
+    #: unpaired family, whose adversarial term alone ties no output to its input
+    cycle: CycleConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.cycle is not None and self.task != "translation":
+            raise ValueError(f"cycle is CycleGAN's objective for unpaired translation, not for {self.task!r}")
 
 
 @dataclass(frozen=True)
@@ -341,12 +349,15 @@ def resolved(suite: SuiteConfig, spec: RunSpec) -> dict[str, Any]:
 
 def setup_identity(setup: ModelSetup, ratio: float) -> dict[str, Any]:
     """``setup`` as a run or tuning score of a student of width ``ratio`` records it. The L1
-    stage's ``lr_ratio`` is left out where it changes nothing (None, or this very ratio): runs
-    and scores made before the knob existed stay those of the same config."""
+    stage's ``lr_ratio`` is left out where it changes nothing (None, or this very ratio), and
+    ``cycle`` where it is None: runs and scores made before those knobs existed stay those of
+    the same config."""
     out = to_dict(setup)
     pre = setup.student_pretrain
     if pre is not None and not pre.scales_lr(ratio):
         del out["student_pretrain"]["lr_ratio"]
+    if setup.cycle is None:  # likewise: families without CycleGAN's objective keep their configs
+        del out["cycle"]
     return out
 
 

@@ -31,9 +31,11 @@ from torch import nn
 
 from gankd.config import ours
 from gankd.datasets.batch import Batch
+from gankd.engine.cycle import D_A, Cycle
 from gankd.engine.recipe import Recipe
 from gankd.engine.rowcache import RowCache
 from gankd.engine.teacher import TeacherOutput
+from gankd.errors import ConfigError
 
 
 @dataclass
@@ -52,6 +54,8 @@ class Setup:
     ratio: float
     #: the side of the images discriminators see (fixed-size discriminators need it)
     image_size: int = 0
+    #: the run's seed: networks a method builds from (seed, role) alone (gankd.engine.cycle)
+    seed: int = 0
 
 
 @dataclass
@@ -64,6 +68,8 @@ class Step:
     student_features: list[torch.Tensor] = field(default_factory=list)
     teacher: TeacherOutput | None = None
     d_step: int = 0  # how many discriminator steps were taken before this one (lazy R1)
+    #: the student's forward, for terms that run it on other inputs (CycleGAN's cycle)
+    generator: Callable[..., torch.Tensor] | None = None
 
 
 class Method(nn.Module):
@@ -84,6 +90,7 @@ class Method(nn.Module):
         self.discriminators = nn.ModuleDict()
         self.student_taps: list[str] = []
         self.teacher_taps: list[str] = []
+        self.cycle: Cycle | None = None  # built by methods on the base recipe (AdversarialMethod)
 
     @classmethod
     def not_applicable(cls, student: nn.Module, teacher: nn.Module | None) -> str | None:
@@ -98,7 +105,8 @@ class Method(nn.Module):
         return self.discriminators[name]
 
     def generator_side(self) -> list[nn.Parameter]:
-        return []
+        """Trainable parameters beside the student's (a method adds its own to these)."""
+        return list(self.cycle.parameters()) if self.cycle is not None else []
 
     def row_caches(self) -> list[RowCache]:
         """Caches of no-grad features keyed by pool row (``gankd.engine.rowcache``) that the
@@ -118,8 +126,12 @@ class Method(nn.Module):
         """Each active D judges ``real_for(s, name)`` against the student's output."""
         terms: dict[str, torch.Tensor] = {}
         for name in active:
-            for k, v in self.recipe.discriminator_terms(self.discriminators[name], self.real_for(s, name),
-                                                       s.fake.detach(), s.d_step).items():
+            if name == D_A and self.cycle is not None:  # CycleGAN's D_A: photos against G_BA(b)
+                real, fake = s.batch.g_input[0], self.cycle.fake_a(s.step)
+            else:
+                real, fake = self.real_for(s, name), s.fake.detach()
+            d = self.discriminators[name]
+            for k, v in self.recipe.discriminator_terms(d, real, fake, s.d_step).items():
                 terms[f"{name}/{k}"] = v
         return terms
 
@@ -131,12 +143,18 @@ class Method(nn.Module):
     # -- helpers shared by methods built on the base recipe -------------------------------
     def base_terms(self, s: Step, disc: str | None = "d") -> dict[str, torch.Tensor]:
         """The model's base recipe: supervised terms to the paired target and the adversarial
-        term against discriminator ``disc`` (None: no adversarial term)."""
+        term against discriminator ``disc`` (None: no adversarial term); for an unpaired family
+        with CycleGAN's objective, its cycle, identity and G_BA terms too."""
         terms: dict[str, torch.Tensor] = {}
         if s.batch.target is not None:
             terms.update(self.recipe.supervised_terms(s.fake, s.batch.target, s.batch.index))
         if disc is not None:
             terms["gan"] = self.recipe.generator_adversarial(self.discriminators[disc](s.fake))
+        if self.cycle is not None:
+            assert s.generator is not None
+            terms.update(self.cycle.generator_terms(
+                s.step, s.batch.g_input[0], s.batch.real, s.fake, s.generator, self.discriminators[D_A],
+                self.recipe.generator_adversarial, self.recipe.in_loss_range))
         return terms
 
 
@@ -160,6 +178,12 @@ class AdversarialMethod(Method):
     def __init__(self, cfg: AdversarialConfig, setup: Setup) -> None:
         super().__init__(cfg, setup)
         self.add_discriminator("d", self.discriminator_width(setup))
+        if setup.recipe.cycle is not None:
+            if setup.recipe.cfg.step_order != "g_then_d":
+                raise ConfigError("CycleGAN's objective needs step_order g_then_d: D_A judges the "
+                                  "G_BA(b) of the generator's pass")
+            self.cycle = Cycle(setup.recipe.cycle, setup.student, setup.seed)
+            self.add_discriminator(D_A, self.discriminator_width(setup))
 
     def discriminator_width(self, setup: Setup) -> float:
         """Width of ``d`` as a ratio of the teacher-size one; a method with a student-size ``d``

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankd.engine.config import RecipeConfig
+from gankd.engine.cycle import CycleConfig
 from gankd.engine.rowcache import RowCache
 
 
@@ -23,8 +24,10 @@ class Recipe:
     """Not an ``nn.Module`` on purpose: its frozen VGG is not part of any method's state dict,
     so checkpoints hold only what training changes."""
 
-    def __init__(self, cfg: RecipeConfig) -> None:
+    def __init__(self, cfg: RecipeConfig, cycle: CycleConfig | None = None) -> None:
         self.cfg = cfg
+        #: CycleGAN's cycle and identity terms (gankd.engine.cycle), for unpaired families
+        self.cycle = cycle
         self.vgg: nn.Module | None = None
         #: VGG features of each pool row's target (``gankd.engine.rowcache``), sized by the
         #: training config's ``feature_cache_mb``

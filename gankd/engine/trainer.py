@@ -159,7 +159,8 @@ class _GeneratorLoss(nn.Module):
         with taps:
             fake = self.__dict__["_forward_student"](*batch.g_input)
             feats = self._taps.collect() if method.student_taps else []
-        s = Step(step, batch, fake.float(), feats, teacher, d_steps)
+        s = Step(step, batch, fake.float(), feats, teacher, d_steps,
+                 generator=self.__dict__["_forward_student"])
         return method.generator_terms(s), s
 
 

@@ -112,7 +112,7 @@ class DCD(AdversarialMethod):
         self.teacher_vgg_cache = RowCache()  # the frozen teacher's images are fixed per pool row
 
     def generator_side(self) -> list[nn.Parameter]:
-        return list(self.student_connectors.parameters())
+        return [*super().generator_side(), *self.student_connectors.parameters()]
 
     def row_caches(self) -> list[RowCache]:
         return [*super().row_caches(), self.teacher_vgg_cache]

@@ -89,7 +89,7 @@ class SDAKD(AdversarialMethod):
         return STAGES[self.stage_index(step)]
 
     def generator_side(self) -> list[nn.Parameter]:
-        return list(self.adapters.parameters())
+        return [*super().generator_side(), *self.adapters.parameters()]
 
     def active_discriminators(self, step: int) -> list[str]:
         return ["d"] if self.stage_index(step) == 2 else []
