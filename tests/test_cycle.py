@@ -74,6 +74,9 @@ def test_without_it_nothing_changes(make_trainer, one_thread):
         dataclasses.replace(sr, cycle=CycleConfig())
     cg = dataclasses.replace(suite.models["cyclegan"], cycle=CycleConfig())
     assert setup_identity(cg, 0.25)["cycle"] == {"weight": 10.0, "identity": 0.5}
+    from gankd.bench.data import check_data
+
+    check_data(cg, "builtin")  # the builtin photos' check (it borrows SR's) takes the family as it is
     with pytest.raises(ValueError, match="weight > 0"):
         CycleConfig(weight=0.0)
 

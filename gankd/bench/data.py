@@ -57,7 +57,7 @@ def _builtin_task_check(setup: ModelSetup) -> DataCheck:
         rule = "no images: the teacher's samples are the real distribution"
         log.info("data builtin: %s", rule)
         return DataCheck(0, 0, 0, rule)
-    return check_data(dataclasses.replace(setup, task="sr"), "builtin")
+    return check_data(dataclasses.replace(setup, task="sr", cycle=None), "builtin")
 
 
 def training_pool(setup: ModelSetup, data: str,
