@@ -134,12 +134,12 @@ def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: 
     result = built.trainer.fit()
     valset = validation_set(setup, data, suite.name)
     key = tune.metric_for(setup.task)
-    metrics = sorted({metric_of(key), "psnr"})
+    metric = metric_of(key)  # the registered metric that returns the key (kid: fid)
     device = resolve_device(train.device)
-    ev = evaluate_generator(built.trainer.ema.model, valset, metrics, device, setup.eval)
+    ev = evaluate_generator(built.trainer.ema.model, valset, sorted({metric, "psnr"}), device, setup.eval)
     if key not in ev.metrics:
         raise ConfigError(f"tune metric {key!r} could not be computed on the validation images: "
-                          f"{ev.missing.get(metric_of(key), 'not produced')}")
+                          f"{ev.missing.get(metric, 'not produced')}")
     record = {"suite": suite.name, "model": model, "method": method, "factor": factor,
               "weights": {f: getattr(cfg, f) for f in tunable(method)}, "score": ev.metrics[key],
               "metric": key, "higher_is_better": ev.higher_is_better[key],
