@@ -1,0 +1,48 @@
+"""scripts/readme_table.py: the README's tables, each family with its own task's columns."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from gankd.paths import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("readme_table", REPO_ROOT / "scripts" / "readme_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _csv(tmp_path: Path) -> Path:
+    base = {"suite": "cpu", "ratio": "0.25", "depth": "", "kind": "student", "n": "3", "s_step": "0.2",
+            "train_min": "7", "psnr": "13.3", "lpips": "0.52", "fid": "288", "kid": "0.284",
+            "kid_std": "0.013", "precision": "0.05", "recall": "0.0"}
+    rows = [{**base, "model": "dcgan", "method": "scratch"},
+            {**base, "model": "dcgan", "method": "akdg", "kid": "0.257", "kid_delta": "-0.024",
+             "kid_ci": "0.01", "kid_noise": "significant", "lpips_delta": "-0.5"},
+            {**base, "model": "realesrgan", "method": "mse", "lpips_delta": "-0.0049"}]
+    path = tmp_path / "leaderboard.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, sorted({k for r in rows for k in r}))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def test_each_task_shows_its_own_metrics_and_headline(script, tmp_path):
+    models = REPO_ROOT / "benchmarks" / "models"
+    assert [script.task_of(m, models) for m in ("dcgan", "cyclegan", "realesrgan")] == [
+        "unconditional", "translation", "sr"]
+    path = _csv(tmp_path)
+    uncond = script.table(path, "dcgan", 0.25, task="unconditional").splitlines()
+    assert uncond[0].split(" | ")[4:9] == ["KID", "FID", "precision", "recall", "paired ΔKID vs scratch"]
+    assert "0.2840 ± 0.0130" in uncond[2] and "-0.0240 ± 0.0100 (significant)" in uncond[3]
+    assert "-0.5" not in uncond[3]  # LPIPS is no headline of unconditional generation
+    sr = script.table(path, "realesrgan", 0.25, task="sr").splitlines()
+    assert "paired ΔLPIPS vs scratch" in sr[0] and "-0.0049" in sr[2] and len(sr) == 3
