@@ -21,13 +21,16 @@ shows that a real change is still caught: the smoke suite with the ``mse`` weigh
 
     python benchmarks/regress_spread.py [--variants default,avx2] [--merge] [--check]
     python benchmarks/regress_spread.py --retolerance   # baseline tolerances from the spread file
+    python benchmarks/regress_spread.py --merge --forget cyclegan   # after changing one family on purpose
 
 ``--merge`` adds this machine's variants to the file's earlier ones (named "<CPU family>: <variant>",
 e.g. "AMD AVX512: default"; the family from gankd.hardware.cpu_family): emulating AVX2 on an AVX-512
 Intel CPU did not reproduce an AMD EPYC's last bits (MKL and oneDNN take vendor-specific paths), so
 each CPU family a user may have is measured on itself. The file's ``families`` lists each family's
 variants, its as-is run first; ``--retolerance`` gives each family its own values and tolerances in
-the baseline (gankd/bench/regress.py).
+the baseline (gankd/bench/regress.py). ``--forget`` drops the named families' runs from the other
+machines' variants: after a change to one family, its values there are stale, while every other
+family's still hold.
 """
 
 from __future__ import annotations
@@ -162,11 +165,21 @@ def main() -> int:
                    "the committed baseline)")
     p.add_argument("--merge", action="store_true", help="add this machine's variants to those already in "
                    "--out (measured on other machines): the spread then covers every machine measured")
+    p.add_argument("--forget", default="", help="with --merge: comma-separated model families whose smoke "
+                   "runs changed on purpose; their values measured on the other machines are dropped "
+                   "(stale), so those machines fall back to the cross-family tolerance until measured again")
     p.add_argument("--retolerance", action="store_true", help="only rewrite the committed baseline's "
                    "spreads and tolerances from --out, keeping its values")
     args = p.parse_args()
     if args.retolerance:
         return retolerance(args.out.resolve())
+    from gankd.paths import family_names
+
+    forgotten = [m.strip() for m in args.forget.split(",") if m.strip()]
+    if forgotten and not args.merge:
+        p.error("--forget drops other machines' values: it needs --merge")
+    if unknown := [m for m in forgotten if m not in family_names()]:
+        p.error(f"unknown model family {unknown[0]!r} in --forget; valid: {', '.join(family_names())}")
     with tempfile.TemporaryDirectory(prefix="gankd-spread-") as tmp:
         if args.check:
             check()
@@ -186,6 +199,10 @@ def main() -> int:
     machines, families = [here], {family: names}
     if args.merge and args.out.is_file():  # another machine's variants join the earlier ones
         old = json.loads(args.out.read_text())
+        forget = tuple(f"{m}/" for m in forgotten)
+        for runs_of in old["values"].values():
+            for key in [k for k in runs_of if k.startswith(forget)]:
+                del runs_of[key]
         named = {n: f"{family}: {n}" for n in names}
         machines = [*old.get("machines", [old["measured_on"]]), here]
         variants = {**old["variants"], **{named[n]: v for n, v in variants.items()}}

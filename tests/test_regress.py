@@ -123,6 +123,23 @@ def test_each_cpu_family_is_compared_with_its_own_values_and_others_with_the_cro
     assert cpu_family(limited) == "AMD AVX512 (ONEDNN_MAX_CPU_ISA=AVX2)"  # threads: the family's own spread
 
 
+def test_a_run_forgotten_on_one_family_keeps_its_spread_and_falls_back_there():
+    """After one family's runs changed on purpose, the other machines' values of them are dropped
+    (regress_spread.py --forget): the spread still covers the runs only some variants measured, and
+    the family without them is held to the cross-family value, not to a stale value of its own."""
+    from gankd.bench.regress import by_family, family_values, spreads_of
+
+    kept, changed = "m/r0.25/x/seed0", "c/r0.25/x/seed0"
+    values = {"default": {kept: {"psnr": 30.0}},  # Intel: measured before the change
+              "AMD AVX512: default": {kept: {"psnr": 30.0}, changed: {"psnr": 20.0}},
+              "AMD AVX512: avx2": {kept: {"psnr": 30.002}, changed: {"psnr": 20.01}}}
+    runs = spreads_of(values)
+    assert runs[changed]["psnr"] == pytest.approx(0.01)   # not dropped for missing from the first
+    families = {"Intel AVX512": ["default"], "AMD AVX512": ["AMD AVX512: default", "AMD AVX512: avx2"]}
+    fams = family_values({"values": values, "families": families})
+    assert set(by_family(fams, changed, "psnr")) == {"AMD AVX512"}
+    assert set(by_family(fams, kept, "psnr")) == {"AMD AVX512", "Intel AVX512"}
+
 def test_committed_baseline_covers_every_smoke_run():
     baseline = json.loads((results_dir() / "baselines" / "smoke.json").read_text())
     suite = load_suite("smoke")

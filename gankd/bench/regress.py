@@ -124,12 +124,14 @@ def tolerance(metric: str, spread: float | None) -> float:
 def spreads_of(values: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
     """{run: {metric: largest difference between any two of the variants}} of ``values``
     ({variant: {run: {metric: value}}})."""
+    # Over every variant's runs, not the first's: a family's runs forgotten on the other machines
+    # (regress_spread.py --forget) are measured by some variants only.
     runs: dict[str, dict[str, float]] = {}
-    for key, metrics in next(iter(values.values())).items():
-        runs[key] = {}
-        for m in metrics:
-            seen = [v[key][m] for v in values.values() if m in v.get(key, {})]
-            runs[key][m] = max(seen) - min(seen)
+    for v in values.values():
+        for key, metrics in v.items():
+            for m in metrics:
+                seen = [w[key][m] for w in values.values() if m in w.get(key, {})]
+                runs.setdefault(key, {})[m] = max(seen) - min(seen)
     return runs
 
 
