@@ -46,7 +46,6 @@ from gankd.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
-TASKS = ("sr", "unconditional", "translation")
 #: domain A of a translation family: the inputs are always the builtin photos
 DOMAIN_A = "builtin"
 
