@@ -140,6 +140,7 @@ def test_a_run_forgotten_on_one_family_keeps_its_spread_and_falls_back_there():
     assert set(by_family(fams, changed, "psnr")) == {"AMD AVX512"}
     assert set(by_family(fams, kept, "psnr")) == {"AMD AVX512", "Intel AVX512"}
 
+
 def test_committed_baseline_covers_every_smoke_run():
     baseline = json.loads((results_dir() / "baselines" / "smoke.json").read_text())
     suite = load_suite("smoke")

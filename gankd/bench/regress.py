@@ -126,13 +126,12 @@ def spreads_of(values: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict
     ({variant: {run: {metric: value}}})."""
     # Over every variant's runs, not the first's: a family's runs forgotten on the other machines
     # (regress_spread.py --forget) are measured by some variants only.
-    runs: dict[str, dict[str, float]] = {}
+    seen: dict[str, dict[str, list[float]]] = {}
     for v in values.values():
         for key, metrics in v.items():
-            for m in metrics:
-                seen = [w[key][m] for w in values.values() if m in w.get(key, {})]
-                runs.setdefault(key, {})[m] = max(seen) - min(seen)
-    return runs
+            for m, value in metrics.items():
+                seen.setdefault(key, {}).setdefault(m, []).append(value)
+    return {key: {m: max(vs) - min(vs) for m, vs in metrics.items()} for key, metrics in seen.items()}
 
 
 def family_values(spread_doc: dict[str, Any]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
