@@ -4,10 +4,11 @@
 
 Columns: method, seeds, s/step, training minutes, then the family's task's metrics (mean +- s.d.
 over seeds where n > 1), the paired difference of the task's headline to ``scratch`` (with its
-95 % interval, or "n < 2"), and the sanity floor. The task is read from the family's file
-(``benchmarks/models/<model>.yaml``): super-resolution and translation show PSNR / SSIM / LPIPS /
-FID against the HR or the teacher's output, headline LPIPS; unconditional generation shows the set
-distances to the teacher's samples (KID, FID, precision, recall), headline KID.
+95 % interval, or "n < 2"), and the sanity floor. The task is the family's in the cpu suite
+(``ModelSetup.task``, as scripts/rank_agreement.py reads it): super-resolution and translation
+show PSNR / SSIM / LPIPS / FID against the HR or the teacher's output, headline LPIPS;
+unconditional generation shows the set distances to the teacher's samples (KID, FID, precision,
+recall), headline KID.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
-
-import yaml
 
 #: per task: (column title, CSV key, digits) of its metrics, and the headline's CSV key
 _COLUMNS = {
@@ -49,8 +48,10 @@ def _delta(row: dict[str, str], key: str) -> str:
     return s
 
 
-def task_of(model: str, models_dir: Path) -> str:
-    return str(yaml.safe_load((models_dir / f"{model}.yaml").read_text()).get("task", "sr"))
+def task_of(model: str, suite: str = "cpu") -> str:
+    from gankd.bench.suite import load_suite
+
+    return load_suite(suite).models[model].task
 
 
 def table(csv_path: Path, model: str, ratio: float, depth: str = "", task: str = "sr") -> str:
@@ -78,6 +79,5 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     if len(args) not in (3, 4):
         sys.exit(__doc__)
-    models = Path(__file__).resolve().parents[1] / "benchmarks" / "models"
     print(table(Path(args[0]), args[1], float(args[2]), args[3] if len(args) == 4 else "",
-                task_of(args[1], models)))
+                task_of(args[1])))

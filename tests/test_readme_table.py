@@ -36,8 +36,7 @@ def _csv(tmp_path: Path) -> Path:
 
 
 def test_each_task_shows_its_own_metrics_and_headline(script, tmp_path):
-    models = REPO_ROOT / "benchmarks" / "models"
-    assert [script.task_of(m, models) for m in ("dcgan", "cyclegan", "realesrgan")] == [
+    assert [script.task_of(m) for m in ("dcgan", "cyclegan", "realesrgan")] == [
         "unconditional", "translation", "sr"]
     path = _csv(tmp_path)
     uncond = script.table(path, "dcgan", 0.25, task="unconditional").splitlines()
