@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -205,3 +207,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def load_script(name: str) -> types.ModuleType:
+    """``scripts/<name>.py`` as a module (the scripts are not a package)."""
+    from gankd.paths import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

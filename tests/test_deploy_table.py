@@ -3,21 +3,16 @@ range, speed-up per runtime, failed runtimes shown, runs without numbers counted
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-
-from gankd.paths import REPO_ROOT
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("deploy_table", REPO_ROOT / "scripts" / "deploy_table.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("deploy_table")
 
 
 def _deploy(ms: dict[str, float | None]) -> dict:

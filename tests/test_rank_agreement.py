@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
-
-from gankd.paths import REPO_ROOT
+from conftest import load_script
 
 FIELDS = ("suite", "model", "ratio", "depth", "kind", "method", "n", "not_applicable",
           "lpips_delta", "lpips_ci", "lpips_noise", "fid_delta", "fid_ci", "fid_noise")
@@ -16,11 +14,7 @@ FIELDS = ("suite", "model", "ratio", "depth", "kind", "method", "n", "not_applic
 
 @pytest.fixture(scope="module")
 def script():
-    path = REPO_ROOT / "scripts" / "rank_agreement.py"
-    spec = importlib.util.spec_from_file_location("rank_agreement", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("rank_agreement")
 
 
 def _row(model: str, method: str, delta: float | None, noise: str = "significant", metric: str = "lpips",
