@@ -148,16 +148,15 @@ def run(methods: tuple[str, ...] = METHODS, model: str = "realesrgan", repeats: 
     torch.set_num_threads(2)
     rows = []
     for method in methods:
+        shape = tuning_shape(load_suite("cpu"), model, method)
         tr = build(method, model)
-        if tr is None:
+        if tr is None or shape is None:
             continue
         p = parts(tr, repeats)
         own = own_parts(tr, repeats)
         for _ in range(len(tr.sampler.pool) // tr.sampler.batch_size):  # one epoch: every row cached
             tr.train_step()
         step = _time(tr.train_step, repeats)
-        shape = tuning_shape(load_suite("cpu"), model, method)
-        assert shape is not None
         base, total = sum(p.values()), sum(p.values()) + sum(own.values())
         rows.append({"method": method, "shape": shape.tag, "step_s": step, "parts_s": base,
                      "ratio": step / base, "all_parts_s": total, "ratio_all": step / total,
