@@ -24,7 +24,7 @@ import torch
 from gankd.bench.assemble import POOL_SEED, teacher_pool_dir
 from gankd.bench.compose import TeacherNet, build_trainer, seeded_build
 from gankd.bench.data import training_pool
-from gankd.bench.suite import ModelSetup, load_suite, method_options
+from gankd.bench.suite import ModelSetup, StudentShape, load_suite, method_options
 from gankd.bench.teachers import load_teacher, trained_teacher_path
 from gankd.bench.tune import tuning_shape
 from gankd.engine.sampler import PoolSampler
@@ -57,17 +57,18 @@ def _teacher(setup: ModelSetup) -> TeacherNet:
     return load_teacher(setup, "builtin", POOL_SEED, progress=False)
 
 
-def build(method: str, model: str = "realesrgan", suite: str = "cpu", pool_size: int = 16) -> Trainer | None:
-    """The engine of one ``method`` on the first student shape of ``suite`` it runs on (None: the
-    method applies to none of the model's shapes)."""
+def build(method: str, model: str = "realesrgan", suite: str = "cpu", pool_size: int = 16,
+          shape: StudentShape | None = None) -> Trainer | None:
+    """The engine of one ``method`` on ``shape``, by default the first student shape of ``suite``
+    it runs on (None: the method applies to none of the model's shapes)."""
     s = load_suite(suite)
+    shape = shape or tuning_shape(s, model, method)  # LIT runs on its own shallow, teacher-width student
+    if shape is None:
+        return None
     teacher = _teacher(s.models[model])
     # a small pool: every row's features cached after one epoch (a run's later steps)
     setup = s.models[model]
     setup = dataclasses.replace(setup, data=dataclasses.replace(setup.data, pool_size=pool_size))
-    shape = tuning_shape(s, model, method)  # LIT runs on its own shallow, teacher-width student
-    if shape is None:
-        return None
     cfg = method_options(s, model, method)
     if method == "sdakd":  # time the full stage-3 step: every term, the student D stepping
         cfg = dataclasses.replace(cfg, stage_fractions=(0.0, 0.0, 1.0))
@@ -149,9 +150,10 @@ def run(methods: tuple[str, ...] = METHODS, model: str = "realesrgan", repeats: 
     rows = []
     for method in methods:
         shape = tuning_shape(load_suite("cpu"), model, method)
-        tr = build(method, model)
-        if tr is None or shape is None:
+        if shape is None:
             continue
+        tr = build(method, model, shape=shape)
+        assert tr is not None
         p = parts(tr, repeats)
         own = own_parts(tr, repeats)
         for _ in range(len(tr.sampler.pool) // tr.sampler.batch_size):  # one epoch: every row cached
