@@ -18,6 +18,10 @@ crops per source; a folder's photos are resized to a short side of ``--resize-sh
 builtin photos' scale). Plain lines, one per evaluation:
 
     python benchmarks/cyclegan_copy_bound.py --data builtin --data data/extra --steps 3000
+
+A bound worth measuring runs for hours on a CPU: ``--checkpoint PATH`` saves the student, the
+optimiser and the sampler at every evaluation (atomically) and resumes from PATH when it exists,
+refusing one written with other arguments; a resumed run prints the same lines it would have.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from gankd import atomic
 from gankd.bench import tasks
 from gankd.bench.suite import ModelSetup, load_suite
 from gankd.bench.teachers import load_teacher
@@ -67,6 +73,8 @@ def main() -> None:
                     help="weight of the VGG16 Gram L1 to T(x) (DCD's release: 10)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--checkpoint", type=Path, default=None,
+                    help="save here at every evaluation; resume from it when it exists")
     args = ap.parse_args()
     sources = args.data or ["builtin"]
     torch.set_num_threads(args.threads)
@@ -92,8 +100,21 @@ def main() -> None:
           f" student r={args.ratio:g} depth={args.depth or 'teacher'};"
           f" loss L1 + {args.kd_feature:g} feature + {args.kd_style:g} style;"
           f" floor (identity): LPIPS {floor[0]:.4f}, PSNR-Y {floor[1]:.2f} dB", flush=True)
+    # what the run's trajectory depends on (not --steps: a longer run resumes a shorter one's file)
+    recipe = {k: v for k, v in vars(args).items()
+              if k not in ("steps", "threads", "checkpoint", "eval_every")}
+    start = 0
+    if args.checkpoint is not None and args.checkpoint.is_file():
+        state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+        if state["recipe"] != recipe:
+            ap.error(f"--checkpoint {args.checkpoint} was written with {state['recipe']}, not {recipe}")
+        student.load_state_dict(state["student"])
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"])
+        start = state["step"]
+        print(f"resumed from {args.checkpoint} at step {start}", flush=True)
     t0 = time.perf_counter()
-    for step in range(1, args.steps + 1):
+    for step in range(start + 1, args.steps + 1):
         idx = torch.randint(len(inputs), (args.batch,), generator=gen)
         x = inputs[idx]
         flip = torch.rand(args.batch, generator=gen) < 0.5
@@ -115,7 +136,12 @@ def main() -> None:
                 student.train()
             verdict = "above" if lp < floor[0] else "below"
             print(f"step {step}: loss {loss.item():.4f}  LPIPS {lp:.4f}  PSNR-Y {ps:.2f} dB"
-                  f"  ({verdict} the floor)  {(time.perf_counter() - t0) / step:.2f} s/step", flush=True)
+                  f"  ({verdict} the floor)  {(time.perf_counter() - t0) / (step - start):.2f} s/step",
+                  flush=True)
+            if args.checkpoint is not None:
+                atomic.torch_save(args.checkpoint, {"recipe": recipe, "step": step,
+                                                    "student": student.state_dict(),
+                                                    "opt": opt.state_dict(), "gen": gen.get_state()})
 
 
 if __name__ == "__main__":
