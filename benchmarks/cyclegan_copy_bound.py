@@ -19,8 +19,9 @@ builtin photos' scale). Plain lines, one per evaluation:
 
     python benchmarks/cyclegan_copy_bound.py --data builtin --data data/extra --steps 3000
 
-A bound worth measuring runs for hours on a CPU: ``--checkpoint PATH`` saves the student, the
-optimiser and the sampler at every evaluation (atomically) and resumes from PATH when it exists,
+A bound worth measuring runs for hours on a CPU: ``--checkpoint DIR`` saves the student, the
+optimiser and the sampler at every evaluation, as training runs do (``gankd.engine.checkpoint``:
+atomic, a sha256 beside each, a corrupt newest one skipped), and resumes from DIR's newest,
 refusing one written with other arguments; a resumed run prints the same lines it would have.
 """
 
@@ -34,11 +35,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gankd import atomic
 from gankd.bench import tasks
 from gankd.bench.suite import ModelSetup, load_suite
 from gankd.bench.teachers import load_teacher
 from gankd.datasets import pool as pools
+from gankd.engine import checkpoint
 from gankd.methods.agd import style_and_feature, vgg16_features
 from gankd.metrics.lpips_metric import LPIPSMetric
 from gankd.metrics.psnr_ssim_metric import psnr_y
@@ -74,7 +75,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--checkpoint", type=Path, default=None,
-                    help="save here at every evaluation; resume from it when it exists")
+                    help="a folder: save there at every evaluation; resume from its newest checkpoint")
     args = ap.parse_args()
     sources = args.data or ["builtin"]
     torch.set_num_threads(args.threads)
@@ -104,15 +105,16 @@ def main() -> None:
     recipe = {k: v for k, v in vars(args).items()
               if k not in ("steps", "threads", "checkpoint", "eval_every")}
     start = 0
-    if args.checkpoint is not None and args.checkpoint.is_file():
-        state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    found = checkpoint.load_latest(args.checkpoint) if args.checkpoint is not None else None
+    if found is not None:
+        state, path = found
         if state["recipe"] != recipe:
-            ap.error(f"--checkpoint {args.checkpoint} was written with {state['recipe']}, not {recipe}")
+            ap.error(f"--checkpoint {path} was written with {state['recipe']}, not {recipe}")
         student.load_state_dict(state["student"])
         opt.load_state_dict(state["opt"])
         gen.set_state(state["gen"])
         start = state["step"]
-        print(f"resumed from {args.checkpoint} at step {start}", flush=True)
+        print(f"resumed from {path} at step {start}", flush=True)
     # T(x) of each (crop, flip) once drawn, kept: the teacher's forward was a third of a step and
     # each is drawn about six times in 6000 steps; the draws, hence the trajectory, are unchanged
     targets = torch.zeros(len(inputs), 2, *inputs.shape[1:])
@@ -148,9 +150,9 @@ def main() -> None:
                   f"  ({verdict} the floor)  {(time.perf_counter() - t0) / (step - start):.2f} s/step",
                   flush=True)
             if args.checkpoint is not None:
-                atomic.torch_save(args.checkpoint, {"recipe": recipe, "step": step,
-                                                    "student": student.state_dict(),
-                                                    "opt": opt.state_dict(), "gen": gen.get_state()})
+                checkpoint.save(args.checkpoint, step, {"recipe": recipe, "step": step,
+                                                        "student": student.state_dict(),
+                                                        "opt": opt.state_dict(), "gen": gen.get_state()})
 
 
 if __name__ == "__main__":
