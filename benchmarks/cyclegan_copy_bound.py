@@ -1,7 +1,7 @@
 """How close can a `cyclegan` student get to the teacher's mapping at all, on given photos?
 
 The `cyclegan` family reports nothing while no student beats its floor, the input photo itself
-judged against the teacher's output (README, "Known defect"). This script measures the most a
+judged against the teacher's output (docs/own-settings.md, "Known defect"). This script measures the most a
 distillation method could hope for on a data and step budget: the student trained *supervised* on
 the teacher's own outputs, L1(S(x), T(x)) on domain-A crops (the strongest pairing signal any
 method has; no GAN term), evaluated every ``--eval-every`` steps on the cpu suite's evaluation set
@@ -35,7 +35,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gankd.bench import tasks
+from gankd.bench.assemble import run_teacher
+from gankd.bench.data import evaluation_set
 from gankd.bench.suite import ModelSetup, load_suite
 from gankd.bench.teachers import load_teacher
 from gankd.datasets import pool as pools
@@ -83,7 +84,7 @@ def main() -> None:
 
     setup = load_suite("cpu").models["cyclegan"]
     teacher = load_teacher(setup, "builtin", progress=False).net.eval().requires_grad_(False)
-    samples = tasks.evaluation_set(setup, "builtin", "cpu").samples
+    samples = evaluation_set(setup, "builtin", "cpu", run_teacher(setup, "builtin", progress=False)).samples
     x_eval = torch.stack([s.g_input[0] for s in samples])
     t_eval = torch.stack([s.hr for s in samples])
     lpips = LPIPSMetric(scale=1)

@@ -2,8 +2,9 @@
 another width whose torch-eager inference latency is closest, measured interleaved in one process
 (each round times every candidate once, so load on the machine falls on all alike).
 
-This is how the cpu suite's shallow-wide student was chosen against its deep-thin default (README,
-"Student shapes"); the suite's own latency step re-measures both, each runtime in its own process.
+This is how the cpu suite's shallow-wide student was chosen against its deep-thin default
+(docs/methods.md, "Students"; measured in docs/deployment.md); the suite's own latency step
+re-measures both, each runtime in its own process.
 Run: ``python benchmarks/latency_match.py [--ref 0.25:23] [--ratio 0.5] [--depths 4,6,8,10,12]``.
 """
 

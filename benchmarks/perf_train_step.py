@@ -46,12 +46,13 @@ def _time(fn: Callable[[], object], repeats: int) -> float:
 
 
 def _teacher(setup: ModelSetup) -> TeacherNet:
-    """The suite's teacher (keyed by the suite's own data config, so a kept teacher is found:
-    ``GANKD_TRAINED=reports/sample/trained``); a teacher gankd trains itself (GCFSR at cpu scale)
+    """The suite's teacher (keyed by the suite's own data config, so a kept teacher is found in
+    the kept set, ``reports/sample/trained`` by default); a teacher gankd trains itself (GCFSR at cpu scale)
     and has not yet is timed untrained: a step's time does not depend on the weights, and a
     benchmark should not spend an hour training one."""
     if setup.teacher_train is not None and not trained_teacher_path(setup, "builtin", POOL_SEED).is_file():
-        print(f"{setup.teacher}: no trained teacher in {trained_dir()}; timing the untrained network",
+        print(f"{setup.teacher}: no trained teacher in the kept set or {trained_dir()}; timing the "
+              "untrained network",
               flush=True)
         return TeacherNet(zoo.get(setup.teacher).build(), "untrained")
     return load_teacher(setup, "builtin", POOL_SEED, progress=False)
@@ -72,7 +73,7 @@ def build(method: str, model: str = "realesrgan", suite: str = "cpu", pool_size:
     cfg = method_options(s, model, method)
     if method == "sdakd":  # time the full stage-3 step: every term, the student D stepping
         cfg = dataclasses.replace(cfg, stage_fractions=(0.0, 0.0, 1.0))
-    pool = training_pool(setup, "builtin", POOL_SEED)
+    pool = training_pool(setup, "builtin", POOL_SEED, lambda: teacher)
     tr = build_trainer(student=seeded_build(zoo.student(setup.teacher, shape.ratio, setup.student,
                                                              depth=shape.depth), 0),
                        teacher=teacher,

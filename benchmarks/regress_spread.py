@@ -22,6 +22,8 @@ shows that a real change is still caught: the smoke suite with the ``mse`` weigh
     python benchmarks/regress_spread.py [--variants default,avx2] [--merge] [--check]
     python benchmarks/regress_spread.py --retolerance   # baseline tolerances from the spread file
     python benchmarks/regress_spread.py --merge --forget cyclegan   # after changing one family on purpose
+    python benchmarks/regress_spread.py --merge --forget realesrgan,gcfsr,dcgan,cyclegan --carry
+                                                                    # after changing every family's numbers
 
 ``--merge`` adds this machine's variants to the file's earlier ones (named "<CPU family>: <variant>",
 e.g. "AMD AVX512: default"; the family from gankd.hardware.cpu_family): emulating AVX2 on an AVX-512
@@ -30,7 +32,11 @@ each CPU family a user may have is measured on itself. The file's ``families`` l
 variants, its as-is run first; ``--retolerance`` gives each family its own values and tolerances in
 the baseline (gankd/bench/regress.py). ``--forget`` drops the named families' runs from the other
 machines' variants: after a change to one family, its values there are stale, while every other
-family's still hold.
+family's still hold. ``--carry`` keeps, beside, the spreads the file had measured across every
+machine (``carried``, with when and on which machines) as a floor of the new ones: after a change
+that moves every value (a new initialisation rule), the machines not at hand cannot be measured
+again, but how far their kernels carry a run from this machine's is a property of the code
+paths, not of the seeds, so their last measured distance stays the allowance until they are.
 """
 
 from __future__ import annotations
@@ -153,6 +159,18 @@ def retolerance(spread_file: Path) -> int:
     return 0
 
 
+def with_carried(runs: dict[str, dict[str, float]], carried: dict[str, dict[str, float]]) -> dict:
+    """Each spread at least the carried one of its run; a run measured now but not then (a method
+    added since) takes the largest carried spread of its model family and shape."""
+    out = {}
+    for key, metrics in runs.items():
+        group = key.rsplit("/", 2)[0] + "/"  # "<family>/<shape>/"
+        near = [c for k, c in carried.items() if k.startswith(group)]
+        floor = carried.get(key) or {m: max((c.get(m, 0.0) for c in near), default=0.0) for m in metrics}
+        out[key] = {m: max(s, floor.get(m, 0.0)) for m, s in metrics.items()}
+    return out
+
+
 def main() -> int:
     from gankd.bench.regress import spreads_of
     from gankd.hardware import cpu_family
@@ -168,6 +186,8 @@ def main() -> int:
     p.add_argument("--forget", default="", help="with --merge: comma-separated model families whose smoke "
                    "runs changed on purpose; their values measured on the other machines are dropped "
                    "(stale), so those machines fall back to the cross-family tolerance until measured again")
+    p.add_argument("--carry", action="store_true", help="with --merge: keep the file's cross-machine "
+                   "spreads as a floor of the new ones (machines whose values --forget dropped)")
     p.add_argument("--retolerance", action="store_true", help="only rewrite the committed baseline's "
                    "spreads and tolerances from --out, keeping its values")
     args = p.parse_args()
@@ -176,8 +196,8 @@ def main() -> int:
     from gankd.paths import family_names
 
     forgotten = [m.strip() for m in args.forget.split(",") if m.strip()]
-    if forgotten and not args.merge:
-        p.error("--forget drops other machines' values: it needs --merge")
+    if (forgotten or args.carry) and not args.merge:
+        p.error("--forget and --carry concern other machines' measurements: they need --merge")
     if unknown := [m for m in forgotten if m not in family_names()]:
         p.error(f"unknown model family {unknown[0]!r} in --forget; valid: {', '.join(family_names())}")
     with tempfile.TemporaryDirectory(prefix="gankd-spread-") as tmp:
@@ -197,8 +217,14 @@ def main() -> int:
     variants = {n: VARIANTS[n] or DESCRIBED.get(n, "as is") for n in names}
     values = {n: d["runs"] for n, d in docs.items()}
     machines, families = [here], {family: names}
+    carried: dict = {}
     if args.merge and args.out.is_file():  # another machine's variants join the earlier ones
         old = json.loads(args.out.read_text())
+        if args.carry:
+            carried = {"from": {"written_at": old.get("written_at"),
+                                "machines": [m.get("model", "") + " " + m.get("torch_capability", "")
+                                             for m in old.get("machines", [])]},
+                       "runs": old.get("carried", {}).get("runs") or old["runs"]}
         forget = tuple(f"{m}/" for m in forgotten)
         for runs_of in old["values"].values():
             for key in [k for k in runs_of if k.startswith(forget)]:
@@ -208,10 +234,12 @@ def main() -> int:
         variants = {**old["variants"], **{named[n]: v for n, v in variants.items()}}
         values = {**old["values"], **{named[n]: v for n, v in values.items()}}
         families = {**old.get("families", {}), family: [named[n] for n in names]}
-    runs = spreads_of(values)
+    runs = with_carried(spreads_of(values), carried.get("runs", {}))
     doc = {"suite": "smoke", "measured_on": machines[0], "machines": machines,
            "written_at": time.strftime("%Y-%m-%d"), "variants": variants, "values": values, "runs": runs,
            "families": families}
+    if carried:
+        doc["carried"] = carried
     args.out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     worst: dict[str, float] = {}
     for metrics in runs.values():

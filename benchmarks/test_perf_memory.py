@@ -74,7 +74,7 @@ def measure(model: str, method: str, suite: str, steps: int = 2) -> dict[str, An
     cfg = method_options(s, model, method)
     if method == "sdakd":  # stage 3: every network of the method in use
         cfg = dataclasses.replace(cfg, stage_fractions=(0.0, 0.0, 1.0))
-    pool = training_pool(setup, "builtin", POOL_SEED)
+    pool = training_pool(setup, "builtin", POOL_SEED, lambda: loaded)
     tr = build_trainer(student=seeded_build(zoo.student(setup.teacher, s.ratios[0], setup.student), 0),
                        teacher=loaded, d_entry=zoo.get(setup.discriminator), recipe=setup.recipe,
                        method=method, method_cfg=cfg, train=setup.train,

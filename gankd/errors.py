@@ -17,6 +17,11 @@ class MissingAssetError(GankdError):
     """A weight file is neither in the cache nor at a user path."""
 
 
+class DiskFullError(GankdError):
+    """A write found its disk full: one line naming the folder and the space the file needs (a
+    traceback of every layer that was writing tells the user nothing more)."""
+
+
 class MetricNotApplicable(GankdError):
     """A metric cannot judge these images (e.g. NIQE on images smaller than its blocks); the
     evaluation records it as missing with this reason instead of failing the run."""

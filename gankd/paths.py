@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from gankd.errors import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,6 +25,36 @@ def trained_dir() -> Path:
     machines train two different networks from the same seed: their kernels differ)."""
     env = os.environ.get("GANKD_TRAINED")
     return Path(env).expanduser() if env else cache_dir()
+
+
+#: the networks the committed sample was made from (GCFSR's cpu teacher, the students' supervised
+#: stages), each beside the record of its sha256
+SAMPLE_KEPT = REPO_ROOT / "reports" / "sample" / "trained"
+
+#: the value of ``GANKD_KEPT`` that turns the kept set off
+KEPT_OFF = "none"
+
+
+def kept_dir() -> Path | None:
+    """The kept set: trained-once networks committed with the repository, read (never written, never
+    locked) in place of training when one has the key a run asks for and its sha256 matches its
+    record. ``$GANKD_KEPT`` names another such folder, ``GANKD_KEPT=none`` turns it off; by default
+    it is ``reports/sample/trained``, unless ``$GANKD_TRAINED`` names a store of its own (then that
+    store is the only one, as before the kept set existed). None when there is no kept set."""
+    env = os.environ.get("GANKD_KEPT", "").strip()
+    if env.lower() == KEPT_OFF:
+        return None
+    if env:
+        kept = Path(env).expanduser().absolute()
+        if not kept.is_dir():
+            raise ConfigError(f"GANKD_KEPT={env} is not a folder: name a kept set of trained networks "
+                              f"(default {SAMPLE_KEPT.relative_to(REPO_ROOT)}) or {KEPT_OFF}")
+    elif os.environ.get("GANKD_TRAINED"):
+        return None
+    else:
+        kept = SAMPLE_KEPT
+    # the writable store is never also read as a read-only set
+    return None if kept == trained_dir().absolute() else kept
 
 
 def results_dir() -> Path:

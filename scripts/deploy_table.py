@@ -1,4 +1,4 @@
-"""Print the README's deployment-latency table of one model from the run records, so its numbers
+"""Print the deployment-latency table of one model (docs/deployment.md) from the run records, so its numbers
 come from committed files (``gankd export`` writes each record's ``deploy`` section).
 
     python scripts/deploy_table.py reports/sample/results cpu realesrgan
@@ -6,7 +6,7 @@ come from committed files (``gankd export`` writes each record's ``deploy`` sect
 One block per input size: the teacher's row, then per student shape the median over its
 students (every method and seed: one architecture) with their range in brackets, and the
 speed-up over the teacher on the same runtime (teacher median / student median) beside the
-MAC ratio. The fastest runtime of each row is in bold. CPU runtimes only (the README's table is
+MAC ratio. The fastest runtime of each row is in bold. CPU runtimes only (the docs' table is
 a CPU machine's); each record's ``deploy.cpu`` names its host, and a table mixing hosts says so.
 Records without ``deploy`` are skipped and counted; a runtime not timed (its export failed or
 did not match torch: the report's deployment table gives the reason) is a dash.

@@ -21,9 +21,6 @@ import itertools
 import sys
 from pathlib import Path
 
-#: the metric each task ranks students by (lower is better for all three)
-HEADLINE = {"sr": "lpips", "translation": "lpips", "unconditional": "fid"}
-
 
 def verdict(row: dict[str, str], metric: str) -> str:
     """better / worse than scratch where the leaderboard calls the difference significant, else
@@ -52,6 +49,7 @@ def kendall_tau(a: list[str], b: list[str]) -> float | None:
 def tables(csv_path: Path, suite: str, ratio: float) -> str:
     from gankd.bench.suite import load_suite
     from gankd.methods import METHODS
+    from gankd.tasks import task
 
     setups = load_suite(suite).models
     with csv_path.open(newline="") as fh:
@@ -66,7 +64,7 @@ def tables(csv_path: Path, suite: str, ratio: float) -> str:
     out = ["| model | task | metric | method | n | paired Δ vs scratch | verdict | rank |",
            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for model in sorted(by_model):
-        metric = HEADLINE[task_of[model]]
+        metric = task(task_of[model]).primary
         scored = [(m, r) for m, r in by_model[model].items() if m != "scratch" and r.get(f"{metric}_delta")]
         scored.sort(key=lambda mr: float(mr[1][f"{metric}_delta"]))
         ranking[model] = [m for m, _ in scored]
@@ -88,7 +86,7 @@ def tables(csv_path: Path, suite: str, ratio: float) -> str:
         elsewhere = [m for m in ranking if (task_of[m] != own if own == "sr" else task_of[m] == "sr")]
         cells, plain = [], []
         for models in (there, elsewhere):
-            got = [(m, verdict(by_model[m][name], HEADLINE[task_of[m]]))
+            got = [(m, verdict(by_model[m][name], task(task_of[m]).primary))
                    for m in models if name in by_model[m]]
             cells.append("; ".join(f"{m}: {v}" for m, v in got) or "not run")
             plain.append([v for _, v in got])

@@ -1,4 +1,5 @@
-"""Print one leaderboard table as the README's markdown, so its numbers come from a committed CSV.
+"""Print one leaderboard table as markdown (the tables of docs/sample-pilot.md and
+docs/own-settings.md), so its numbers come from a committed CSV.
 
     python scripts/readme_table.py reports/sample/leaderboard.csv realesrgan 0.25 [depth]
 

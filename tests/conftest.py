@@ -96,6 +96,17 @@ TINY_GCFSR_D = dataclasses.replace(zoo.get("gcfsr_d_32"), name="tiny_gcfsr_d",
                                    kwargs={"out_size": 32, "narrow": 0.0625})
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``cuda`` run where torch sees a CUDA device (``make gpu-check`` runs them
+    there); elsewhere they are skipped, saying why, rather than failing."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (make gpu-check runs the cuda tests)")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
+
+
 @dataclass(frozen=True)
 class TinyFamily:
     """The networks and data of a family's tiny test runs (student at r = 0.5)."""

@@ -9,7 +9,10 @@ import io
 import json
 import os
 import shutil
+import struct
 import tempfile
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +171,33 @@ def _webp_cut(path: Path) -> None:
     path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
 
 
+def _png_header(w: int, h: int):
+    """A PNG that declares ``w`` x ``h`` pixels (a real one that large takes a gigabyte to make):
+    its header is what a size check reads."""
+    def make(path: Path) -> None:
+        ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+        chunk = b"IHDR" + ihdr
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
+                         + struct.pack(">I", zlib.crc32(chunk)) + b"\0\0\0\0IEND\xaeB`\x82")
+    return make
+
+
+def _jpeg_header(w: int, h: int):
+    def make(path: Path) -> None:
+        buf = io.BytesIO()
+        Image.fromarray(photo(3)).save(buf, "JPEG")
+        data = bytearray(buf.getvalue())
+        sof = data.index(b"\xff\xc0")  # baseline frame header: length, precision, height, width
+        data[sof + 5:sof + 9] = struct.pack(">HH", h, w)
+        path.write_bytes(bytes(data))
+    return make
+
+
 REFUSED = {  # file name -> (how to make it, what the message says)
+    # Pillow's DecompressionBombError (no file named) and its bare warning (issue 38, item 6)
+    "huge.png": (_png_header(20000, 14000), "20000x14000 is 280 megapixels, more than the limit of 100 "
+                                            "(set GANKD_MAX_PIXELS to allow larger images)"),
+    "large.jpg": (_jpeg_header(12000, 12000), "12000x12000 is 144 megapixels, more than the limit of 100"),
     "cut.jpg": (_jpeg_cut, "truncated"),
     "cut.png": (_png_cut, "truncated"),
     "cut.webp": (_webp_cut, "cut.webp"),
@@ -189,6 +218,53 @@ def test_unusable_files_are_refused_by_name_before_any_work(tmp_path, name):
         check_data(setup(), str(root))
     msg = str(info.value)
     assert name in msg and says.lower() in msg.lower() and "\n" not in msg
+
+
+def test_the_pixel_limit_is_ours_and_configurable(tmp_path, monkeypatch):
+    from gankd.datasets.images import probe_size
+
+    between = tmp_path / "between.png"  # above Pillow's warning (89 MP), within our limit
+    _png_header(9500, 9500)(between)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert probe_size(between) == (9500, 9500)
+    root = dataset(tmp_path / "d")
+    monkeypatch.setenv("GANKD_MAX_PIXELS", "10000")
+    with pytest.raises(ConfigError, match=r"/[tx]0.png: 128x128 is 0.0164 megapixels, more than the limit "
+                                          r"of 0.01 "):
+        check_data(setup(), str(root))
+    monkeypatch.setenv("GANKD_MAX_PIXELS", "300e6")
+    huge = tmp_path / "huge.png"
+    _png_header(20000, 14000)(huge)
+    assert probe_size(huge) == (20000, 14000)
+    monkeypatch.setenv("GANKD_MAX_PIXELS", "lots")
+    with pytest.raises(ConfigError, match=r"GANKD_MAX_PIXELS must be a positive number of pixels"):
+        probe_size(huge)
+
+
+def test_an_unreadable_folder_is_refused_by_name(tmp_path, monkeypatch):
+    """os.walk skips a folder it cannot list unless asked (issue 38, item 9): its photos would
+    silently be missing from the data."""
+    root = dataset(tmp_path / "d", n_train=5)
+    locked = root / "train" / "more"
+    save(locked / "t9.png", photo(9))
+    if os.geteuid() == 0:  # root lists anything: make the listing fail as a permission error would
+        real = os.scandir
+
+        def scandir(path="."):
+            if Path(path) == locked:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path)
+
+        monkeypatch.setattr(os, "scandir", scandir)
+    else:
+        locked.chmod(0)
+    try:
+        with pytest.raises(ConfigError, match=rf"^cannot read folder {locked}: Permission denied \(make it "
+                                             rf"readable, or move it out of {root}\)$"):
+            check_data(setup(), str(root))
+    finally:
+        locked.chmod(0o755)
 
 
 def test_an_unreadable_file_is_refused_by_name(tmp_path, monkeypatch):

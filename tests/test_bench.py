@@ -40,7 +40,17 @@ def test_smoke_bench_sdakd_gcfsr_writes_record_row_and_report(dirs, capsys):
     assert rec["latency"]["median_ms"] > 0 and rec["train"]["steps"] == 6
     assert {h["stage"] for h in rec["history"]} == {"supervised", "features", "adversarial"}
     assert (run_dir / "config.yaml").is_file() and list((run_dir / "samples").glob("*.png"))
-    assert rec["schema"] == 2 and rec["references"] == f"runs/smoke/gcfsr/reference/{rec['eval']['evalset']}"
+    # per-image values of every per-image metric, one per evaluation crop by name, whose mean
+    # is the aggregate (FID and KID are metrics of the set: none)
+    names = set(rec["per_image"]["psnr"])
+    assert len(names) == rec["eval"]["images"] and set(rec["per_image"]) >= {"psnr", "ssim", "lpips"}
+    for key, values in rec["per_image"].items():
+        assert set(values) == names
+        assert sum(values.values()) / len(values) == pytest.approx(rec["metrics"][key], rel=1e-9, abs=1e-12)
+    assert "fid" not in rec["per_image"] and "kid" not in rec["per_image"]
+    assert rec["threading"]["torch_threads"] >= 1 and "OMP_WAIT_POLICY" in rec["threading"]["env"]
+    assert rec["load"]["max"] >= rec["load"]["before"] and isinstance(rec["load"]["under_load"], bool)
+    assert rec["schema"] == 3 and rec["references"] == f"runs/smoke/gcfsr/reference/{rec['eval']['evalset']}"
     assert (results / rec["references"] / "teacher.json").is_file()  # the run names its references
     assert rec["train"]["cost"]["gmacs_per_step"]["total"] > 0 and rec["floors"]["metric"] == "lpips"
     assert [(r.method, r.status) for r in store.iter_runs(results)] == [("sdakd", "done")]

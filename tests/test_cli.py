@@ -36,6 +36,9 @@ def bench(*extra: str) -> list[str]:
     ("--student", "2", "(0, 1]"),
     ("--student", "quarter", "must be a number"),
     ("--seed", "one", "must be an integer"),
+    # a negative seed trained into seed-1/, a huge one failed inside torch after config.yaml
+    ("--seed", "-1", "--seed must be an integer from 0 to 4294967295, got -1"),
+    ("--seed", "99999999999999999999", "--seed must be an integer from 0 to 4294967295"),
     ("--data", "/no/such/folder", "does not exist"),
 ])
 def test_bad_bench_arguments_exit_2_with_choices(capsys, tmp_path, flag, value, expect):
@@ -43,6 +46,20 @@ def test_bad_bench_arguments_exit_2_with_choices(capsys, tmp_path, flag, value, 
     assert code == 2
     assert expect in err
     assert not (tmp_path / "runs").exists()  # nothing started
+
+
+def test_a_suite_refuses_seeds_out_of_range(tmp_path):
+    import yaml
+
+    from gankd.paths import benchmarks_dir
+
+    raw = yaml.safe_load((benchmarks_dir() / "smoke.yaml").read_text())
+    bad = (("seeds", [0, -1], "each of seeds must be"), ("tune", {**raw["tune"], "seed": 2**32}, "tune.seed"))
+    for key, value, says in bad:
+        path = tmp_path / f"bad-{key}.yaml"
+        path.write_text(yaml.safe_dump({**raw, key: value}))
+        with pytest.raises(ConfigError, match=rf"{says}.* an integer from 0 to 4294967295"):
+            load_suite(str(path))
 
 
 def test_list_names_everything(capsys):

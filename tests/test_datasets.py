@@ -152,7 +152,7 @@ def test_corrupt_truncated_and_empty_files_name_themselves(tmp_path):
 
 
 def test_registered_sources():
-    assert DATASETS.names() == ["builtin", "folder"]
+    assert DATASETS.names() == ["builtin", "faces", "folder", "lmdb", "photos"]
 
 
 def test_folder_errors(tmp_path):

@@ -226,7 +226,7 @@ def test_too_small_side_is_a_clear_error():
     deg.train(photo(1, 76), seed=0)  # the bound is tight enough to work
 
 
-@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 def test_deterministic_on_each_available_device(device):
     deg = realesrgan()
     hr = photo(2, 80).to(device)

@@ -250,7 +250,7 @@ def test_a_record_measured_elsewhere_gets_only_the_missing_runtimes_merged(tmp_p
     assert rec.deploy["cpu"] == "CPU host" and rec.deploy["exports"] == old["exports"]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="the GPU path: runs where torch sees a CUDA device")
+@pytest.mark.cuda
 def test_cuda_runtimes_are_timed_with_their_difference_from_fp32(tmp_path):
     import onnxruntime as ort
 

@@ -1,4 +1,4 @@
-"""scripts/deploy_table.py: the README's deployment table from run records (median per shape,
+"""scripts/deploy_table.py: the deployment table of docs/deployment.md from run records (median per shape,
 range, speed-up per runtime, failed runtimes shown, runs without numbers counted)."""
 
 from __future__ import annotations

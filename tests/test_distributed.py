@@ -117,7 +117,9 @@ def worker(out: Path) -> None:
     second = build("mse", dist, run_dir=run, ckpt_every=2)
     res = second.fit()
     results["resume"] = {**snapshot(second), "resumed_from": res.resumed_from,
-                         "files": sorted(p.name for p in (run / "checkpoints").iterdir())}
+                         "files": sorted(p.name for p in (run / "checkpoints").iterdir()),
+                         "events": sorted(p.name for p in (run / "tb").glob("events.out.tfevents.*")),
+                         "pid": os.getpid()}  # rank 0's: it saves the results
     if dist.is_main:
         torch.save(results, out / "ddp.pt")
     distributed.shutdown()
@@ -195,6 +197,15 @@ def test_resume_under_ddp_matches_the_uninterrupted_run(ddp_results):
         for k, v in full[part].items():
             assert torch.equal(v, resumed[part][k]), (part, k)
     assert [r["g/l1"] for r in resumed["history"]] == [r["g/l1"] for r in full["history"]]
+
+
+@pytest.mark.slow
+def test_only_rank_0_writes_the_live_curves(ddp_results):
+    """Both ranks ran the interrupted and the resumed run into one folder: one event file per
+    session, each named with rank 0's process id (tensorboard's events.out.tfevents.T.HOST.PID.N)."""
+    resumed = ddp_results["resume"]
+    assert len(resumed["events"]) == 2
+    assert {name.split(".")[-2] for name in resumed["events"]} == {str(resumed["pid"])}
 
 
 def test_rank_share_splits_the_global_batch():

@@ -102,6 +102,33 @@ def test_batches_group_equal_shapes_and_keep_outputs() -> None:
     # the per-image mean does not depend on the batching
     one_by_one = evaluate(nearest_x2, samples, ["psnr"], device="cpu", batch_size=1)
     assert res.metrics["psnr"] == pytest.approx(one_by_one.metrics["psnr"], abs=1e-9)
+    # each image's value lands on its own name, whatever order the batches took them in
+    assert set(res.per_image["psnr"]) == {s.name for s in samples}
+    for s in samples:
+        alone = psnr_y(quantize_like_png(nearest_x2(s.g_input[0][None])), s.hr[None], 2).item()
+        assert res.per_image["psnr"][s.name] == pytest.approx(alone, abs=1e-9)
+        assert res.per_image["psnr"][s.name] == one_by_one.per_image["psnr"][s.name]
+
+
+def test_per_image_values_leave_the_aggregates_as_they_were() -> None:
+    """Storing per-image values moves no number: each aggregate is computed as before (PSNR and
+    SSIM the mean of the concatenated values, LPIPS the running sum of batch sums over the count)
+    and the per-image values average to it. Set metrics (FID) have none."""
+    from gankd.metrics.lpips_metric import LPIPSMetric
+
+    samples = sr_samples(5, 32, 32)
+    res = evaluate(nearest_x2, samples, ["psnr", "ssim", "lpips"], device="cpu", batch_size=2)
+    sr = quantize_like_png(torch.stack([nearest_x2(s.g_input[0][None])[0] for s in samples]))
+    hr = torch.stack([s.hr for s in samples])
+    assert res.metrics["psnr"] == float(torch.cat([psnr_y(sr[:2], hr[:2], 2), psnr_y(sr[2:4], hr[2:4], 2),
+                                                   psnr_y(sr[4:], hr[4:], 2)]).mean())
+    lp = LPIPSMetric(2)
+    total = sum(float(lp.distances(sr[i:i + 2], hr[i:i + 2]).sum()) for i in (0, 2, 4))
+    assert res.metrics["lpips"] == total / 5  # bitwise: the same operations in the same order
+    for key in ("psnr", "ssim", "lpips"):
+        assert list(res.per_image[key]) == [s.name for s in samples]
+        assert math.fsum(res.per_image[key].values()) / 5 == pytest.approx(res.metrics[key], abs=1e-12)
+    assert json.loads(json.dumps(res.to_dict()))["per_image"]["lpips"] == res.per_image["lpips"]
 
 
 @contextlib.contextmanager
@@ -262,3 +289,14 @@ def test_metric_that_cannot_judge_the_images_is_missing_not_fatal() -> None:
     result = evaluate(lambda x: x, samples, ["psnr", "niqe"], "cpu")
     assert "psnr" in result.metrics and "niqe" not in result.metrics
     assert "96x96" in result.missing["niqe"]
+
+
+def test_a_metric_declares_per_image_values_exactly_when_it_keeps_them() -> None:
+    """``has_per_image`` tells the verdicts whether a record can hold a metric per image: it must
+    match whether the metric overrides ``per_image`` (FID and precision/recall are set metrics)."""
+    declared = {}
+    for name in METRICS.names():
+        cls = METRICS.get(name)
+        declared[name] = cls.has_per_image
+        assert cls.has_per_image == (cls.per_image is not ImageMetric.per_image), name
+    assert declared["lpips"] and declared["psnr"] and declared["niqe"] and not declared["fid"]

@@ -264,3 +264,158 @@ def test_preflight_messages(tmp_path, monkeypatch):
     monkeypatch.setattr(R.shutil, "disk_usage", lambda p: Usage)
     with pytest.raises(GankdError, match=r"only 50 MiB free under .* needs about 200 MiB for results"):
         R.preflight(tmp_path / "runs" / "y")
+
+
+# -- a disk that fills mid-run (issue 38, item 4) --------------------------------------------
+def test_a_full_disk_is_one_error_naming_the_folder_and_the_space_needed(tmp_path, monkeypatch):
+    import errno
+
+    from gankd import atomic
+    from gankd.errors import DiskFullError
+
+    class Usage:
+        free = 3 * 2**20
+
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda p: Usage)
+
+    def failing(exc):
+        def write(fh):
+            fh.write(b"x" * (5 * 2**20))
+            if not isinstance(fh, atomic._Counter):  # the size is counted by writing again
+                raise exc
+        return write
+
+    # ENOSPC, a quota, and torch.save's own report of a short write (a RuntimeError)
+    for exc in (OSError(errno.ENOSPC, "No space left on device"), OSError(errno.EDQUOT, "Quota exceeded"),
+                RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 243392 vs 243312")):
+        with pytest.raises(DiskFullError, match=rf"^disk full under {tmp_path}: ckpt.pt needs 5.0 MiB, "
+                                                r"3.0 MiB free there; free some space and run the same "
+                                                r"command again$"):
+            atomic._write_via_temp(tmp_path / "ckpt.pt", failing(exc))
+        assert not list(tmp_path.iterdir())  # the partial temp file is gone
+    Usage.free = 2**30  # with room to spare, other errors are what they are
+    for exc in (OSError(errno.EACCES, "Permission denied"), RuntimeError("not a disk problem")):
+        with pytest.raises(type(exc), match=str(exc.args[-1])):
+            atomic._write_via_temp(tmp_path / "ckpt.pt", failing(exc))
+
+
+FILL_MID_RUN = '''
+import os, shutil, sys
+from pathlib import Path
+from gankd.bench import run as R
+from gankd.cli import main
+
+results = Path(sys.argv[1])
+check = R.preflight
+
+def preflight_then_fill(run_dir, need_mb=200, cache=None):
+    check(run_dir, need_mb, cache)  # passes; then the disk fills before the checkpoint is written
+    free = shutil.disk_usage(results).free
+    with open(results / "ballast", "wb") as fh:
+        fh.truncate(0)
+        fh.write(b"\\0" * (free - 256 * 1024))
+
+R.preflight = preflight_then_fill
+argv = ["bench", "--suite", "smoke", "--model", "realesrgan", "--method", "scratch", "--results",
+        str(results), "--quiet", "--no-report"]
+print("RC1", main(argv), flush=True)
+print("LEFT", sorted(p.name for p in results.rglob("*") if p.is_file()), flush=True)
+(results / "ballast").unlink()
+R.preflight = check
+print("RC2", main(argv), flush=True)
+'''
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_mid_run_gives_one_line_and_the_rerun_finishes(tmp_path):
+    """A real full disk (a tmpfs in a private mount namespace) at the run's checkpoint write:
+    one line on stderr, exit 1, no failure record; space freed, the same command finishes."""
+    if not NAMESPACES:
+        pytest.skip("needs a user + mount namespace to mount a tmpfs")
+    results = tmp_path / "results"
+    results.mkdir()
+    d = shlex.quote(str(results))
+    python = f"{shlex.quote(sys.executable)} -c {shlex.quote(FILL_MID_RUN)} {d}"
+    mount = f"mount -t tmpfs -o size=300m full {d}"
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", f"{mount} && exec {python}"],
+                          env=ENV, capture_output=True, text=True, timeout=900)
+    assert "RC1 1" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("gankd:")]
+    folder = results / "runs/smoke/realesrgan/r0.25/scratch/seed0/checkpoints"
+    assert errors[0].startswith(f"gankd: failed: disk full under {folder}: step_0000006.pt needs ")
+    assert "Traceback" not in proc.stderr
+    left = proc.stdout.split("LEFT ", 1)[1].splitlines()[0]
+    assert "metrics.json" not in left and ".tmp" not in left  # no failure record, no partial file
+    assert "RC2 0" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+
+
+# -- two writers of one run folder (issue 38, item 5) -----------------------------------------
+def test_a_second_command_for_a_run_waits_for_the_first_and_names_it(tmp_path, monkeypatch, caplog):
+    import threading
+
+    from gankd.bench import run as R
+    from gankd.bench.commands import run_spec, suite
+    from gankd.errors import ConfigError
+    from gankd.locks import LockHeld, file_lock
+
+    s = suite("smoke")
+    spec = run_spec(s, "realesrgan", "mse", "0.25", 0, "builtin")
+    reached = threading.Event()
+
+    def check_data(*args, **kwargs):  # the first step of a run that holds its folder
+        reached.set()
+        raise ConfigError("stopped here")
+
+    monkeypatch.setattr(R, "check_data", check_data)
+
+    def bench() -> None:
+        with pytest.raises(ConfigError):
+            R.run(spec, s, tmp_path, progress=False)
+
+    second = threading.Thread(target=bench)
+    with file_lock(R.run_lock(tmp_path, spec), "pid 4242 on elsewhere since 09:00"):
+        second.start()
+        assert not reached.wait(2.0), "the second command went ahead while the first held the run"
+        assert f"{R.run_dir_of(tmp_path, spec)} is in use by pid 4242 on elsewhere since 09:00; waiting" \
+            in caplog.text
+        with pytest.raises(LockHeld, match=r"is in use by pid 4242 on elsewhere since 09:00; wait for it to "
+                                           r"finish, or stop it"):
+            with file_lock(R.run_lock(tmp_path, spec), wait=False):  # torchrun's rank 0 cannot wait
+                pass
+    second.join(60)
+    assert reached.is_set()  # the first left: the second goes on
+    assert not R.run_dir_of(tmp_path, spec).exists()  # the lock lives outside the run folder
+
+
+# -- a resume that crosses a reshuffle of the pool (issue 38, item 7) -------------------------
+def _batch_dependent(net: torch.nn.Module) -> None:
+    """Each row's features move with the other rows of its batch, by far more than a last bit:
+    what a convolution kernel chosen by batch size does on some CPUs, made visible anywhere."""
+    forward = net.forward
+
+    def shifted(x):
+        return {k: v + 1e-3 * x.mean() for k, v in forward(x).items()}
+
+    net.forward = shifted
+
+
+def test_a_resume_across_reshuffles_repeats_the_uninterrupted_run(tmp_path, make_trainer):
+    """DCD caches two no-grad features by pool row (the targets' VGG, the teacher images' VGG).
+    A pool of four rows in batches of two reshuffles every two steps; the run is stopped after
+    its first step (two rows cached) and resumed for seven more."""
+    from conftest import SyntheticPool
+
+    def trainer(steps: int, run_dir=None):
+        tr = make_trainer("dcd", steps=steps, run_dir=run_dir, pool=SyntheticPool(n=4))
+        _batch_dependent(tr.method.recipe.vgg)
+        _batch_dependent(tr.method.__dict__["_vgg"])
+        return tr
+
+    full = trainer(8)
+    full.fit()
+    assert [len(c) for c in full.method.row_caches()] == [4, 4]
+    trainer(1, tmp_path / "run").fit()
+    resumed = trainer(8, tmp_path / "run")
+    assert resumed.fit().resumed_from == 1
+    _same_student(full, resumed)
+    assert resumed.history == full.history

@@ -144,36 +144,50 @@ def _student(method, **cols):
     return {"method": method, "n": 1, **base, **cols}
 
 
-def test_best_per_column_direction_and_references() -> None:
+def test_best_is_a_corrected_verdict_never_a_point_estimate() -> None:
+    """Issue 37: "best" is marked only where a student is better than scratch after the table's
+    correction, on the primary metric; the best point estimate of a column (here c's LPIPS, b's
+    PSNR) is no winner, and costs carry no test."""
     aggs = [
-        _student("a", psnr=25.0, lpips=0.30, fid=50.0, params_m=4.0, gmacs=10.0, latency_ms=5.0, speedup=8.0,
-                 train_min=3.0),
-        _student("b", psnr=26.0, lpips=0.35, fid=40.0, params_m=4.0, gmacs=10.0, latency_ms=4.0, speedup=9.0,
-                 train_min=2.0),
-        _student("c", psnr=24.0, lpips=0.20, fid=40.0, params_m=4.0, gmacs=10.0, latency_ms=6.0, speedup=7.0,
-                 train_min=4.0),
-        {**_student("teacher", psnr=30.0, lpips=0.1, fid=10.0, params_m=16.0, gmacs=70.0), "n": 1},
-        {**_student("bicubic", psnr=20.0, lpips=0.05, train_min=0.1), "n": 1},
-        {**_student("failed", psnr=99.0), "n": 0},
+        _student("a", psnr=25.0, lpips=0.30, primary="lpips", verdict="better", train_min=3.0),
+        _student("b", psnr=26.0, lpips=0.35, primary="lpips", verdict="equivalent", train_min=2.0),
+        _student("c", psnr=24.0, lpips=0.20, primary="lpips", verdict="undetermined", train_min=1.0),
+        _student("d", psnr=24.5, lpips=0.29, primary="lpips", verdict="better", floor="below bicubic"),
+        _student("e", psnr=24.5, lpips=0.40, primary="lpips", verdict="worse"),
+        {**_student("teacher", psnr=30.0, lpips=0.1), "verdict": "better", "primary": "lpips"},
+        {**_student("bicubic", psnr=20.0, lpips=0.05)},
     ]
-    best = best_per_column(aggs)
-    assert best["psnr"] == {"b"}  # higher is better; teacher (30) and the failed row excluded
-    assert best["lpips"] == {"c"}  # lower is better; bicubic's 0.05 is a reference, not a student
-    assert best["fid"] == {"b", "c"}  # ties are all marked
-    assert best["train_min"] == {"b"}  # bicubic's 0.1 excluded
-    # same-size students: identical params/GMACs mark nothing, and their latency differences are
-    # timing noise of one network
-    for col in ("params_m", "gmacs", "latency_ms", "speedup"):
-        assert col not in best
-    assert "ssim" not in best  # no values
+    assert best_per_column(aggs) == {"lpips": {"a"}}  # d is below its floor, the teacher a reference
+    aggs[1]["verdict"] = "better"  # two better than scratch: both marked, neither ranked
+    assert best_per_column(aggs) == {"lpips": {"a", "b"}}
+    assert best_per_column([_student("a", psnr=25.0), _student("b", psnr=26.0)]) == {}
 
 
-def test_best_latency_is_marked_between_different_networks() -> None:
-    aggs = [_student("a", gmacs=10.0, params_m=4.0, latency_ms=5.0, speedup=8.0),
-            _student("b", gmacs=20.0, params_m=8.0, latency_ms=9.0, speedup=4.0)]
-    best = best_per_column(aggs)
-    assert best["latency_ms"] == {"a"} and best["speedup"] == {"a"} and best["gmacs"] == {"a"}
+def test_dirty_runs_stay_out_of_means_and_loaded_timings_out_of_s_step() -> None:
+    """A run from a dirty tree is shown (left_out, commits) but enters no mean and no pairing; a
+    run timed under load keeps its metrics but not its s/step."""
+    recs = [run_record("realesrgan", 0.25, m, s, p) for m, s, p in
+            (("scratch", 0, 24.0), ("scratch", 1, 24.2), ("scratch", 2, 30.0),
+             ("mse", 0, 24.5), ("mse", 1, 24.6), ("mse", 2, 20.0))]
+    recs[2]["git_sha"] = recs[5]["git_sha"] = "abcdef0123-dirty"
+    for r, step, load in zip(recs, (1.0, 1.2, 9.0, 1.5, 7.0, 9.0), (1.0, 1.5, 1.0, 2.0, 5.2, 1.0)):
+        r["train"]["step_time_s"] = step
+        r["load"] = {"max": load, "cores_used": 2, "under_load": load > 2.5}
+    rows = [flatten(RunRecord.from_dict(r)) for r in recs]
+    scratch, mse = _agg(rows, "scratch"), _agg(rows, "mse")
+    assert (scratch["n"], scratch["seeds"]) == (2, [0, 1]) and scratch["psnr"] == pytest.approx(24.1)
+    assert scratch["left_out"] == "seed 2: dirty tree (abcdef0-dirty)"
+    assert scratch["commits"] == "0123456 abcdef0-dirty"
+    assert mse["psnr_delta"] == pytest.approx(0.45)  # seeds 0 and 1 only
+    assert mse["psnr_paired_n"] == 2
+    assert mse["s_step"] == 1.5 and mse["timed_under_load"] == "1"  # seed 1's 7.0 s left out
+    assert mse["psnr"] == pytest.approx(24.55)  # its quality numbers stay in
 
 
-def test_one_student_has_no_best() -> None:
-    assert best_per_column([_student("a", psnr=25.0)]) == {}
+def test_a_reference_from_a_dirty_tree_is_still_the_reference() -> None:
+    """A teacher or bicubic record is evaluated once and shared by the table: a dirty commit on it
+    does not blank the table's reference rows."""
+    teacher = RunRecord(suite="s", model="m", method="teacher", role="teacher", ratio=None, seed=None,
+                        metrics={"lpips": 0.3}, git_sha="abc1234-dirty")
+    (row,) = aggregate([teacher.row()])
+    assert (row["n"], row["lpips"], row["left_out"]) == (1, 0.3, "")

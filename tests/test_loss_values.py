@@ -26,8 +26,9 @@ RTOL = 1e-4
 
 
 def first_step_terms(make_trainer, method: str, family: str) -> dict[str, float]:
-    # sdakd in its adversarial stage from the first step, so that every one of its terms exists
-    overrides = {"stage_fractions": [0.0, 0.0, 1.0]} if method == "sdakd" else None
+    # sdakd in its adversarial stage from the first step, so that every one of its terms exists;
+    # lit in its LIT phase (its fine-tuning is the base recipe, stored as scratch's)
+    overrides = {"sdakd": {"stage_fractions": [0.0, 0.0, 1.0]}, "lit": {"lit_fraction": 1.0}}.get(method)
     tr = make_trainer(method, steps=1, method_overrides=overrides, family=family)
     tr.log_grad_norms = False
     return tr.train_step()

@@ -22,7 +22,7 @@ KNOWN_TERMS = {
     "akdg": {"g/l1", "g/percep", "g/gan", "g/kd_adv", "d/d/real", "d/d/fake", "d/d_kd/real", "d/d_kd/fake"},
     "dcd": {"g/l1", "g/percep", "g/gan", "g/dcd", "g/kd_style", "g/kd_feat", "d/d/real", "d/d/fake"},
     "sdakd": {"g/l1", "g/percep", "g/gan", "g/kd_feat", "d/d/real", "d/d/fake"},
-    "lit": {"g/l1", "g/percep", "g/gan", "g/kd_hint", "g/kd_out", "d/d/real", "d/d/fake"},
+    "lit": {"g/l1", "g/percep", "g/gan", "d/d/real", "d/d/fake"},  # fine-tuning (its LIT phase: below)
     "omgd": {"g/teacher_l1", "g/teacher_percep", "g/teacher_gan", "g/kd_ssim", "g/kd_style", "g/kd_feat",
              "g/kd_tv", "g/kd_cd", "d/d/real", "d/d/fake"},
 }
@@ -73,8 +73,9 @@ def test_one_step_teacher_frozen_student_moves_terms_logged(make_trainer, method
             make_trainer(method, steps=1, family=family)
         assert reason
         return
-    # sdakd's stage 3 from the first step, so every one of its terms is exercised.
-    overrides = {"stage_fractions": [0.0, 0.0, 1.0]} if method == "sdakd" else None
+    # sdakd's stage 3 and lit's fine-tuning from the first step, so every one of their terms
+    # that involves a discriminator is exercised (lit's hint-only phase has its own test).
+    overrides = {"sdakd": {"stage_fractions": [0.0, 0.0, 1.0]}, "lit": {"lit_fraction": 0.0}}.get(method)
     tr = make_trainer(method, steps=1, method_overrides=overrides, family=family)
     teacher_before = params(tr.teacher.net)
     student_before = params(tr.student)
@@ -362,19 +363,55 @@ def test_every_method_starts_its_discriminator_from_the_same_init(make_trainer, 
 
 
 # -- LIT ----------------------------------------------------------------------------------
-def test_lit_sections_learn_from_the_teachers_previous_representation(make_trainer):
-    tr = make_trainer("lit", steps=1, method_overrides={"sections": 2})
+def test_lit_sections_learn_from_the_teachers_representations(make_trainer):
+    """Every section, the first included, runs on the teacher's representation at its start and
+    is regressed onto the teacher's at its end (cifar10/main.py:180-187)."""
+    tr = make_trainer("lit", steps=4, method_overrides={"sections": 2})
     m = tr.method
-    assert m.teacher_taps == ["body.1", "body.3"] and m.student_taps == ["body.0", "body.1"]
+    assert m.teacher_taps == ["body.0:input", "body.1", "body.3"] and m.student_taps == []
     seen: list[torch.Tensor] = []
-    tr.student.body[1].register_forward_pre_hook(lambda mod, inp: seen.append(inp[0].detach().clone()))
+    for block in (tr.student.body[0], tr.student.body[1]):
+        block.register_forward_pre_hook(lambda mod, inp: seen.append(inp[0].detach().clone()))
     batch = tr.sampler.pool.batch(tr.sampler.perm[:2])
-    t_feat = tr.teacher.outputs(batch).features[0]  # the teacher's representation at boundary 0
-    teacher_before = params(tr.teacher.net)
+    t_in, t_mid, _ = tr.teacher.outputs(batch).features
+    with torch.no_grad():
+        t_stem = tr.teacher.net.conv_first(batch.g_input[0])
+    torch.testing.assert_close(t_in, t_stem)  # the trunk's input is the teacher's stem output
     tr.train_step()
-    # the student's own forward, then section 2 run on the teacher's boundary-0 feature
-    assert len(seen) >= 2 and any(torch.allclose(x, t_feat, atol=1e-6) for x in seen)
-    assert same(params(tr.teacher.net), teacher_before)
+    assert any(torch.allclose(x, t_in, atol=1e-6) for x in seen)  # section 1 on the teacher's input
+    assert any(torch.allclose(x, t_mid, atol=1e-6) for x in seen)  # section 2 on its boundary
+    s = student_step(tr)
+    trunk, (f_in, f_mid, f_end) = tr.student.body, s.teacher.features
+    want = (torch.nn.functional.mse_loss(trunk[0](f_in), f_mid)
+            + torch.nn.functional.mse_loss(trunk[1](f_mid), f_end))
+    torch.testing.assert_close(m.generator_terms(s)["kd_hint"], want)
+
+
+def test_lit_copies_the_teachers_outer_layers_and_trains_only_the_trunk_first(make_trainer):
+    """The release's two phases: the student's stem and upsampler are the teacher's and do not
+    move in the LIT phase, where no discriminator steps; fine-tuning then trains the whole student
+    with the base recipe against the discriminator."""
+    tr = make_trainer("lit", steps=4)  # lit_fraction 0.5: steps 0-1 LIT, 2-3 fine-tuning
+    m, student, teacher = tr.method, tr.student, tr.teacher.net
+    outer = {k: v for k, v in params(student).items() if not k.startswith("body.")}
+    t = params(teacher)
+    assert outer and all(torch.equal(v, t[k]) for k, v in outer.items())
+    trunk = {k: v for k, v in params(student).items() if k.startswith("body.")}
+    d = params(m.discriminators["d"])
+    for _ in range(2):
+        assert m.stage(tr.step) == "lit" and tr.method.active_discriminators(tr.step) == []
+        terms = tr.train_step()
+        assert set(terms) == {"g/kd_hint"}
+    now = params(student)
+    assert all(torch.equal(now[k], v) for k, v in outer.items())
+    assert any(not torch.equal(now[k], v) for k, v in trunk.items())
+    assert same(params(m.discriminators["d"]), d)
+    assert m.stage(tr.step) == "finetune"
+    terms = tr.train_step()
+    assert {"g/l1", "g/percep", "g/gan", "d/d/real", "d/d/fake"} <= set(terms) and "g/kd_hint" not in terms
+    now = params(student)
+    assert any(not torch.equal(now[k], v) for k, v in outer.items())
+    assert not same(params(m.discriminators["d"]), d)
 
 
 def test_lit_is_not_applicable_without_a_residual_trunk_or_at_another_width():
@@ -398,11 +435,16 @@ def test_omgd_teacher_trains_online_student_learns_only_from_it(make_trainer, fa
     m = tr.method
     assert list(m.discriminators) == ["d"]  # the teacher's; the student has none
     frozen, online, student = params(tr.teacher.net), params(m.online_teacher), params(tr.student)
+    assert m.diagnostics() == {"online_teacher_drift": 0.0}  # the copy starts as the teacher
     fed_to_d: list[torch.Tensor] = []
     m.discriminators["d"].register_forward_pre_hook(lambda mod, inp: fed_to_d.append(inp[0].detach().clone()))
     terms = tr.train_step()
     assert same(params(tr.teacher.net), frozen)  # the run's teacher never changes ...
     assert not same(params(m.online_teacher), online)  # ... its online copy trains
+    w = torch.cat([p.flatten() for p in tr.teacher.net.parameters()]).double()
+    w1 = torch.cat([p.flatten() for p in m.online_teacher.parameters()]).double()
+    assert m.diagnostics()["online_teacher_drift"] == pytest.approx(float((w1 - w).norm() / w.norm()))
+    assert m.diagnostics()["online_teacher_drift"] > 0
     assert not same(params(tr.student), student)
     assert {"g/teacher_gan", "g/kd_cd", "g/kd_ssim"} <= set(terms)
     # the student's gradient comes from the KD terms only, the teacher copy's from its own terms only
@@ -420,3 +462,17 @@ def test_omgd_teacher_trains_online_student_learns_only_from_it(make_trainer, fa
     t_out = m._last[1]
     assert any(torch.allclose(x, t_out, atol=1e-6) for x in fed_to_d) or family == "gcfsr"
     assert not any(x.shape == fake.shape and torch.allclose(x, fake.detach(), atol=1e-6) for x in fed_to_d)
+
+
+def test_dcd_loss_needs_no_training_pass_of_d_before_it(make_trainer):
+    """L_DCD on a fresh discriminator (no training-mode pass has advanced its spectral norm) is the
+    loss of the normalisation the next training pass would use: the same value as after such a
+    pass, to the change that one more power iteration makes, not a random estimate's 1e11."""
+    tr = make_trainer("dcd", steps=1)
+    m, d = tr.method, tr.method.discriminators["d"]
+    s = student_step(tr)
+    fresh = float(m.dcd_loss(s))
+    with torch.no_grad():
+        d(s.fake)  # a training-mode pass, as the base recipe's GAN term makes
+    after = float(m.dcd_loss(s))
+    assert 0 < fresh < 10 * after and after < 10 * fresh

@@ -1,4 +1,4 @@
-"""scripts/readme_table.py: the README's tables, each family with its own task's columns."""
+"""scripts/readme_table.py: the docs' leaderboard tables, each family with its own task's columns."""
 
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import math
+import re
 import shutil
 import statistics
 from html.parser import HTMLParser
@@ -30,6 +32,13 @@ from synthetic_results import (
 from gankd.bench import commands
 from gankd.bench.images import center_crop
 from gankd.bench.report import CSV_FIELDS, DASH, build
+
+
+def _t_sf(t: float, df: int) -> float:
+    """Student t's upper tail, from scipy.stats (not from the code under test)."""
+    from scipy import stats
+
+    return float(stats.t.sf(t, df))
 
 REFS = ["teacher", "bicubic"]
 SCREENSHOT = Path("/tmp/gankd-report.png")
@@ -150,6 +159,21 @@ def test_csv_columns_and_rows(report) -> None:
     assert by["realesrgan", 0.25, "sdakd"]["niqe"] == ""  # not measured: empty, never 0
     assert by["gcfsr", 0.25, "sdakd"]["psnr_noise"] == "unknown (1 seed)"
     assert by["gcfsr", 0.25, "sdakd"]["psnr_std"] == ""  # one seed: no spread
+    # the verdict columns, on the primary metric (LPIPS for SR), from the seeds-only test (these
+    # records hold no per-image values): mse's -0.005 on each of three seeds (-0.005, -0.004,
+    # -0.006) has p 0.0131 by the paired t (2 df), x3 by Holm in a table of three tested methods
+    d = np.array([-0.005, -0.004, -0.006])
+    p = 2 * _t_sf(abs(d.mean()) / (d.std(ddof=1) / math.sqrt(3)), 2)
+    assert (mse["primary"], mse["verdict"], mse["verdict_test"]) == ("lpips", "better", "paired t over seeds")
+    assert float(mse["primary_delta"]) == pytest.approx(-0.005)
+    assert float(mse["verdict_p"]) == pytest.approx(p) and float(mse["verdict_p_adj"]) == pytest.approx(3 * p)
+    assert (mse["verdict_seeds"], mse["verdict_images"], mse["verdict_margin"]) == ("3", "", "0.005")
+    assert float(mse["verdict_mde"]) > 0 and float(mse["verdict_p_tost"]) > 0
+    assert by["realesrgan", 0.25, "sdakd"]["verdict"] == "undetermined"
+    assert (by["gcfsr", 0.25, "sdakd"]["verdict"], by["gcfsr", 0.25, "sdakd"]["verdict_test"]) == \
+        ("undetermined", "1 shared seed")
+    assert by["realesrgan", 0.25, "scratch"]["verdict"] == ""  # the baseline has none
+    assert mse["commits"] == "0123456" and mse["left_out"] == "" and mse["timed_under_load"] == ""
 
 
 # -- HTML ---------------------------------------------------------------------------------------
@@ -190,7 +214,7 @@ def test_missing_metrics_render_as_a_dash_with_the_reason(report) -> None:
     assert bicubic["cells"][_col(t, "GMACs")]["text"] == DASH
 
 
-def test_best_per_column_marks_students_in_the_right_direction(report) -> None:
+def test_best_is_marked_on_a_corrected_verdict_only(report) -> None:
     t = _board(report["html"].read_text(), "realesrgan", 0.25)
 
     def best(label):
@@ -198,15 +222,29 @@ def test_best_per_column_marks_students_in_the_right_direction(report) -> None:
         return {r["attrs"]["data-method"] for r in t["rows"]
                 if i < len(r["cells"]) and "best" in r["cells"][i]["attrs"].get("class", "")}
 
-    # mse is best on every quality metric (highest PSNR/SSIM, lowest LPIPS/FID/KID); the teacher is
-    # better still but is a reference
-    for label in ("PSNR", "SSIM", "LPIPS", "FID", "KID", "NIQE"):
-        assert best(label) == {"mse"}, label
-    assert best("Train") == {"scratch", "mse", "sdakd"}  # shortest (tied) train time; lower is better
-    for label in ("Params", "GMACs", "Latency", "Speed-up"):  # one student network: nothing to rank
+    # mse has the best point estimate of every quality metric, but only its LPIPS (the primary
+    # metric, better than scratch after Holm) is marked; no secondary metric, no cost
+    assert best("LPIPS") == {"mse"}
+    for label in ("PSNR", "SSIM", "FID", "KID", "NIQE", "Train", "Params", "GMACs", "Latency", "Speed-up"):
         assert best(label) == set(), label
-    cell = _row(t, "mse")["cells"][_col(t, "PSNR")]
-    assert "★" in cell["text"] and "± 0.10" in cell["text"]
+    cell = _row(t, "mse")["cells"][_col(t, "LPIPS")]
+    assert "★" in cell["text"]
+    verdict = _col(t, "Verdict vs scratch")
+    assert _row(t, "mse")["cells"][verdict]["text"] == "better"
+    assert _row(t, "sdakd")["cells"][verdict]["text"] == "undetermined"
+    assert _row(t, "scratch")["cells"][verdict]["text"] == "baseline"
+
+
+def test_verdict_table_shows_p_values_and_pilot_status(report) -> None:
+    page = report["html"].read_text()
+    tables = _tables(page, "verdicts")
+    assert len(tables) == sum(len(r) for r in PLAN.values())  # one per table
+    head = [c["text"] for c in tables[1]["head"][0]["cells"]]
+    assert head == ["Method", "Δ LPIPS", "seeds", "photos", "test", "df", "p", "p adj.", "p TOST",
+                    "p TOST adj.", "detectable", "verdict"]
+    (mse,) = [r for t in tables for r in t["rows"] if r["attrs"].get("data-method") == "mse"]
+    assert mse["attrs"]["data-verdict"] == "better" and mse["cells"][1]["text"].startswith("-0.00500")
+    assert "Pilot" in page and "no per-image values" in page  # these records hold none
 
 
 def test_paired_comparison_shows_noise_as_noise(report) -> None:
@@ -277,6 +315,48 @@ def test_empty_results_and_missing_references(tmp_path) -> None:
     t = _board(page, "gcfsr", 0.25)
     for ref in REFS:  # still a row, saying why there are no numbers
         assert "not evaluated yet" in _row(t, ref)["cells"][1]["text"]
+
+
+def test_a_record_that_cannot_be_read_is_named_in_the_csv_and_on_the_page(tmp_path) -> None:
+    """A truncated metrics.json (and a damaged reference) used to drop its rows with a warning
+    on stderr alone (issue 38, item 8)."""
+    tree = make_tree(tmp_path / "results", models=("gcfsr",))
+    run_dir = tree.run_dirs[("gcfsr", 0.25, "sdakd", 0)]
+    record = run_dir / "metrics.json"
+    record.write_text(record.read_text()[:200])
+    (teacher,) = (tmp_path / "results" / "runs").glob("*/gcfsr/reference/*/teacher.json")
+    teacher.write_text("")
+    paths = build(tmp_path / "results", tmp_path / "out")
+    rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
+    bad = [r for r in rows if r["kind"] == "unreadable"]
+    rel = record.relative_to(tmp_path / "results").as_posix()
+    assert [(r["suite"], r["model"], r["ratio"], r["method"], r["seeds"]) for r in bad] == [
+        (SUITE, "gcfsr", "0.25", "sdakd", "0"), (SUITE, "gcfsr", "", "teacher", "")]
+    assert bad[0]["errors"].startswith(f"{rel}: record cannot be read, so the run is in no table "
+                                       "(JSONDecodeError")
+    assert bad[1]["evalset"] == teacher.parent.name
+    page = paths["html"].read_text()
+    assert "2 records are in no table below" in page
+    assert f"<li><code>{rel}</code>: cannot be read: JSONDecodeError" in page
+    assert f"<code>{teacher.relative_to(tmp_path / 'results').as_posix()}</code>" in page
+
+
+def test_a_run_of_an_older_config_is_named_where_a_reader_sees_it(tmp_path) -> None:
+    """A run whose config the suite no longer gives (re-tuned weights) stays out of the tables,
+    and the CSV and the page say which run and what changed, not a log line alone."""
+    from gankd.paths import REPO_ROOT
+
+    run = Path("runs", "cpu", "realesrgan", "r0.25", "akdg", "seed0")
+    dst = tmp_path / "results" / run
+    shutil.copytree(REPO_ROOT / "reports" / "sample" / "results" / run, dst)
+    config = dst / "config.yaml"
+    config.write_text(re.sub(r"kd_weight: [0-9.e-]+", "kd_weight: 123.0", config.read_text()))
+    paths = build(tmp_path / "results", tmp_path / "out")
+    rows = [r for r in csv.DictReader(io.StringIO(paths["csv"].read_text())) if r["kind"] == "older config"]
+    assert [(r["model"], r["method"], r["seeds"]) for r in rows] == [("realesrgan", "akdg", "0")]
+    assert "run with an older config (method.kd_weight" in rows[0]["errors"]
+    page = paths["html"].read_text()
+    assert "1 record is in no table below" in page and "runs/cpu/realesrgan/r0.25/akdg/seed0" in page
 
 
 # -- a real browser -----------------------------------------------------------------------------

@@ -55,3 +55,59 @@ def test_a_discriminator_is_the_same_network_in_every_method_that_builds_it(make
             compared.append(method)
     assert len(compared) >= 3, compared  # the test compares something
     assert not _equal(make_trainer("scratch", seed=1).method.discriminators["d"], ref)
+
+
+def test_a_teacher_and_a_student_of_one_seed_start_from_unrelated_draws(tmp_path, monkeypatch):
+    """The cpu GCFSR teacher (pool seed 0) and seed 0's students are drawn by role: built from the
+    raw seed, a student of the teacher's width began as the very network the teacher began as."""
+    from gankd.bench import compose
+    from gankd.bench.cached_training import pretrained_student
+    from gankd.bench.teachers import train_teacher
+    from gankd.models import zoo
+
+    monkeypatch.setenv("GANKD_TRAINED", str(tmp_path))
+    built: list[torch.nn.Module] = []
+
+    class Built(Exception):
+        pass
+
+    def capture(**kw):
+        built.append(kw["student"])
+        raise Built
+
+    monkeypatch.setattr(compose, "build_trainer", capture)
+    setup = load_suite("cpu").models["gcfsr"]  # a teacher trained here and a supervised stage
+    with pytest.raises(Built):
+        train_teacher(setup, "builtin", 0, progress=False)
+    with pytest.raises(Built):
+        pretrained_student(setup, zoo.student(setup.teacher, 1.0, setup.student), 0, "builtin", 0,
+                           progress=False)
+    teacher, student = built
+    same_shapes = {k: v for k, v in teacher.state_dict().items() if v.is_floating_point()}
+    assert same_shapes.keys() == student.state_dict().keys()
+    assert not any(torch.equal(v, student.state_dict()[k]) for k, v in same_shapes.items() if v.numel() > 1
+                   and v.std() > 0)
+
+
+def test_trained_networks_are_keyed_by_the_content_of_their_training_images(monkeypatch):
+    """A set rebuilt or edited under the same name (a manifest re-pinned, a folder grown) is other
+    data: the cached teacher and supervised students it trained are not taken for the new ones."""
+    from gankd.bench.cached_training import pretrained_student
+    from gankd.bench.teachers import trained_teacher_path
+    from gankd.datasets import pool
+    from gankd.models import zoo
+
+    monkeypatch.setattr("gankd.bench.cached_training.train_cached", lambda path, *a, **k: path)
+    setup = load_suite("cpu").models["gcfsr"]
+    student = zoo.student(setup.teacher, 0.25, setup.student)
+    real = pool.pool_identity
+
+    def paths() -> tuple:
+        return (trained_teacher_path(setup, "builtin", 0),
+                pretrained_student(setup, student, 0, "builtin", 0, progress=False))
+
+    before = paths()
+    assert paths() == before
+    monkeypatch.setattr(pool, "pool_identity", lambda *a: ({**real(*a)[0], "used_images": {"x": "0" * 64}},))
+    after = paths()
+    assert after[0] != before[0] and after[1] != before[1]

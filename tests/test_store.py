@@ -13,6 +13,7 @@ import pytest
 from gankd import atomic
 from gankd.bench import store
 from gankd.bench.record import RunRecord
+from gankd.errors import DiskFullError
 
 
 def rec(**fields) -> RunRecord:
@@ -24,12 +25,13 @@ def test_a_record_round_trips_and_keeps_what_it_does_not_know(tmp_path) -> None:
     old = {"suite": "s", "model": "m", "method": "mse", "ratio": 0.25, "seed": 1, "status": "done",
            "metrics": {"psnr": 24.0}, "eval": {"evalset": "ev123"}, "from_a_newer_version": [1, 2]}
     r = RunRecord.from_dict(old)  # schema 1: no "schema", no "references"
-    assert r.schema == 2 and r.references == "runs/s/m/reference/ev123"  # named, not guessed later
+    assert r.schema == 3 and r.references == "runs/s/m/reference/ev123"  # named, not guessed later
+    assert r.per_image == {} and r.load == {} and r.under_load is None  # older: none recorded
     assert r.extra == {"from_a_newer_version": [1, 2]} and r.metrics == {"psnr": 24.0}
     store.write_metrics(tmp_path / "run", r)
     back = store.read_metrics(tmp_path / "run")
     written = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert back == r and written["from_a_newer_version"] == [1, 2] and written["schema"] == 2
+    assert back == r and written["from_a_newer_version"] == [1, 2] and written["schema"] == 3
     assert back.row()["psnr"] == 24.0 and back.row()["niqe"] is None
 
 
@@ -69,7 +71,7 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(atomic.os, "replace", boom)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(DiskFullError, match=r"disk full under .*/run: metrics.json needs [\d.]+ KiB"):
         store.write_metrics(run_dir, rec(seed=2))
     monkeypatch.undo()
     assert store.read_metrics(run_dir) == rec(seed=1)
@@ -149,7 +151,8 @@ def test_a_sweep_selects_by_model_method_and_shape_and_names_the_valid_ones() ->
     kept = select(specs, {"model": ["realesrgan"], "method": ["dcd", "scratch"], "shape": ["r0.25"]})
     assert {(s.model, s.method, s.shape.tag) for s in kept} == {("realesrgan", "dcd", "r0.25"),
                                                                 ("realesrgan", "scratch", "r0.25")}
-    assert sorted(s.seed for s in kept) == [0, 0, 1, 1, 2, 2]
+    seeds = load_suite("cpu").seeds_for("realesrgan", kept[0].shape)
+    assert sorted(s.seed for s in kept) == sorted([*seeds, *seeds])
     valid = r"unknown shape .*'r0\.3'.*valid choices: r0\.25, r0\.5-d10, r1-d6"
     with pytest.raises(ConfigError, match=valid):
         select(specs, {"shape": ["r0.3"]})

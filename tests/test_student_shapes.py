@@ -98,7 +98,7 @@ def test_the_supervised_stage_scales_its_lr_with_width(monkeypatch):
     setup = load_suite("cpu").models["realesrgan"]
     seen: dict[str, float] = {}
 
-    def record(path, student, seed, method, recipe, *args, **kwargs):
+    def record(path, student, seed, role, method, recipe, *args, **kwargs):
         seen[student.name] = recipe.lr_g
 
     monkeypatch.setattr(cached_training, "train_cached", record)
@@ -125,3 +125,25 @@ def test_the_lr_scaling_knob_is_not_a_config_change_where_it_changes_nothing():
     before = dataclasses.replace(setup, student_pretrain=unscaled)
     assert setup_identity(before, 0.25) == setup_identity(setup, 0.25)
     assert setup_identity(before, 1.0) != setup_identity(setup, 1.0)
+
+
+def test_each_table_runs_its_declared_seeds():
+    """cpu.yaml: the primary tables (Real-ESRGAN and GCFSR at r = 1/4) run the seeds their power
+    calculation asked for, every other table three (a pilot); a sweep lists exactly those jobs,
+    and the declaration is no part of a run's config (runs of seeds 0-2 stay current)."""
+    from gankd.bench.suite import StudentShape, setup_identity
+    from gankd.bench.sweep import jobs
+
+    suite = load_suite("cpu")
+    assert suite.seeds_for("realesrgan", StudentShape(0.25)) == tuple(range(8))
+    assert suite.seeds_for("gcfsr", StudentShape(0.25)) == tuple(range(13))
+    assert suite.seeds_for("realesrgan", StudentShape(1.0, 6)) == (0, 1, 2)
+    assert suite.seeds_for("realesrgan", StudentShape(0.5, 10)) == (0, 1, 2)
+    assert suite.seeds_for("dcgan", StudentShape(0.25)) == (0, 1, 2)
+    specs = jobs(suite, "builtin")
+    seeds = {(s.model, s.shape.tag): set() for s in specs}
+    for s in specs:
+        seeds[(s.model, s.shape.tag)].add(s.seed)
+    assert seeds[("gcfsr", "r0.25")] == set(range(13)) and seeds[("realesrgan", "r1-d6")] == {0, 1, 2}
+    assert "seeds" not in setup_identity(suite.models["gcfsr"], 0.25)
+    assert suite.tune.seed not in suite.all_seeds()

@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gankd.bench import tasks
+from gankd.bench.assemble import run_teacher
+from gankd.bench.data import evaluation_set, training_pool
 from gankd.bench.suite import load_suite
 from gankd.bench.teachers import load_teacher
 from gankd.engine.config import RecipeConfig
@@ -15,6 +16,7 @@ from gankd.engine.recipe import Recipe
 from gankd.methods import METHODS
 from gankd.metrics.precision_recall_metric import manifold_coverage
 from gankd.models import zoo
+from gankd.tasks.teacher_outputs import noise
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -47,7 +49,7 @@ def test_manifold_coverage_is_one_on_itself_and_zero_far_away():
 
 def test_unconditional_pool_is_noise_in_and_the_teachers_samples_as_real(smoke):
     setup = smoke["dcgan"]
-    pool = tasks.training_pool(setup, "builtin", seed=0)
+    pool = training_pool(setup, "builtin", 0, run_teacher(setup, "builtin", progress=False))
     batch = pool.batch(torch.arange(4))
     (z,) = batch.g_input
     assert z.shape == (4, 100, 1, 1) and batch.target is None
@@ -58,14 +60,14 @@ def test_unconditional_pool_is_noise_in_and_the_teachers_samples_as_real(smoke):
         own = teacher.net(z).clamp(0, 1)
     # the "real" images are the teacher's samples, but on noise of their own (not the inputs')
     assert (own - batch.real).abs().mean() > 0.05
-    z_real = tasks.noise(len(pool), 100, "pool-real-noise", 0)[:4]
+    z_real = noise(len(pool), 100, "pool-real-noise", 0)[:4]
     with torch.no_grad():
         assert (teacher.net(z_real).clamp(0, 1) - batch.real).abs().max() <= 1 / 255 + 1e-6
 
 
 def test_translation_pool_is_photos_in_and_the_teachers_outputs_on_other_crops(smoke):
     setup = smoke["cyclegan"]
-    pool = tasks.training_pool(setup, "builtin", seed=0)
+    pool = training_pool(setup, "builtin", 0, run_teacher(setup, "builtin", progress=False))
     batch = pool.batch(torch.arange(2))
     (x,) = batch.g_input
     assert batch.target is None and x.shape == batch.real.shape
@@ -79,7 +81,7 @@ def test_translation_pool_is_photos_in_and_the_teachers_outputs_on_other_crops(s
 @pytest.mark.parametrize("family", ["dcgan", "cyclegan"])
 def test_evaluation_reference_is_the_teachers_output_on_the_same_input(smoke, family):
     setup = smoke[family]
-    es = tasks.evaluation_set(setup, "builtin", "smoke")
+    es = evaluation_set(setup, "builtin", "smoke", run_teacher(setup, "builtin", progress=False))
     teacher = load_teacher(setup, "builtin", progress=False)
     teacher.net.eval()
     assert len(es.samples) >= 2
@@ -87,7 +89,8 @@ def test_evaluation_reference_is_the_teachers_output_on_the_same_input(smoke, fa
         with torch.no_grad():
             out = teacher.net(*(t[None] for t in s.g_input)).clamp(0, 1)[0]
         assert (out - s.hr).abs().max() <= 1 / 255 + 1e-6
-    again = tasks.evaluation_set(setup, "builtin", "smoke")  # fixed inputs: identical for every run
+    # fixed inputs: identical for every run
+    again = evaluation_set(setup, "builtin", "smoke", run_teacher(setup, "builtin", progress=False))
     assert all(torch.equal(a.g_input[0], b.g_input[0]) for a, b in zip(es.samples, again.samples))
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
+from pathlib import Path
 
 import pytest
 import yaml
@@ -24,9 +26,8 @@ def test_tune_scores_on_validation_images_and_bench_uses_the_choice(tmp_path, mo
     table = yaml.safe_load((tmp_path / "tuned" / "smoke.yaml").read_text())
     chosen = table["models"]["realesrgan"]["mse"]
     grid = {f"x{f:g}" for f in suite.tune.factors}
-    extra = [float(k[1:]) for k in set(chosen["scores"]) - grid]  # past an end the best sat at
-    assert grid <= set(chosen["scores"]) and len(extra) <= suite.tune.extend
-    assert all(f < min(suite.tune.factors) or f > max(suite.tune.factors) for f in extra)
+    assert set(chosen["scores"]) == grid  # the fixed grid: every method gets as many scored runs
+    assert chosen["shape"] == "r0.25" and chosen["seed"] == suite.tune.seed not in suite.seeds
     # LPIPS: lower is better; the table's scores are rounded to 5 decimals, so two factors may tie
     # there (seen on an AMD EPYC with AVX-512: x0.001 and x1e-05), the choice being made unrounded
     # among the factors the PSNR guard lets through (the floor: scratch's PSNR less the margin)
@@ -51,6 +52,14 @@ def test_tune_scores_on_validation_images_and_bench_uses_the_choice(tmp_path, mo
     assert method_options(suite, "realesrgan", "mse").weight == pytest.approx(default * chosen["factor"])
     w = method_weights(suite, "realesrgan", "mse")["weight"]
     assert w["source"].startswith("tuned") and w["value"] == pytest.approx(default * chosen["factor"])
+    # each run names the tuning it used; a shape not tuned on says it borrows
+    from gankd.bench.suite import StudentShape, tuning_provenance
+
+    prov = tuning_provenance("smoke", "realesrgan", "mse", StudentShape(0.25))
+    assert len(prov["sha256"]) == 64 and prov["shape"] == "r0.25" and prov["runs"] == len(grid)
+    assert "borrowed" not in prov
+    assert tuning_provenance("smoke", "realesrgan", "mse", StudentShape(0.5, 10))["borrowed"] == (
+        "factors borrowed from r0.25")
     # a second call finds every run done and chooses the same
     assert main(["tune", "--suite", "smoke", "--model", "realesrgan", "--method", "mse", "--quiet",
                  "--results", str(tmp_path / "results")]) == 0
@@ -86,25 +95,25 @@ def test_tune_refuses_a_method_without_distillation_weights(capsys):
     assert "mse" in capsys.readouterr().err  # the message lists what can be tuned
 
 
-@pytest.mark.parametrize(("optimum", "tried", "chosen"), [
-    (1.0, [0.01, 0.1, 1.0, 10.0, 100.0], 1.0),                 # inside the grid: nothing added
-    (1e-5, [1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0, 100.0], 1e-4),   # below it: two steps down, no more
-    (1e3, [0.01, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4], 1e3),       # above it: found, and bracketed
-])
-def test_a_best_factor_at_the_grids_end_extends_the_grid(optimum, tried, chosen):
+def test_every_method_gets_the_same_grid_and_tuning_has_a_seed_of_its_own(tmp_path):
+    """A fixed grid (no extension past an end: extra draws favour the methods that get them) and a
+    tuning seed that no reported run uses."""
     from gankd.bench.suite import TuneConfig
     from gankd.bench.tune import search
+    from gankd.errors import ConfigError
 
-    calls = []
-
-    def score(f: float) -> dict:
-        calls.append(f)
-        return {"factor": f, "score": abs(math.log10(f / optimum)), "higher_is_better": False}
-
-    runs = search(TuneConfig(), score)
-    assert [r["factor"] for r in runs] == pytest.approx(tried) and len(calls) == len(set(calls))
-    assert min(runs, key=lambda r: r["score"])["factor"] == pytest.approx(chosen)
-    assert search(TuneConfig(extend=0), score)[0]["factor"] == 0.01  # extend 0: the grid as given
+    for optimum in (1e-5, 1.0, 1e3):  # inside and beyond either end: the same runs
+        runs = search(TuneConfig(), lambda f: {"factor": f, "score": abs(math.log10(f / optimum)),  # noqa: B023
+                                               "higher_is_better": False})
+        assert [r["factor"] for r in runs] == sorted(TuneConfig().factors)
+    cpu = load_suite("cpu")
+    assert cpu.tune.seed not in cpu.seeds
+    raw = yaml.safe_load(Path(load_suite("smoke").path).read_text())
+    raw["seeds"] = [0, raw["tune"]["seed"]]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"tune.seed 100 is also a run seed"):
+        load_suite(str(bad))
 
 
 def _scored(f: float, lpips: float, psnr: float) -> dict:
@@ -118,14 +127,13 @@ def test_the_psnr_guard_passes_over_factors_that_cost_fidelity():
 
     psnr = {10.0: 17.92, 1.0: 17.93, 0.1: 18.02, 0.01: 18.81, 0.001: 21.86, 1e-4: 23.1}
     lpips = {10.0: 0.56209, 1.0: 0.56204, 0.1: 0.56155, 0.01: 0.5578, 0.001: 0.55559, 1e-4: 0.5557}
-    guarded = TuneConfig(factors=(0.1, 1.0, 10.0), extend=3, psnr_margin=0.5)
+    guarded = TuneConfig(factors=(1e-4, 0.001, 0.01, 0.1, 1.0, 10.0), psnr_margin=0.5)
 
     def score(f: float) -> dict:
         return _scored(f, lpips[f], psnr[f])
 
-    # guarded by scratch's 23.3 dB: the grid walks down to where PSNR holds and chooses there,
-    # though LPIPS alone prefers x0.001
-    runs = search(guarded, score, floor=23.3 - 0.5)
+    # guarded by scratch's 23.3 dB: chosen where PSNR holds, though LPIPS alone prefers x0.001
+    runs = search(guarded, score)
     assert [r["factor"] for r in runs] == pytest.approx([1e-4, 0.001, 0.01, 0.1, 1.0, 10.0])
     assert best_run(runs, None, None)["factor"] == pytest.approx(0.001)
     assert best_run(runs, 22.8, 0.5)["factor"] == pytest.approx(1e-4)
@@ -188,3 +196,39 @@ def test_an_unconditional_family_is_tuned_by_kid_without_the_psnr_guard(tmp_path
               for f in suite.tune.factors}
     assert all(r["metric"] == "kid" and r["score"] == r["validation"]["kid"] for r in scores.values())
     assert chosen["scores"][f"x{chosen['factor']:g}"] == min(chosen["scores"].values())  # lower is better
+
+
+@pytest.mark.slow
+def test_dcd_lambda_cd_is_balanced_against_its_output_kd_before_the_grid(tmp_path, monkeypatch):
+    """The probe sets lambda_CD so that L_DCD's gradient on the student matches the output KD's
+    (median over its steps), the grid's factors then scale all three weights, and bench uses the
+    balanced-then-scaled weights with their source stated."""
+    from gankd.bench.suite import StudentShape
+    from gankd.bench.tune import balance
+
+    monkeypatch.setenv("GANKD_TUNED_DIR", str(tmp_path / "tuned"))
+    suite = load_suite("smoke")
+    def probe() -> dict | None:
+        return balance(suite, "realesrgan", "dcd", "builtin", tmp_path / "results", StudentShape(0.25),
+                       progress=False)
+
+    got = probe()
+    assert got is not None and set(got["weights"]) == {"cd_weight"}
+    stored = tmp_path / "results" / "tune" / "smoke" / "realesrgan" / "dcd" / "balance" / "probe.json"
+    ratios = [sum(r[f"gradnorm/{t}"] for t in ("kd_style", "kd_feat")) / r["gradnorm/dcd"]
+              for r in json.loads(stored.read_text())["history"] if r.get("gradnorm/dcd")]
+    assert len(ratios) == suite.tune.balance_steps == got["steps"]
+    assert got["median_norm_ratio"] == pytest.approx(statistics.median(ratios))
+    assert got["weights"]["cd_weight"] == pytest.approx(got["default"] * got["median_norm_ratio"], rel=1e-3)
+    assert got["weights"]["cd_weight"] > 10 * got["default"]  # at the release's ratio L_DCD is inert
+    mtime = stored.stat().st_mtime_ns
+    assert probe() == got and stored.stat().st_mtime_ns == mtime  # a second call reuses the probe
+    # bench's config: balanced, then the chosen factor
+    from gankd.bench.tune import _record
+
+    _record(tmp_path / "tuned" / "smoke.yaml", {}, "realesrgan", "dcd",
+            {"factor": 0.1, "balanced": got, "shape": "r0.25", "seed": 100, "scores": {"x0.1": 0.5}})
+    cfg = method_options(suite, "realesrgan", "dcd")
+    assert cfg.cd_weight == pytest.approx(0.1 * got["weights"]["cd_weight"])
+    assert cfg.feature_weight == pytest.approx(0.1 * 1e4)
+    assert "balanced" in method_weights(suite, "realesrgan", "dcd")["cd_weight"]["source"]

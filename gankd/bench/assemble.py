@@ -7,6 +7,8 @@ the method meet in ``compose.build_trainer``, which cached trainings and dry run
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import torch
 
 from gankd import atomic
 from gankd.bench.cached_training import load_into, pretrained_student
-from gankd.bench.compose import build_trainer, seeded_build
+from gankd.bench.compose import build_trainer, role_build
 from gankd.bench.data import training_pool
 from gankd.bench.suite import ModelSetup
 from gankd.bench.teachers import LoadedTeacher, load_teacher
@@ -25,6 +27,7 @@ from gankd.engine.distributed import Dist, training_sampler
 from gankd.engine.trainer import Trainer, resolve_device
 from gankd.models import zoo
 from gankd.paths import cache_dir
+from gankd.tasks import TeacherSource
 
 #: the training pool is the same for every method and seed of a suite: the run seed draws the
 #: student's init and the batch order, never the data (so the teacher cache is shared)
@@ -42,21 +45,23 @@ class Assembly:
 
 def assemble(setup: ModelSetup, method: str, method_cfg: Any, *, ratio: float, seed: int, data: str,
              train: TrainConfig | None = None, dist: Dist | None = None, progress: bool = True,
-             depth: int | None = None, **trainer_kw: Any) -> Assembly:
+             depth: int | None = None, teacher: TeacherSource | None = None, **trainer_kw: Any) -> Assembly:
     """The run of ``method`` on this model: ``train`` overrides the setup's schedule (tuning runs
-    are shorter); ``trainer_kw`` goes to ``Trainer`` (``run_dir``, ``validate``, ``desc``)."""
+    are shorter); ``teacher`` gives the run's teacher where the caller has loaded it already (its
+    data needed it: ``run_teacher``); ``trainer_kw`` goes to ``Trainer`` (``run_dir``,
+    ``validate``, ``desc``)."""
     train = train or setup.train
     dist = dist or Dist()
     device = resolve_device(train.device)
     if train.threads:
         torch.set_num_threads(train.threads)
-    loaded = load_teacher(setup, data, POOL_SEED, progress=progress)
+    loaded = (teacher or run_teacher(setup, data, progress))()
     student_entry = zoo.student(setup.teacher, ratio, setup.student, depth=depth)
-    student = seeded_build(student_entry, seed)
+    student = role_build(student_entry, seed, "student")
     pre, student_init = starting_student(setup, student_entry, seed, data, progress)
     if pre is not None:
         load_into(student, pre)
-    pool = training_pool(setup, data, POOL_SEED)
+    pool = training_pool(setup, data, POOL_SEED, lambda: loaded)
     sampler = training_sampler(setup.data, data, train.batch_size, seed, pool, device, dist)
     trainer = build_trainer(student=student, teacher=loaded, d_entry=zoo.get(setup.discriminator),
                             recipe=setup.recipe, cycle=setup.cycle, method=method, method_cfg=method_cfg,
@@ -70,6 +75,13 @@ def assemble(setup: ModelSetup, method: str, method_cfg: Any, *, ratio: float, s
                 trainer.teacher.precompute(pool, teacher_pool_dir(), progress=progress and turn)
             dist.barrier()
     return Assembly(trainer, loaded, student_entry, student_init, pool)
+
+
+def run_teacher(setup: ModelSetup, data: str, progress: bool = True) -> Callable[[], LoadedTeacher]:
+    """The run's teacher, loaded on first use and then shared: by the task's data (the
+    validation set of an unpaired task is the teacher's outputs), the trainer and the
+    references, so that a run loads it once."""
+    return functools.cache(lambda: load_teacher(setup, data, POOL_SEED, progress=progress))
 
 
 def not_applicable(setup: ModelSetup, method: str, ratio: float, depth: int | None = None) -> str | None:

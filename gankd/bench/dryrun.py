@@ -13,7 +13,7 @@ import torch
 
 from gankd.assets import store as assets_store
 from gankd.bench.assemble import POOL_SEED
-from gankd.bench.compose import build_trainer, seeded_build
+from gankd.bench.compose import build_trainer, role_build
 from gankd.bench.suite import ModelSetup, RunSpec, SuiteConfig, method_options
 from gankd.bench.teachers import LoadedTeacher, _entry_env, load_teacher, trained_teacher_path
 from gankd.datasets.config import DataConfig
@@ -53,7 +53,7 @@ def dry_run(spec: RunSpec, suite: SuiteConfig, steps: int = DRY_RUN_STEPS) -> di
     loaded, _ = dry_run_teacher(setup, spec.data)
     net, teacher_source = loaded.net, loaded.source
     student_entry = zoo.student(setup.teacher, spec.ratio, setup.student, depth=spec.depth)
-    student = seeded_build(student_entry, spec.seed)
+    student = role_build(student_entry, spec.seed, "student")
     if setup.student_pretrain is not None:
         notes.append(f"student from its random init; a real run first trains it "
                      f"{setup.student_pretrain.train.steps} supervised steps (cached per student and seed)")

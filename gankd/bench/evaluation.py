@@ -11,9 +11,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from gankd.bench import store, tasks
+from gankd.bench import environment, store
 from gankd.bench.images import save_png
-from gankd.bench.record import TASK_REFERENCES, RunRecord, reference_dir
+from gankd.bench.record import RunRecord, reference_dir
 from gankd.bench.suite import EvalConfig, ModelSetup, RunSpec
 from gankd.datasets.batch import EvalSample
 from gankd.engine.teacher import Teacher
@@ -22,6 +22,7 @@ from gankd.metrics import evaluate as ev
 from gankd.metrics.complexity import count
 from gankd.metrics.latency import measure
 from gankd.models import zoo
+from gankd.tasks import task
 
 #: why a translation teacher has no quality numbers: every student is judged against its outputs
 TEACHER_IS_REFERENCE = "the teacher's outputs are this task's reference images"
@@ -54,8 +55,9 @@ def reference_records(results: Path, spec: RunSpec, setup: ModelSetup, teacher: 
     rel = reference_dir(spec.suite, spec.model, evalset.key)
     folder = results / rel
     out: dict[str, RunRecord] = {}
+    kind = task(setup.task)
     with file_lock(folder / ".lock"):
-        for role in TASK_REFERENCES[setup.task]:
+        for role in kind.references:
             path = folder / f"{role}.json"
             found = store.read_record(path) if path.is_file() else None
             if found is not None and role == "teacher" and found.source != teacher.identity:
@@ -71,12 +73,11 @@ def reference_records(results: Path, spec: RunSpec, setup: ModelSetup, teacher: 
             if role == "teacher":
                 gen: Any = teacher.net
                 entry = zoo.get(setup.teacher)
-                if setup.task == "unconditional":  # its samples on other noise (tasks.resampled)
-                    samples = tasks.resampled(samples, spec.suite)
-            else:  # bicubic upsampling; for translation (scale 1) the input passed through
+                samples = kind.teacher_samples(samples, spec.suite)
+            else:  # the no-network baseline: bicubic upsampling; at scale 1 the input passed through
                 gen = ev.bicubic_generator(evalset.samples[0].scale, evalset.samples)
                 entry = None
-            if role == "teacher" and setup.task == "translation":
+            if role == "teacher" and kind.teacher_is_reference:
                 missing = {m: TEACHER_IS_REFERENCE for m in setup.eval.metrics}
                 result = ev.EvalResult(metrics={}, higher_is_better={}, missing=missing,
                                        num_images=len(samples), wall_s=0.0, generator_s=0.0, metric_s={},
@@ -87,8 +88,9 @@ def reference_records(results: Path, spec: RunSpec, setup: ModelSetup, teacher: 
                 save_png(folder / role / f"{name}.png", img)
             record = RunRecord(suite=spec.suite, model=spec.model, method=role, role=role, ratio=None,
                                seed=None, data=spec.data, evalset=evalset.key, references=rel.as_posix(),
+                               git_sha=environment.git_sha(), threading=environment.threading_info(),
                                metrics=result.metrics, missing_metrics=result.missing,
-                               samples_dir=rel.as_posix(),
+                               per_image=result.per_image, samples_dir=rel.as_posix(),
                                source=teacher.identity if role == "teacher" else "")
             if entry is not None:
                 cx = complexity_and_latency(teacher.net, entry, setup.eval, device)

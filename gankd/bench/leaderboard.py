@@ -10,6 +10,15 @@ when the two-sided 95% Student-t confidence interval of the mean difference excl
 *within noise*. One shared seed gives a difference but no noise estimate: its verdict is
 ``unknown (1 seed)``, never significant.
 
+Provenance: a run from a dirty tree (modified tracked files: its code is not the commit it names)
+is left out of every mean, spread and paired difference, and listed in ``left_out``; a run timed
+under load (``RunRecord.under_load``) keeps its quality numbers but its s/step stays out of the
+mean (``timed_under_load``). ``commits`` names the commits of each row's runs.
+
+These paired intervals are descriptive: uncorrected, over seeds only, on every metric. The
+verdicts (gankd/bench/judge.py) are the table's tests: the primary metric only, corrected over
+its methods, with the photos' uncertainty; "best" is marked on them alone (``best_per_column``).
+
 Sanity floors (``mark_floors``): the no-network baseline is the floor every network must clear
 (bicubic upsampling for SR, the unchanged input for translation). A student whose mean LPIPS is
 not better than the baseline's on the same evaluation set, and a teacher that is not, are marked
@@ -30,18 +39,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from gankd.bench.record import BASELINE_ROLE, REFERENCE_ROLES, STATUS_NA, RunRecord, columns
+from gankd.bench.record import STATUS_NA, RunRecord, columns
 from gankd.deploy import RUNTIMES
+from gankd.tasks import baseline_roles, reference_roles
 
 GROUP = ("suite", "model", "ratio", "depth")
 KEY = (*GROUP, "method")
-REFERENCES = REFERENCE_ROLES
 BASELINE = "scratch"
 CONFIDENCE = 0.95
 #: the floor: a network must beat bicubic on this metric (module doc)
 FLOOR_METRIC = "lpips"
-#: the no-network baselines a floor compares with (gankd.bench.record.BASELINE_ROLE)
-BASELINES = tuple(r for r in BASELINE_ROLE.values() if r)
 
 WITHIN_NOISE = "within noise"
 SIGNIFICANT = "significant"
@@ -95,8 +102,11 @@ def paired(diffs: Sequence[float]) -> dict[str, Any]:
 
 def runs_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """One row per run, every column numeric (NaN: not measured)."""
-    df = pd.DataFrame(list(rows), columns=[*KEY, "seed", "status", "error", "weights", "machine",
-                                           *column_keys()])
+    df = pd.DataFrame(list(rows), columns=[*KEY, "seed", "status", "error", "weights", "machine", "git_sha",
+                                           "dirty", "under_load", *column_keys()])
+    df["dirty"] = df["dirty"].fillna(False).astype(bool)
+    df["under_load"] = df["under_load"].astype(object).where(df["under_load"].notna(), None)
+    df["git_sha"] = df["git_sha"].fillna("")
     for col in column_keys():
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     df["ratio"] = df["ratio"].astype(object).where(df["ratio"].notna(), None)
@@ -114,7 +124,8 @@ def table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     df["_key"] = [tuple(str(v) for v in k) for k in df[list(KEY)].itertuples(index=False)]
     out = []
     for _, g in sorted(df.groupby("_key", sort=False), key=lambda kv: kv[0]):
-        done, na = g[g["status"] == "done"], g[g["status"] == STATUS_NA]
+        finished, na = g[g["status"] == "done"], g[g["status"] == STATUS_NA]
+        done, dirty = finished[~finished["dirty"]], finished[finished["dirty"]]
         failed = g[~g["status"].isin(["done", STATUS_NA])]
         first = g.iloc[0]
         agg: dict[str, Any] = {k: first[k] for k in KEY}
@@ -125,9 +136,15 @@ def table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         by_seed = failed.sort_values("seed", key=lambda s: s.astype(str))
         agg["errors"] = "; ".join(f"seed {r.seed}: {r.error or 'no error recorded'}"
                                   for r in by_seed.itertuples())
+        loaded = done["under_load"].apply(lambda u: u is True).astype(bool)
         for col in column_keys():
-            mean, std, _ = mean_std(done[col].tolist())
+            values = done[~loaded][col] if col == "s_step" else done[col]  # contention is no step time
+            mean, std, _ = mean_std(values.tolist())
             agg[col], agg[col + "_std"] = mean, std
+        agg["left_out"] = "; ".join(f"seed {r.seed}: dirty tree ({_short(r.git_sha)})"
+                                    for r in sorted(dirty.itertuples(), key=lambda r: str(r.seed)))
+        agg["timed_under_load"] = " ".join(str(int(sd)) for sd in sorted(done[loaded]["seed"]))
+        agg["commits"] = " ".join(sorted({_short(sha) for sha in finished["git_sha"] if sha}))
         agg["weights"] = next((w for w in done["weights"] if w), "")
         agg["machines"] = "; ".join(sorted({m for m in done["machine"] if isinstance(m, str) and m}))
         agg["not_applicable"] = na["error"].iloc[0] if len(na) and not len(done) else ""
@@ -143,13 +160,17 @@ def aggregate(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: _plain(v) for k, v in row.items()} for row in t.to_dict("records")]
 
 
+def _short(sha: str) -> str:
+    return sha[:7] + ("-dirty" if sha.endswith("-dirty") else "")
+
+
 def _paired_vs_baseline(result: pd.DataFrame, runs: pd.DataFrame) -> None:
-    done = runs[runs["status"] == "done"]
+    done = runs[(runs["status"] == "done") & ~runs["dirty"]]
     for col in quality_keys():
         for s in ("_delta", "_ci", "_paired_n", "_noise"):
             result[col + s] = None
     for i, agg in result.iterrows():
-        if agg["method"] in (BASELINE, *REFERENCES):
+        if agg["method"] in (BASELINE, *reference_roles()):
             continue
         same = ((done["suite"] == agg["suite"]) & (done["model"] == agg["model"])
                 & _same(done, "ratio", agg["ratio"]) & _same(done, "depth", agg["depth"]))
@@ -187,7 +208,7 @@ def mark_floors(aggs: list[dict[str, Any]]) -> None:
     evaluation set): ``below <baseline>`` where the mean of ``FLOOR_METRIC`` does not beat the
     no-network baseline's (bicubic for SR, the input itself for translation; unconditional
     generation has none, so nothing is marked there)."""
-    base = next((a for a in aggs if a["method"] in BASELINES), None)
+    base = next((a for a in aggs if a["method"] in baseline_roles()), None)
     level = base.get(FLOOR_METRIC) if base else None
     better = direction()[FLOOR_METRIC]
     for a in aggs:
@@ -205,7 +226,7 @@ def add_ratios(aggs: list[dict[str, Any]]) -> None:
     the speed-up a device would see, beside the one MACs promise."""
     teacher = next((a for a in aggs if a["method"] == "teacher"), None)
     for a in aggs:
-        if a["method"] in REFERENCES or teacher is None:
+        if a["method"] in reference_roles() or teacher is None:
             continue
         a["mac_ratio"] = _ratio(teacher.get("gmacs"), a.get("gmacs"))
         for rt in RUNTIMES:
@@ -217,24 +238,17 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def best_per_column(aggs: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
-    """Methods with the best mean per column among students (teacher and bicubic excluded).
-
-    A column is marked only when it separates students: with fewer than two students that have
-    a value, or when every student ties (e.g. params of same-size students), nothing is best.
-    Ties for the best value are all marked. Latency and speed-up are not marked when every
-    student has the same size: the same network timed again differs by measurement noise only.
-    A student below its floor (``mark_floors``) is never marked.
-    """
+    """The students marked best, per column: a verdict, never a point estimate. Only the table's
+    primary metric is marked (``primary``, set from the table's verdicts), on each student judged
+    *better* than ``scratch`` after the table's correction; where several are, each is marked
+    and none ranked above another (each was tested against scratch, not against the others).
+    Every other column is unmarked: secondary metrics and costs carry no corrected test, and two
+    tied point estimates are not a winner. A student below its floor is never marked."""
     best: dict[str, set[str]] = {}
-    students = [a for a in aggs if a["method"] not in REFERENCES and a["n"] and not a.get("floor")]
-    same_net = all(len({a[c] for a in students}) == 1 for c in ("params_m", "gmacs"))
-    higher = direction()
-    for col in column_keys():
-        if same_net and col in ("latency_ms", "speedup"):
+    for a in aggs:
+        if a["method"] in reference_roles() or a.get("floor") or not a.get("primary"):
             continue
-        vals = {a["method"]: a[col] for a in students if a.get(col) is not None}
-        if len(vals) < 2 or len(set(vals.values())) < 2:
+        if a.get("verdict") != "better":
             continue
-        top = max(vals.values()) if higher[col] else min(vals.values())
-        best[col] = {m for m, v in vals.items() if v == top}
+        best.setdefault(str(a["primary"]), set()).add(str(a["method"]))
     return best

@@ -8,6 +8,10 @@ Schema history (``schema``):
   bicubic records of the run's evaluation set: a run names its references, nobody guesses them)
   and ``role``. Reading a schema-1 file fills ``references`` from its evaluation-set key; keys
   this version does not know are kept in ``extra`` and written back, so nothing is lost.
+- 3: adds ``per_image`` (each per-image metric's value per evaluation image, by the image's
+  name: the verdicts' uncertainty over photos), ``threading`` (torch threads and the OpenMP / MKL
+  settings) and ``load`` (the machine's load average while the run trained). Older records read
+  with these empty: their verdicts fall back to the seeds-only test, their load is unknown.
 
 The numbers a leaderboard shows come from ``row()``: one flat dict keyed by ``columns()``, the
 quality columns the metric registry declares (``gankd.metrics.Column``) and the cost columns below.
@@ -23,19 +27,13 @@ from typing import Any
 
 from gankd.deploy import RUNTIMES
 from gankd.metrics import Column, all_result_columns, quality_columns
+from gankd.tasks import reference_roles
 
-SCHEMA = 2
+SCHEMA = 3
 STATUS_DONE = "done"
 STATUS_FAILED = "failed"
 #: the method cannot distil this teacher into this student (``Method.not_applicable``): no training
 STATUS_NA = "not applicable"
-REFERENCE_ROLES = ("teacher", "bicubic", "identity")
-#: each task's references: the teacher and the no-network baseline a student must beat (bicubic
-#: upsampling for SR, the input photo itself for translation; unconditional generation has none)
-TASK_REFERENCES = {"sr": ("teacher", "bicubic"), "unconditional": ("teacher",),
-                   "translation": ("teacher", "identity")}
-#: the no-network baseline of each task (None: the task has none)
-BASELINE_ROLE = {"sr": "bicubic", "unconditional": None, "translation": "identity"}
 
 #: the cost of a network and of its training, beside the quality columns of the metric registry
 COST_COLUMNS = (
@@ -51,7 +49,45 @@ COST_COLUMNS = (
            "multiply-accumulates of one training step, forward and backward, generator and discriminator "
            "sides (gankd.engine.cost); cached teacher outputs cost nothing", order=250),
     Column("s_step", "s/step", False, "measured seconds per training step on the run's machine", order=260),
+    Column("kd_share", "KD grad share", True,
+           "median share of the student's gradient norm carried by the method's own distillation terms "
+           f"(Method.defining_terms); under {100 * 0.01:g} % the method is flagged inert", order=270),
 )
+
+#: below this share of the student's gradient a method's defining terms are flagged as inert
+INERT_SHARE = 0.01
+
+
+def gradient_shares(history: list[dict[str, Any]]) -> dict[str, float]:
+    """Each generator term's median share of the student's gradient, over the log windows where
+    the trainer measured it (``gradnorm/<term>``: the L2 norm of the term's gradient on the
+    student's parameters): the norm over the sum of every term's norm in that window."""
+    per_term: dict[str, list[float]] = {}
+    for row in history:
+        norms = {k.split("/", 1)[1]: float(v) for k, v in row.items() if k.startswith("gradnorm/")}
+        total = sum(norms.values())
+        if total <= 0:
+            continue
+        for term, n in norms.items():
+            per_term.setdefault(term, []).append(n / total)
+    return {t: _median(v) for t, v in sorted(per_term.items())}
+
+
+def defining_share(history: list[dict[str, Any]], terms: list[str] | tuple[str, ...]) -> float | None:
+    """The median, over log windows, of the summed share of ``terms`` (None: not measured)."""
+    shares = []
+    for row in history:
+        norms = {k.split("/", 1)[1]: float(v) for k, v in row.items() if k.startswith("gradnorm/")}
+        total = sum(norms.values())
+        if total > 0 and any(t in norms for t in terms):
+            shares.append(sum(norms.get(t, 0.0) for t in terms) / total)
+    return _median(shares) if shares else None
+
+
+def _median(values: list[float]) -> float:
+    s = sorted(values)
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
 
 
 #: median latency per deployment runtime at the largest measured input (``deploy``); in the CSV
@@ -96,6 +132,8 @@ class RunRecord:
     role: str = "student"  # student | teacher | bicubic
     data: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    #: result key -> evaluation image name -> value, for the metrics with a value per image
+    per_image: dict[str, dict[str, float]] = field(default_factory=dict)
     missing_metrics: dict[str, str] = field(default_factory=dict)
     eval: dict[str, Any] = field(default_factory=dict)  # images, evalset, manifest_sha256, wall_time_s
     references: str = ""  # results-relative folder of this evaluation set's teacher/bicubic records
@@ -109,6 +147,10 @@ class RunRecord:
     val_history: list[dict[str, Any]] = field(default_factory=list)
     floors: dict[str, Any] = field(default_factory=dict)
     method_weights: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the tuning the weights come from (``suite.tuning_provenance``): its sha256, shape, seed, runs
+    tuning: dict[str, Any] = field(default_factory=dict)
+    #: the method's own distillation terms (``Method.defining_terms``), for the inert flag
+    defining_terms: list[str] = field(default_factory=list)
     #: exports and latency per runtime and input size (gankd/bench/deployment.py), if measured
     deploy: dict[str, Any] = field(default_factory=dict)
     teacher: str = ""
@@ -124,6 +166,10 @@ class RunRecord:
     git_sha: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     device: dict[str, Any] = field(default_factory=dict)
+    #: torch's threads and the OpenMP / MKL environment (gankd.bench.environment.threading_info)
+    threading: dict[str, Any] = field(default_factory=dict)
+    #: the 1-minute load average while training: before, after, max (environment.LoadMonitor)
+    load: dict[str, Any] = field(default_factory=dict)
     processes: int = 1
     total_time_s: float | None = None
     written_at: str = ""
@@ -157,7 +203,7 @@ class RunRecord:
     # -- what a leaderboard shows ----------------------------------------------------------------
     @property
     def is_reference(self) -> bool:
-        return self.role in REFERENCE_ROLES
+        return self.role in reference_roles()  # each task's (gankd.tasks)
 
     def row(self) -> dict[str, Any]:
         """One flat leaderboard row: identity, status and every column (None: not measured)."""
@@ -171,12 +217,33 @@ class RunRecord:
             "train_min": self.train["wall_time_s"] / 60 if self.train.get("wall_time_s") else None,
             "train_gmacs": _number(cost.get("total")),
             "s_step": _number(self.train.get("step_time_s")) or None,
+            "kd_share": defining_share(self.history, self.defining_terms) if self.defining_terms else None,
         })
         values.update({c.key: deploy_latency(self.deploy, c.key[4:-3]) for c in DEPLOY_COLUMNS})
         weights = "; ".join(f"{k}={w['value']:.4g} ({w['source']})" for k, w in self.method_weights.items())
+        if self.tuning.get("borrowed"):
+            weights += f"; {self.tuning['borrowed']}"
         return {"suite": self.suite, "model": self.model, "ratio": self.ratio, "depth": self.depth,
                 "method": self.method, "seed": self.seed, "status": self.status, "error": self.error,
-                "weights": weights, "machine": self.machine, **values}
+                "weights": weights, "machine": self.machine, "git_sha": self.git_sha,
+                # a reference is evaluated once per evaluation set and shared: shown with its commit,
+                # never dropped (its table would lose its teacher and baseline rows)
+                "dirty": self.dirty and not self.is_reference,
+                "under_load": self.under_load, **values}
+
+    # -- provenance --------------------------------------------------------------------------------
+    @property
+    def dirty(self) -> bool:
+        """Run from a tree with modified tracked files: its code is not the commit it names, so
+        the leaderboard shows it but leaves it out of its means and verdicts."""
+        return self.git_sha.endswith("-dirty")
+
+    @property
+    def under_load(self) -> bool | None:
+        """Trained while the load average exceeded the cores it used (``environment.under_load``):
+        its s/step measured contention, and stays out of the means. None: not recorded."""
+        flag = (self.load or {}).get("under_load")
+        return None if flag is None else bool(flag)
 
     @property
     def machine(self) -> str:

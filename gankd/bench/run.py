@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +19,33 @@ import torch
 import yaml
 from torch import nn
 
-from gankd import atomic
+from gankd import atomic, tasks
 from gankd.bench import environment, store
-from gankd.bench.assemble import assemble, not_applicable
+from gankd.bench.assemble import assemble, not_applicable, run_teacher
 from gankd.bench.data import check_data, evaluation_set, validation_set
 from gankd.bench.evaluation import complexity_and_latency, evaluate_generator, reference_records
-from gankd.bench.record import BASELINE_ROLE, RunRecord, reference_dir
-from gankd.bench.suite import ModelSetup, RunSpec, SuiteConfig, method_options, method_weights, resolved
-from gankd.engine import checkpoint, distributed
+from gankd.bench.record import RunRecord, gradient_shares, reference_dir
+from gankd.bench.suite import (
+    ModelSetup,
+    RunSpec,
+    SuiteConfig,
+    method_options,
+    method_weights,
+    resolved,
+    tuning_provenance,
+)
+from gankd.datasets.source import is_named_source
+from gankd.engine import checkpoint, distributed, livelog
 from gankd.engine.cost import step_cost
 from gankd.engine.recipe import Recipe
 from gankd.engine.teacher import Teacher
 from gankd.engine.trainer import NonFiniteLoss, Trainer, resolve_device
-from gankd.errors import ConfigError, GankdError
+from gankd.errors import ConfigError, DiskFullError, GankdError
+from gankd.locks import file_lock, holder
+from gankd.methods import METHODS
 from gankd.models import zoo
 from gankd.paths import cache_dir
+from gankd.tasks import TeacherSource
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +77,37 @@ def preflight(run_dir: Path, need_mb: int = 200, cache: Path | None = None) -> N
                              f"for {what}")
 
 
+def run_lock(results: Path, spec: RunSpec) -> Path:
+    """The lock of a run folder: outside it, so that a run refused before it writes anything
+    leaves no folder behind."""
+    return store.runs_root(results) / ".locks" / f"{spec.rel_dir}.lock"
+
+
 def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
-        force: bool = False) -> RunRecord:
+        force: bool = False, live: livelog.LiveOptions | None = None) -> RunRecord:
+    """The run, one writer per run folder: a second command for the same run waits for the first
+    (naming it) and then finds its result. Under torchrun the job's other ranks cannot wait with
+    rank 0, so there a run folder in use is an error instead. ``live``: where the training curves
+    go (default: TensorBoard in the run folder, ``gankd.engine.livelog``)."""
+    dist = distributed.from_env(suite.models[spec.model].train.device)
+    if not dist.is_main:
+        return _run(spec, suite, results, progress, force, live)
+    lock = run_lock(results, spec)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # the lock is the first thing a run writes: say so as the preflight does
+        raise GankdError(f"cannot write results to {lock.parent}: {exc.strerror or exc}") from None
+    with file_lock(lock, holder(), what=str(run_dir_of(results, spec)),
+                   wait=not dist.enabled):
+        return _run(spec, suite, results, progress, force, live)
+
+
+#: validation images whose student outputs the live log shows at each validation
+LIVE_VAL_IMAGES = 2
+
+
+def _run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool, force: bool,
+         live: livelog.LiveOptions | None = None) -> RunRecord:
     setup = suite.models[spec.model]
     run_dir = run_dir_of(results, spec)
     existing = store.read_metrics(run_dir)
@@ -109,15 +151,34 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
     dist.barrier()  # the others wait for rank 0's checks (its failure ends the job via torchrun)
 
     t_start = time.perf_counter()
-    valset = validation_set(setup, spec.data, spec.suite) if dist.is_main else []
+    teacher_of_run = run_teacher(setup, spec.data, progress)
+    valset = validation_set(setup, spec.data, spec.suite, teacher_of_run) if dist.is_main else []
     device = resolve_device(setup.train.device)
 
-    def validate(model: nn.Module) -> dict[str, float]:
-        return evaluate_generator(model, valset, ("psnr",), device, setup.eval).metrics
+    shown = [s.name for s in valset[:LIVE_VAL_IMAGES]]
 
+    def validate(model: nn.Module) -> Any:  # the metrics, and the outputs the live log shows
+        return evaluate_generator(model, valset, ("psnr",), device, setup.eval, keep_outputs=shown)
+
+    # begun by the trainer at its first step; closed here, after the evaluation's numbers and
+    # crops, or on any failure
+    curves = livelog.open_log(run_dir, dist, live, name=Path(spec.rel_dir).as_posix(), config=_plain(config))
+    try:
+        return _train_and_evaluate(spec, suite, setup, results, run_dir, dist, device,
+                                   validate if valset else None, curves, progress, t_start, teacher_of_run)
+    finally:
+        curves.close()
+
+
+def _train_and_evaluate(spec: RunSpec, suite: SuiteConfig, setup: ModelSetup, results: Path, run_dir: Path,
+                        dist: distributed.Dist, device: torch.device,
+                        validate: Callable[[nn.Module], Any] | None,
+                        curves: livelog.LiveLog, progress: bool, t_start: float,
+                        teacher_of_run: TeacherSource) -> RunRecord:
     mcfg = method_options(suite, spec.model, spec.method)
     built = assemble(setup, spec.method, mcfg, ratio=spec.ratio, seed=spec.seed, data=spec.data, dist=dist,
-                     progress=progress, run_dir=run_dir, validate=validate if valset else None,
+                     progress=progress, teacher=teacher_of_run, run_dir=run_dir, validate=validate,
+                     live=curves,
                      desc=f"{spec.method} {spec.model} {spec.shape.tag} s{spec.seed}", depth=spec.depth)
     trainer, teacher = built.trainer, built.trainer.teacher
     assert teacher is not None
@@ -125,15 +186,19 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
                           built.student_entry)
     record.student_init, record.processes = built.student_init, dist.world_size
     try:
-        result = trainer.fit()
+        with environment.LoadMonitor() as load:  # a step time means something only on a quiet machine
+            result = trainer.fit()
+        record.load = load.summary(cores_used=torch.get_num_threads() * dist.world_size)
         if not dist.is_main:  # evaluation and results are rank 0's
             record.status = STATUS_WORKER
             return record
         _evaluate(record, spec, setup, results, run_dir, trainer, result, built.student_entry, teacher,
-                  device, t_start)
+                  teacher_of_run, device, t_start, curves)
     except NonFiniteLoss as exc:
         _record_failure(run_dir, record, dist.is_main, str(exc), trainer.history, exc.step, exc.term)
         raise
+    except DiskFullError:
+        raise  # not a failed run: nothing more fits on the disk, and the same command resumes it
     except Exception as exc:  # a crash is a failed run in the leaderboard, not a missing one
         _record_failure(run_dir, record, dist.is_main, f"{type(exc).__name__}: {exc}", trainer.history)
         raise
@@ -148,22 +213,31 @@ def _record_failure(run_dir: Path, record: RunRecord, is_main: bool, error: str,
         return
     record.status, record.error, record.history = store.STATUS_FAILED, error, history
     record.failed_step, record.failed_term = step, term
-    store.write_metrics(run_dir, record)
+    try:
+        store.write_metrics(run_dir, record)
+    except DiskFullError as exc:  # the failure being raised is what the user needs to read
+        log.warning("the failed run's record was not written: %s", exc)
 
 
 def _evaluate(record: RunRecord, spec: RunSpec, setup: ModelSetup, results: Path, run_dir: Path,
               trainer: Trainer, result: Any, student_entry: zoo.ZooEntry, teacher: Teacher,
-              device: torch.device, t_start: float) -> None:
-    """The EMA student, the teacher and bicubic on the same evaluation set, into the run's record."""
-    evalset = evaluation_set(setup, spec.data, spec.suite)
+              loaded: TeacherSource, device: torch.device, t_start: float,
+              curves: livelog.LiveLog | None = None) -> None:
+    """The EMA student, the teacher and bicubic on the same evaluation set, into the run's record
+    (and the student's numbers and crops into the live log)."""
+    evalset = evaluation_set(setup, spec.data, spec.suite, loaded)
     keep = [s.name for s in evalset.samples[: setup.eval.grid_crops]]
     ev = evaluate_generator(trainer.ema.model, evalset.samples, setup.eval.metrics, device, setup.eval,
                             keep_outputs=keep)
     _save_samples(run_dir / "samples", ev.outputs)
+    if curves is not None:
+        curves.scalars(result.steps, {f"eval/{k}": v for k, v in ev.metrics.items()})
+        truth = {f"eval_hr/{s.name}": s.hr for s in evalset.samples if s.name in keep}
+        curves.images(result.steps, {**{f"eval_images/{k}": v for k, v in ev.outputs.items()}, **truth})
     cx = complexity_and_latency(trainer.ema.model, student_entry, setup.eval, device)
     refs = reference_records(results, spec, setup, teacher, evalset, device, keep)
     record.status = store.STATUS_DONE
-    record.metrics, record.missing_metrics = ev.metrics, ev.missing
+    record.metrics, record.missing_metrics, record.per_image = ev.metrics, ev.missing, ev.per_image
     record.eval = {"images": ev.num_images, "evalset": evalset.key,
                    "manifest_sha256": evalset.manifest_sha256, "wall_time_s": ev.wall_s}
     record.references = reference_dir(spec.suite, spec.model, evalset.key).as_posix()
@@ -176,7 +250,11 @@ def _evaluate(record: RunRecord, spec: RunSpec, setup: ModelSetup, results: Path
         "resumed_from": result.resumed_from, "peak_memory_mb": result.peak_memory_mb,
         "peak_memory": result.memory_source, "global_batch": setup.train.batch_size,
         # counted on this process's share of the batch; a DDP job's other ranks do as much
-        "cost": step_cost(trainer) if not trainer.dist.enabled else {"skipped": "not counted under torchrun"}}
+        "cost": step_cost(trainer) if not trainer.dist.enabled else {"skipped": "not counted under torchrun"},
+        "method_diagnostics": trainer.method.diagnostics(),
+        # each generator term's median share of the student's gradient (the defining terms' is the
+        # leaderboard's kd_share): what a reader checks before trusting a method's row
+        "grad_share": gradient_shares(result.history)}
     record.floors = floors(ev.metrics, refs, setup.task)
     if setup.eval.deploy.in_run:
         from gankd.bench.deployment import deploy_network
@@ -194,12 +272,14 @@ def _base_record(spec: RunSpec, suite: SuiteConfig, teacher_source: str, recipe:
         data=spec.data, depth=spec.depth,
         # where the run's files (samples/ for the report's grid) live, relative to results/
         run_dir=(Path("runs") / spec.rel_dir).as_posix(),
-        comparable_with_papers=False if spec.data == "builtin" else None,
+        comparable_with_papers=False if is_named_source(spec.data) else None,
         teacher=setup.teacher, teacher_source=teacher_source, student=student_entry.name,
         perceptual_network=recipe.perceptual_network,
         method_weights=method_weights(suite, spec.model, spec.method),
+        tuning=tuning_provenance(suite.name, spec.model, spec.method, spec.shape),
+        defining_terms=list(METHODS.get(spec.method).defining_terms),
         git_sha=environment.git_sha(), versions=environment.versions(),
-        device=environment.device_info(device),
+        device=environment.device_info(device), threading=environment.threading_info(),
         written_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
@@ -213,7 +293,7 @@ def floors(metrics: dict[str, float], refs: dict[str, RunRecord], task: str = "s
     teacher each against the task's no-network baseline (bicubic for SR, the input itself for
     translation; none for unconditional generation) on LPIPS. A run below its floor is reported
     as such."""
-    role = BASELINE_ROLE[task]
+    role = tasks.task(task).baseline
     base = refs[role].metrics.get(FLOOR_METRIC) if role in refs else None
     teacher = refs["teacher"].metrics.get(FLOOR_METRIC) if "teacher" in refs else None
     mine = metrics.get(FLOOR_METRIC)

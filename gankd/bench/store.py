@@ -8,7 +8,9 @@ Layout under ``results/``::
                                                                        names its folder: ``references``)
 
 Concurrent jobs never write the same file (one run folder per job; references under a lock), so
-no index is needed: the leaderboard reads the records themselves.
+no index is needed: the leaderboard reads the records themselves. A record that cannot be read is
+collected as :class:`Unreadable` for the report to name: a run must not vanish from a table
+without a word where the table is read.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from gankd import atomic
@@ -23,8 +26,18 @@ from gankd.bench.record import STATUS_DONE, STATUS_FAILED, STATUS_NA, RunRecord
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STATUS_DONE", "STATUS_FAILED", "STATUS_NA", "RunRecord", "iter_references", "iter_runs",
-           "read_metrics", "read_record", "runs_root", "write_metrics", "write_metrics_to"]
+__all__ = ["STATUS_DONE", "STATUS_FAILED", "STATUS_NA", "RunRecord", "Unreadable", "iter_references",
+           "iter_runs", "read_metrics", "read_record", "runs_root", "write_metrics", "write_metrics_to"]
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A record in no table: where (relative to ``results``) and why -- its file cannot be read
+    (``kind`` "unreadable"), or it was run with an older config than the suite's ("older config")."""
+
+    path: str
+    reason: str
+    kind: str = "unreadable"
 
 
 def runs_root(results: Path) -> Path:
@@ -48,36 +61,51 @@ def read_metrics(run_dir: Path) -> RunRecord | None:
 def read_record(path: Path) -> RunRecord | None:
     """The record in ``path``; None for a file that is not one (foreign or damaged: the report
     counts what it can read)."""
+    record = _read(path)
+    if isinstance(record, str):
+        log.warning("skipping %s: not a run record (%s)", path, record)
+        return None
+    return record
+
+
+def _read(path: Path) -> RunRecord | str:
+    """The record, or why there is none."""
     try:
         data = json.loads(path.read_text())
-        return RunRecord.from_dict(data) if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            return f"a JSON {type(data).__name__}, not a record"
+        return RunRecord.from_dict(data)
     except (OSError, ValueError, TypeError) as exc:
-        log.warning("skipping %s: not a run record (%s)", path, exc)
-        return None
+        return f"{type(exc).__name__}: {exc}"
 
 
-def iter_runs(results: Path) -> Iterator[RunRecord]:
+def iter_runs(results: Path, unreadable: list[Unreadable] | None = None) -> Iterator[RunRecord]:
     """Every run's record (references excluded), in path order, its ``run_dir`` set to the folder
     it was read from (relative to ``results``), so samples are found even in a results tree that
-    was copied or merged from elsewhere."""
-    for path, record in _records(results, "*/*/r*/*/seed*/metrics.json"):
+    was copied or merged from elsewhere. Records that cannot be read go to ``unreadable``."""
+    for path, record in _records(results, "*/*/r*/*/seed*/metrics.json", unreadable):
         record.run_dir = path.parent.relative_to(results).as_posix()
         yield record
 
 
-def iter_references(results: Path) -> Iterator[RunRecord]:
+def iter_references(results: Path, unreadable: list[Unreadable] | None = None) -> Iterator[RunRecord]:
     """Teacher and bicubic records, ``samples_dir`` set to where they were read (relative to
     ``results``: it holds ``lr/ hr/ teacher/ bicubic/`` PNGs of the grid's crops)."""
-    for path, record in _records(results, "*/*/reference/*/*.json"):
+    for path, record in _records(results, "*/*/reference/*/*.json", unreadable):
         record.samples_dir = path.parent.relative_to(results).as_posix()
         yield record
 
 
-def _records(results: Path, pattern: str) -> Iterator[tuple[Path, RunRecord]]:
+def _records(results: Path, pattern: str,
+             unreadable: list[Unreadable] | None) -> Iterator[tuple[Path, RunRecord]]:
     root = runs_root(results)
     if not root.is_dir():
         return
     for path in sorted(root.glob(pattern)):
-        record = read_record(path)
-        if record is not None:
-            yield path, record
+        record = _read(path)
+        if isinstance(record, str):
+            log.warning("skipping %s: not a run record (%s)", path, record)
+            if unreadable is not None:
+                unreadable.append(Unreadable(path.relative_to(results).as_posix(), record))
+            continue
+        yield path, record

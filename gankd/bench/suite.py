@@ -11,10 +11,12 @@ results and defines it completely.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 from gankd.config import from_mapping, load_yaml, merge, to_dict
 from gankd.datasets.config import DataConfig
@@ -24,6 +26,8 @@ from gankd.engine.cycle import CycleConfig
 from gankd.errors import ConfigError, unknown_choice
 from gankd.models import zoo
 from gankd.paths import benchmarks_dir, family_file, family_names
+from gankd.tasks import task as task_of
+from gankd.tasks import task_names
 
 
 @dataclass(frozen=True)
@@ -101,9 +105,6 @@ class PretrainConfig:
         return dataclasses.replace(recipe, lr_g=recipe.lr_g * self.lr_ratio / ratio)
 
 
-Task = Literal["sr", "unconditional", "translation"]
-TASKS: tuple[str, ...] = get_args(Task)
-
 
 @dataclass(frozen=True)
 class ModelSetup:
@@ -126,16 +127,27 @@ class ModelSetup:
     #: network has fewer decoder levels)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     note: str = ""
-    #: what the generator does (gankd.bench.tasks): sr (a degraded image in, its paired HR the
-    #: target), unconditional (noise in, no target), translation (an image in, no paired target)
-    task: Task = "sr"
+    #: the data its runs use when DATA is not given: a registered source (``builtin``, ``photos``,
+    #: ``faces``; gankd list) or a folder. Not part of a run's config: the run records its data.
+    dataset: str = "builtin"
+    #: what the generator does, a registered task (gankd.tasks): sr (a degraded image in, its
+    #: paired HR the target), unconditional (noise in, no target), translation (an image in, no
+    #: paired target)
+    task: str = "sr"
     #: CycleGAN's cycle and identity terms in the base recipe (gankd.engine.cycle): for an
     #: unpaired family, whose adversarial term alone ties no output to its input
     cycle: CycleConfig | None = None
+    #: the seeds of this model's tables at the suite's ratios (empty: the suite's ``seeds``): a
+    #: decisive table runs as many as the power calculation asks for, pilots fewer
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.cycle is not None and self.task != "translation":
+        if self.task not in task_names():
+            raise unknown_choice("task", self.task, task_names())
+        if self.cycle is not None and not task_of(self.task).takes_cycle:
             raise ValueError(f"cycle is CycleGAN's objective for unpaired translation, not for {self.task!r}")
+        for seed in self.seeds:
+            check_seed(seed, f"each of {self.family}'s seeds")
 
 
 @dataclass(frozen=True)
@@ -143,8 +155,21 @@ class TuneConfig:
     """The calibration protocol of `gankd tune` (gankd/bench/tune.py), the same for every method:
     runs of ``fraction`` of the model's training steps with each method's distillation weights at
     ``factors`` x their defaults, seed ``seed``, scored by ``metric`` on the validation images.
-    A best factor at an end of the grid is no optimum, only a direction: the grid then grows one
-    step (the ratio of its two outermost factors) past that end, at most ``extend`` times.
+    The grid is fixed: every tunable method of a model gets exactly ``len(factors)`` scored runs.
+    (An earlier protocol grew the grid past an end while the best factor sat there; that gave
+    methods 3 to 5 draws each, and with factor-to-factor differences of 0.0003-0.004 LPIPS, the
+    extra draws favoured the methods that got them.)
+
+    ``seed`` is the tuning's own: its starting student (the supervised stage of that seed) and
+    its runs belong to no reported run, so no evaluation seed is selected on (``SuiteConfig``
+    refuses a suite whose ``seeds`` contain it).
+
+    ``balance_steps``: a method that declares a balanced weight (``Config.BALANCED``: DCD's
+    lambda_CD, whose L_DCD pulled 1e-3 to 1e-4 as hard as its output KD at the release's weights)
+    has that weight set, before the grid, so that its term's gradient norm on the student equals
+    its reference terms' (median over a probe of that many steps from the tuning start, no
+    evaluation); the grid then scales every weight together. The probe selects nothing on
+    validation images, so the budget of scored runs stays equal.
 
     ``psnr_margin`` (dB) guards fidelity: a factor is eligible only when its validation PSNR is
     within that margin of ``scratch``'s at the same budget (the same student, steps and seed);
@@ -162,23 +187,23 @@ class TuneConfig:
     unconditional generation."""
 
     fraction: float = 0.4
-    factors: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
+    factors: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)
     metric: str = "lpips"
-    seed: int = 0
-    #: ours: the Real-ESRGAN cpu tune put DCD and SDAKD at x0.01, the grid's smallest factor
-    extend: int = 2
+    seed: int = 100
+    balance_steps: int = 20
     psnr_margin: float | None = None
     task_metrics: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if unknown := set(self.task_metrics) - set(TASKS):
-            raise unknown_choice("task in tune.task_metrics", sorted(unknown)[0], TASKS)
+        if unknown := set(self.task_metrics) - set(task_names()):
+            raise unknown_choice("task in tune.task_metrics", sorted(unknown)[0], task_names())
         if not 0 < self.fraction <= 1 or not self.factors or any(f <= 0 for f in self.factors):
             raise ValueError("tune needs a fraction in (0, 1] and positive factors")
-        if self.extend < 0:
-            raise ValueError(f"tune.extend must be >= 0, got {self.extend}")
+        if self.balance_steps < 1:
+            raise ValueError(f"tune.balance_steps must be >= 1, got {self.balance_steps}")
         if self.psnr_margin is not None and self.psnr_margin < 0:
             raise ValueError(f"tune.psnr_margin must be >= 0 (dB), got {self.psnr_margin}")
+        check_seed(self.seed, "tune.seed")
 
     def steps(self, train_steps: int) -> int:
         return max(1, round(self.fraction * train_steps))
@@ -187,9 +212,77 @@ class TuneConfig:
         """The result key the factors of a family of ``task`` are ranked by."""
         return self.task_metrics.get(task, self.metric)
 
-    def guards(self, task: str) -> bool:
+    def guards(self, task_name: str) -> bool:
         """Whether the PSNR guard applies to a family of ``task`` (see the class docstring)."""
-        return self.psnr_margin is not None and task != "unconditional"
+        return self.psnr_margin is not None and task_of(task_name).psnr_guard
+
+
+def primary_metrics() -> dict[str, str]:
+    """Each task's primary metric, the one its papers judge by (``Task.primary``): LPIPS to the HR
+    image for SR, LPIPS to the teacher's output for translation (what that family's lpips already
+    measures: it has no paired target), FID to the teacher's samples for unconditional generation."""
+    return {name: task_of(name).primary for name in task_names()}
+
+
+#: the equivalence margin of each primary metric (docs/verdicts.md): about 2 % of the gap between
+#: a scratch student and its teacher in the cpu suite (LPIPS 0.005 of Real-ESRGAN's 0.23; FID 5
+#: of DCGAN's 233 at 256 samples)
+MARGINS = {"lpips": 0.005, "fid": 5.0}
+CORRECTIONS = ("holm", "bonferroni")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a suite's tables are judged, declared before its runs (gankd/bench/verdict.py): per
+    task the primary metric (every other metric is secondary: shown, never a verdict), the
+    family-wise level ``alpha`` over a table's methods with its ``correction``, the equivalence
+    ``margins`` of the primary metrics, and the ``power`` a study is sized for (``gankd power``)."""
+
+    primary: dict[str, str] = field(default_factory=primary_metrics)
+    alpha: float = 0.05
+    correction: str = "holm"
+    margins: dict[str, float] = field(default_factory=lambda: dict(MARGINS))
+    power: float = 0.8
+
+    def __post_init__(self) -> None:
+        for task in self.primary:
+            if task not in task_names():
+                raise unknown_choice("task in protocol.primary", task, task_names())
+        if self.correction not in CORRECTIONS:
+            raise unknown_choice("protocol.correction", self.correction, CORRECTIONS)
+        if not 0 < self.alpha < 0.5:
+            raise ConfigError(f"protocol.alpha must be in (0, 0.5), got {self.alpha}")
+        if not 0.5 <= self.power < 1:
+            raise ConfigError(f"protocol.power must be in [0.5, 1), got {self.power}")
+        for metric in sorted(set(self.primary.values())):
+            if metric not in self.margins:
+                raise ConfigError(f"protocol.margins has no equivalence margin for the primary metric "
+                                  f"{metric!r} (margins given: {', '.join(sorted(self.margins)) or 'none'})")
+        for metric, margin in self.margins.items():
+            if not margin > 0:
+                raise ConfigError(f"protocol.margins.{metric} must be > 0, got {margin}")
+
+    def check_metrics(self) -> None:
+        """Every metric named is a result some registered metric returns (imports the metric
+        registry, hence not in ``__post_init__``)."""
+        from gankd.metrics import all_result_columns
+
+        keys = sorted(all_result_columns())
+        for where, metric in [*(("protocol.primary", m) for m in self.primary.values()),
+                              *(("protocol.margins", m) for m in self.margins)]:
+            if metric not in keys:
+                raise unknown_choice(f"metric in {where}", metric, keys)
+
+    def plan(self, task: str) -> tuple[str, Any]:
+        """(the primary metric of ``task``, the ``verdict.Plan`` a table of that task is judged by)."""
+        from gankd.bench.verdict import Plan
+        from gankd.metrics import all_result_columns
+
+        if task not in self.primary:
+            raise unknown_choice("task", task, sorted(self.primary))
+        metric = self.primary[task]
+        return metric, Plan(margin=self.margins[metric], alpha=self.alpha, correction=self.correction,
+                            power=self.power, higher_is_better=all_result_columns()[metric].higher_is_better)
 
 
 def default_methods() -> tuple[str, ...]:
@@ -215,7 +308,24 @@ class SuiteConfig:
     seeds: tuple[int, ...] = (0,)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     tune: TuneConfig = field(default_factory=TuneConfig)
+    protocol: Protocol = field(default_factory=Protocol)
     path: str = ""
+
+    def __post_init__(self) -> None:
+        for seed in self.seeds:
+            check_seed(seed, "each of seeds")
+        for shape in self.shapes:
+            for seed in shape.seeds:
+                check_seed(seed, f"each of shapes ({shape.tag}) seeds")
+
+    def seeds_for(self, model: str, shape: StudentShape) -> tuple[int, ...]:
+        """The seeds one table runs: the shape's own, else its model's, else the suite's."""
+        declared = next((s.seeds for s in self.shapes if s == shape and s.seeds), ())
+        return declared or self.models[model].seeds or self.seeds
+
+    def all_seeds(self) -> set[int]:
+        return {*self.seeds, *(s for m in self.models.values() for s in m.seeds),
+                *(s for sh in self.shapes for s in sh.seeds)}
 
     def student_shapes(self, model: str) -> list[StudentShape]:
         """Every student shape this suite runs on ``model``: each ratio at the teacher's depth, then
@@ -241,6 +351,8 @@ class StudentShape:
     #: the model families that take this shape (empty: every family whose architecture has the
     #: knobs it needs), e.g. a shape latency-matched on one architecture only
     models: tuple[str, ...] = ()
+    #: the seeds of this shape's tables (empty: the model's, else the suite's)
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.ratio <= 1:
@@ -316,16 +428,42 @@ def load_suite(name_or_path: str) -> SuiteConfig:
         for fam in shape.models:
             if fam not in models:
                 raise unknown_choice(f"model in {where}: shapes ({shape.tag})", fam, list(models))
+    if suite.tune.seed in (run_seeds := sorted(suite.all_seeds())):
+        raise ConfigError(f"{where}: tune.seed {suite.tune.seed} is also a run seed ({run_seeds}): "
+                          "tuning would select on a seed the tables report; give tuning a seed of its own")
     from gankd.metrics import metric_of
 
     for key in (suite.tune.metric, *suite.tune.task_metrics.values()):
         metric_of(key)
+    suite.protocol.check_metrics()
+    # every task the suite's models have, and only those: a task registered later asks nothing
+    # of the suites that do not use it
+    if missing := sorted({s.task for s in models.values()} - set(suite.protocol.primary)):
+        raise ConfigError(f"{where}: protocol.primary names no metric for task(s) {', '.join(missing)}; "
+                          "every task of the suite's models needs one (declared before the runs)")
+    for fam, setup in models.items():  # a primary metric the family's evaluation never computes
+        primary = suite.protocol.primary[setup.task]
+        if metric_of(primary) not in setup.eval.metrics:
+            raise ConfigError(f"{where}: protocol.primary.{setup.task} is {primary!r}, but models.{fam} "
+                              f"evaluates only {', '.join(setup.eval.metrics)}")
     for fam, setup in models.items():
         for m in (*suite.method_options, *setup.method_options):
             if m not in METHODS:
                 raise unknown_choice(f"method in {where}: method_options", m, METHODS.names())
             method_options(suite, fam, m)  # option names and types, once
     return suite
+
+
+#: seeds are what numpy's legacy seeding takes (torch takes more, and no suite needs more)
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(value: int, what: str = "seed") -> int:
+    """A run seed in [0, 2^32 - 1]: a negative one would make a run folder ``seed-1`` and seed
+    generators differently in each library, a huge one fails deep inside torch."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{what} must be an integer from 0 to {MAX_SEED}, got {value!r}")
+    return value
 
 
 def check_ratio(value: str | float) -> float:
@@ -353,11 +491,13 @@ def setup_identity(setup: ModelSetup, ratio: float) -> dict[str, Any]:
     ``cycle`` where it is None: runs and scores made before those knobs existed stay those of
     the same config."""
     out = to_dict(setup)
+    del out["seeds"]  # which seeds a table runs changes no run of it
     pre = setup.student_pretrain
     if pre is not None and not pre.scales_lr(ratio):
         del out["student_pretrain"]["lr_ratio"]
     if setup.cycle is None:  # likewise: families without CycleGAN's objective keep their configs
         del out["cycle"]
+    del out["dataset"]  # the default only: the data a run uses is its RunSpec's
     return out
 
 
@@ -366,18 +506,25 @@ def explicit_options(suite: SuiteConfig, model: str, method: str) -> dict[str, A
     return merge(suite.method_options.get(method, {}), suite.models[model].method_options.get(method, {}))
 
 
-def method_options(suite: SuiteConfig, model: str, method: str, tuned: bool = True) -> Any:
+def method_options(suite: SuiteConfig, model: str, method: str, tuned: bool = True,
+                   balanced: dict[str, float] | None = None) -> Any:
     """The typed config of ``method`` for ``model`` in ``suite``: defaults, then the suite's
-    options, then the model's; with ``tuned``, each distillation weight the suite does not set
-    is scaled by the factor `gankd tune` chose (``benchmarks/tuned/<suite>.yaml``)."""
+    options, then the model's; with ``tuned``, the weights `gankd tune` balanced are set and each
+    distillation weight the suite does not set is scaled by the factor it chose
+    (``benchmarks/tuned/<suite>.yaml``). ``balanced`` (untuned configs): weights to set first."""
     from gankd.methods import method_config
 
     over = explicit_options(suite, model, method)
     where = f"{suite.name}: method_options.{method} ({model})"
     cfg = method_config(method, over, where)
-    factor = tuned_factor(suite.name, model, method) if tuned else None
-    if factor is None:
+    entry = tuned_entry(suite.name, model, method) if tuned else None
+    if entry is not None:
+        balanced = entry.get("balanced", {}).get("weights")
+    if balanced:
+        cfg = dataclasses.replace(cfg, **{k: float(v) for k, v in balanced.items() if k not in over})
+    if entry is None:
         return cfg
+    factor = float(entry["factor"])
     scaled = {f: getattr(cfg, f) * factor for f in getattr(cfg, "TUNED", ()) if f not in over}
     return dataclasses.replace(cfg, **scaled)
 
@@ -389,13 +536,34 @@ def tuned_path(suite: str) -> Path:
     return (Path(folder) if folder else benchmarks_dir() / "tuned") / f"{suite}.yaml"
 
 
-def tuned_factor(suite: str, model: str, method: str) -> float | None:
-    """The factor `gankd tune` chose for ``method`` on ``model`` in ``suite``, if it ran."""
+def tuned_entry(suite: str, model: str, method: str) -> dict[str, Any] | None:
+    """What `gankd tune` recorded for ``method`` on ``model`` in ``suite``, if it ran."""
     path = tuned_path(suite)
     if not path.is_file():
         return None
-    entry = (load_yaml(path).get("models") or {}).get(model, {}).get(method)
+    return (load_yaml(path).get("models") or {}).get(model, {}).get(method) or None
+
+
+def tuned_factor(suite: str, model: str, method: str) -> float | None:
+    """The factor `gankd tune` chose for ``method`` on ``model`` in ``suite``, if it ran."""
+    entry = tuned_entry(suite, model, method)
     return float(entry["factor"]) if entry else None
+
+
+def tuning_provenance(suite: str, model: str, method: str, shape: StudentShape) -> dict[str, Any]:
+    """Which tuning a run's weights come from: the sha256 of its entry in the tuned table (a
+    re-tune changes it), the shape and seed it was tuned on, and whether this run's shape
+    borrows factors tuned on another one. Empty where the method was not tuned."""
+    entry = tuned_entry(suite, model, method)
+    if entry is None:
+        return {}
+    digest = hashlib.sha256(json.dumps(entry, sort_keys=True, default=str).encode()).hexdigest()
+    tuned_on = str(entry.get("shape", ""))
+    out: dict[str, Any] = {"sha256": digest, "shape": tuned_on, "seed": entry.get("seed"),
+                           "runs": len(entry.get("scores", {}))}
+    if tuned_on and tuned_on != shape.tag:
+        out["borrowed"] = f"factors borrowed from {tuned_on}"
+    return out
 
 
 def method_weights(suite: SuiteConfig, model: str, method: str) -> dict[str, dict[str, Any]]:
@@ -410,12 +578,16 @@ def method_weights(suite: SuiteConfig, model: str, method: str) -> dict[str, dic
         return {}
     cfg = method_options(suite, model, method)
     over = explicit_options(suite, model, method)
-    factor = tuned_factor(suite.name, model, method)
+    entry = tuned_entry(suite.name, model, method)
+    factor = float(entry["factor"]) if entry else None
+    balanced = (entry or {}).get("balanced", {}).get("weights", {})
     default_source = provenance(cls)
     out = {}
     for name in names:
         if name in over:
             source = "suite"
+        elif name in balanced:
+            source = f"tuned (balanced by gradient norm, then x{factor:g})"
         elif factor is not None:
             source = f"tuned (x{factor:g} of the {default_source.get(name, 'ours')} default)"
         else:

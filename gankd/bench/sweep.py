@@ -7,7 +7,8 @@ interrupted ones resume. To spread a sweep over machines, give each job-array ta
     gankd sweep --suite cpu --shard $((SLURM_ARRAY_TASK_ID+1))/$SLURM_ARRAY_TASK_COUNT
 
 with a results folder they share (``--results``) or merged afterwards (copy the run folders under
-one ``results/runs``; ``gankd report`` reads whatever is there).
+one ``results/runs``; ``gankd report`` reads whatever is there). ``--executor slurm`` submits the
+jobs as a Slurm job array itself (``gankd.bench.executors``).
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ import logging
 from pathlib import Path
 
 from gankd.bench.suite import RunSpec, SuiteConfig
+from gankd.engine.livelog import LiveOptions
 from gankd.engine.trainer import NonFiniteLoss
-from gankd.errors import ConfigError, unknown_choice
+from gankd.errors import ConfigError, DiskFullError, unknown_choice
 
 log = logging.getLogger(__name__)
 
 
 def jobs(suite: SuiteConfig, data: str) -> list[RunSpec]:
     return [RunSpec(suite.name, model, method, shape.ratio, seed, data, shape.depth)
-            for model in suite.models for shape in suite.student_shapes(model) for seed in suite.seeds
+            for model in suite.models for shape in suite.student_shapes(model)
+            for seed in suite.seeds_for(model, shape)
             for method in suite.methods if not shape.methods or method in shape.methods]
 
 
@@ -41,6 +44,22 @@ def select(specs: list[RunSpec], only: dict[str, list[str] | None]) -> list[RunS
                 raise unknown_choice(f"{field} in this sweep:", w, valid)
         specs = [s for s in specs if key[field](s) in wanted]
     return specs
+
+
+def check_clean(files: list[str] | None = None) -> None:
+    """Refuse a sweep from a tree with modified tracked files (``files``: those, else asked of
+    git): each of its runs would record ``<sha>-dirty``, code no commit holds, and the leaderboard
+    would leave it out of every mean. Untracked files do not count (results, caches)."""
+    from gankd.bench.environment import modified_tracked_files
+
+    files = modified_tracked_files() if files is None else files
+    if not files:
+        return
+    shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+    raise ConfigError(f"the working tree has modified tracked files ({shown}): runs from it would record a "
+                      "commit whose code they did not run, and the leaderboard leaves such runs out of its "
+                      "means. Commit or stash them, or pass --allow-dirty to run anyway (the runs are "
+                      "recorded as -dirty and shown, not counted)")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -74,22 +93,34 @@ def job_state(spec: RunSpec, suite: SuiteConfig, results: Path) -> str:
     return "failed (runs again)" if record is not None else "to run"
 
 
-def run_jobs(specs: list[RunSpec], suite: SuiteConfig, results: Path, progress: bool = True) -> list[RunSpec]:
-    """Runs each job; a run that fails (NaN loss, a crash) is recorded as failed and the sweep
-    goes on; the failures are returned (the command then exits non-zero)."""
+def run_one(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
+            live: LiveOptions | None = None) -> bool:
+    """Runs one job (skipped if done, resumed if interrupted: ``run``); False when it failed (NaN
+    loss, a crash: recorded as failed by ``run``). A ``ConfigError`` or a full disk is raised:
+    the same mistake, or the same full disk, would stop every job. ``live``: where its training
+    curves go (default: TensorBoard in its run folder)."""
     from gankd.bench.run import run
 
+    try:
+        run(spec, suite, results, progress=progress, live=live)
+    except NonFiniteLoss as exc:
+        log.error("%s failed: %s", spec.rel_dir, exc)
+        return False
+    except (ConfigError, DiskFullError):
+        raise
+    except Exception:  # recorded as failed by run(); the other jobs are independent
+        log.exception("%s crashed; going on with the next job", spec.rel_dir)
+        return False
+    return True
+
+
+def run_jobs(specs: list[RunSpec], suite: SuiteConfig, results: Path, progress: bool = True,
+             live: LiveOptions | None = None) -> list[RunSpec]:
+    """Runs each job in this process; a run that fails is recorded as failed and the sweep goes
+    on; the failures are returned (the command then exits non-zero)."""
     failures = []
     for i, spec in enumerate(specs, 1):
         log.info("[%d/%d] %s", i, len(specs), spec.rel_dir)
-        try:
-            run(spec, suite, results, progress=progress)
-        except NonFiniteLoss as exc:
-            log.error("%s failed: %s", spec.rel_dir, exc)
-            failures.append(spec)
-        except ConfigError:
-            raise  # the same mistake would stop every job: say it once
-        except Exception:  # recorded as failed by run(); the other jobs are independent
-            log.exception("%s crashed; going on with the next job", spec.rel_dir)
+        if not run_one(spec, suite, results, progress, live):
             failures.append(spec)
     return failures

@@ -5,7 +5,9 @@
 - A family with ``teacher_train`` (GCFSR, whose released checkpoints sit behind links no machine
   here reaches): ``GANKD_WEIGHTS_<ZOO ENTRY>`` (e.g. ``GANKD_WEIGHTS_GCFSR_512`` for a released
   ``params_ema``) when given, else the teacher ``gankd teacher`` trained with the family recipe
-  at the suite's scale, cached under ``$GANKD_CACHE/teachers/<config hash>/``. Training it is the
+  at the suite's scale: the kept set's (``reports/sample/trained/teachers/<name>-<config hash>/``,
+  ``gankd.bench.kept``) when it holds this config, else cached under
+  ``$GANKD_CACHE/teachers/<name>-<config hash>/`` (trained there the first time). Training it is the
   ``scratch`` method with the teacher-size network as "student"; its EMA weights are the teacher.
 """
 
@@ -17,17 +19,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from gankd import atomic
 from gankd.assets import store
-from gankd.bench.cached_training import train_cached
+from gankd.bench import kept
+from gankd.bench.cached_training import INIT_BY_ROLE, load_cached, train_cached
 from gankd.bench.compose import TeacherNet
+from gankd.bench.data import training_images
 from gankd.bench.suite import ModelSetup
 from gankd.cachekeys import cache_key
 from gankd.errors import ConfigError
 from gankd.models import zoo
-from gankd.paths import trained_dir
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,8 @@ def load_teacher(setup: ModelSetup, data: str, pool_seed: int = 0, progress: boo
     if setup.teacher_train is None:
         raise ConfigError(f"teacher {entry.name} has no pretrained weights and the suite gives no "
                           f"teacher_train schedule; set {_entry_env(entry)} to a checkpoint")
-    path = trained_teacher_path(setup, data, pool_seed)
-    if not path.is_file():
-        train_teacher(setup, data, pool_seed, progress=progress)
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    path = train_teacher(setup, data, pool_seed, progress=progress)  # found (and checked) or trained
+    net.load_state_dict(load_cached(path), strict=True)
     digest = atomic.sha256_file(path)[:16]
     # the weights' digest in the source: the same config trained on two machines gives two
     # teachers, and the report must not rank runs of both together
@@ -77,8 +76,10 @@ def load_teacher(setup: ModelSetup, data: str, pool_seed: int = 0, progress: boo
 def trained_teacher_path(setup: ModelSetup, data: str, pool_seed: int) -> Path:
     key = cache_key({"teacher": zoo.get(setup.teacher), "d": zoo.get(setup.discriminator),
                      "recipe": setup.recipe, "train": setup.teacher_train.identity(),
-                     "data": setup.data.training_identity(), "source": data, "pool_seed": pool_seed})
-    return trained_dir() / "teachers" / f"{setup.teacher}-{key}" / "teacher.pth"
+                     "data": setup.data.training_identity(), "source": data, "pool_seed": pool_seed,
+                     "images": training_images(setup, data, pool_seed),
+                     "init": INIT_BY_ROLE})
+    return kept.locate(Path("teachers") / f"{setup.teacher}-{key}" / "teacher.pth")
 
 
 def train_teacher(setup: ModelSetup, data: str, pool_seed: int = 0, progress: bool = True) -> Path:
@@ -86,6 +87,6 @@ def train_teacher(setup: ModelSetup, data: str, pool_seed: int = 0, progress: bo
     teacher-size network as the "student"; one process at a time per config."""
     assert setup.teacher_train is not None
     entry = zoo.get(setup.teacher)
-    return train_cached(trained_teacher_path(setup, data, pool_seed), entry, pool_seed, "scratch",
+    return train_cached(trained_teacher_path(setup, data, pool_seed), entry, pool_seed, "teacher", "scratch",
                         setup.recipe, setup.teacher_train, setup, data, pool_seed,
                         desc=f"teacher {entry.name}", progress=progress)

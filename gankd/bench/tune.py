@@ -6,11 +6,15 @@ distillation terms pull on the student with gradient norms three orders of magni
 a student with no base loss at all), none for an SR recipe. So, per (suite, model, method):
 
 - every method declares the weights its distillation adds (``Config.TUNED``); one factor scales
-  them together, keeping the ratios a paper fixes (DCD's lambda_CD : style : feature);
-- each factor of the suite's ``tune.factors`` (a log grid around 1: the defaults; extended past an
-  end while the best factor sits there, ``tune.extend`` times at most) is one run of
-  ``tune.fraction`` of the model's training steps -- the same for every method, shorter than the
-  suite's runs -- from the same starting student, seed ``tune.seed``;
+  them together, keeping the ratios a paper fixes (OMGD's SSIM : style : feature : TV : CD);
+- a method whose own term the release's ratios leave inert declares it balanced
+  (``Config.BALANCED``: DCD's lambda_CD against its output KD): a probe of ``tune.balance_steps``
+  steps from the tuning start sets that weight so its term's gradient norm on the student equals
+  its reference terms'; the factors then scale every weight together;
+- each factor of the suite's ``tune.factors`` (a fixed log grid around 1: the defaults; the same
+  number of scored runs for every method) is one run of ``tune.fraction`` of the model's training
+  steps -- the same for every method, shorter than the suite's runs -- from the tuning seed's own
+  starting student (``tune.seed``, a seed no reported run uses);
 - its EMA student is scored by ``tune.metric`` (``tune.task_metrics`` for a family of another
   task) on the **validation** images (never the evaluation set); the best factor is written to
   ``benchmarks/tuned/<suite>.yaml``, which ``gankd bench`` reads (``suite.method_options``),
@@ -31,6 +35,7 @@ import functools
 import json
 import logging
 import os
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,7 +63,7 @@ from gankd.config import to_dict
 from gankd.engine import checkpoint
 from gankd.engine.trainer import resolve_device
 from gankd.errors import ConfigError
-from gankd.locks import file_lock
+from gankd.locks import file_lock, holder
 from gankd.methods import METHODS
 from gankd.metrics import metric_of
 from gankd.models import zoo
@@ -71,13 +76,19 @@ def tunable(method: str) -> tuple[str, ...]:
     return getattr(METHODS.get(method).Config, "TUNED", ())
 
 
-def candidate(suite: SuiteConfig, model: str, method: str, factor: float) -> Any:
-    """The method's config with its distillation weights at ``factor`` x their defaults (weights
-    the suite sets explicitly stay as set)."""
-    cfg = method_options(suite, model, method, tuned=False)
+def candidate(suite: SuiteConfig, model: str, method: str, factor: float,
+              balanced: dict[str, float] | None = None) -> Any:
+    """The method's config with its distillation weights at ``factor`` x their defaults (the
+    ``balanced`` weights set first; weights the suite sets explicitly stay as set)."""
+    cfg = method_options(suite, model, method, tuned=False, balanced=balanced)
     fixed = explicit_options(suite, model, method)
     scaled = {f: getattr(cfg, f) * factor for f in tunable(method) if f not in fixed}
     return dataclasses.replace(cfg, **scaled)
+
+
+def balanced_of(method: str) -> tuple[str, str, tuple[str, ...]] | None:
+    """(weight, its term, the reference terms) a method balances before the grid, if any."""
+    return getattr(METHODS.get(method).Config, "BALANCED", None)
 
 
 def tuning_shape(suite: SuiteConfig, model: str, method: str) -> StudentShape | None:
@@ -96,19 +107,27 @@ STALE_SCORE = "score.stale.json"
 
 
 def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: str, results: Path,
-              progress: bool = True, shape: StudentShape | None = None) -> dict[str, Any]:
+              progress: bool = True, shape: StudentShape | None = None,
+              balanced: dict[str, float] | None = None) -> dict[str, Any]:
     """One tuning run (or its stored result). A method without distillation weights (``scratch``,
     the PSNR guard's reference) is run once per student shape, under ``<method>/<shape>``."""
     shape = shape or tuning_shape(suite, model, method)
     assert shape is not None
     name = f"x{factor:g}" if tunable(method) else shape.tag
     folder = results / "tune" / suite.name / model / method / name
+    with file_lock(folder.parent / f".{name}.lock", holder(), what=str(folder)):  # one writer, as a run
+        return _score_run(suite, model, method, factor, data, folder, shape, progress, balanced)
+
+
+def _score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: str, folder: Path,
+               shape: StudentShape, progress: bool, balanced: dict[str, float] | None) -> dict[str, Any]:
+    name = folder.name
     done = folder / "score.json"
     setup, tune = suite.models[model], suite.tune
     steps = tune.steps(setup.train.steps)
     train = dataclasses.replace(setup.train, steps=steps, val_every=0, ckpt_every=min(50, steps),
                                 log_every=min(setup.train.log_every, steps))
-    cfg = candidate(suite, model, method, factor)
+    cfg = candidate(suite, model, method, factor, balanced)
     # what the score depends on: a stored score of another config (an edited suite, a longer
     # supervised stage) is not reused -- scores kept in git outlive the config they were made with
     config = json.loads(json.dumps({"setup": setup_identity(setup, shape.ratio), "train": to_dict(train),
@@ -132,7 +151,7 @@ def score_run(suite: SuiteConfig, model: str, method: str, factor: float, data: 
                      train=train,
                      progress=progress, run_dir=folder, desc=f"tune {method} {model} {name}")
     result = built.trainer.fit()
-    valset = validation_set(setup, data, suite.name)
+    valset = validation_set(setup, data, suite.name, lambda: built.loaded)
     key = tune.metric_for(setup.task)
     metric = metric_of(key)  # the registered metric that returns the key (kid: fid)
     device = resolve_device(train.device)
@@ -189,27 +208,52 @@ def best_run(runs: list[dict[str, Any]], floor: float | None, margin: float | No
     return better(eligible, key=lambda r: r["score"])
 
 
-def search(protocol: TuneConfig, score: Callable[[float], dict[str, Any]],
-           floor: float | None = None) -> list[dict[str, Any]]:
-    """Score every factor of the grid, then, while the best one (``best_run``: under the PSNR
-    guard when ``floor`` is given; while no factor is eligible and their PSNRs differ by more than
-    the margin, the one of highest PSNR) is at an end, one more factor past that end
-    (``protocol.extend`` at most); returns the scored runs in factor order."""
-    runs = {f: score(f) for f in protocol.factors}
-    margin = protocol.psnr_margin
-    for _ in range(protocol.extend):
-        factors = sorted(runs)
-        scored = [runs[f] for f in factors]
-        best = best_run(scored, floor, margin)["factor"]
-        psnrs = [psnr_of(r) for r in scored] if floor is not None else []
-        if psnrs and max(psnrs) < floor and max(psnrs) - min(psnrs) > margin:
-            best = factors[psnrs.index(max(psnrs))]  # none eligible: walk towards fidelity
-        if len(factors) < 2 or best not in (factors[0], factors[-1]):
-            break
-        f = (factors[0] ** 2 / factors[1]) if best == factors[0] else (factors[-1] ** 2 / factors[-2])
-        f = float(f"{f:.6g}")  # 0.01 * 0.1 is 0.0010000000000000002
-        runs[f] = score(f)
-    return [runs[f] for f in sorted(runs)]
+def search(protocol: TuneConfig, score: Callable[[float], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Score every factor of the fixed grid; returns the scored runs in factor order."""
+    return [score(f) for f in sorted(protocol.factors)]
+
+
+def balance(suite: SuiteConfig, model: str, method: str, data: str, results: Path, shape: StudentShape,
+            progress: bool = True) -> dict[str, Any] | None:
+    """The method's balanced weight (``Config.BALANCED``) from a probe of ``tune.balance_steps``
+    steps at its default weights from the tuning start (seed and student as the scored runs):
+    the weight times the median ratio of the reference terms' gradient norm on the student
+    (the sum of their norms) to its own term's. Stored and reused like a score; None when the
+    method balances nothing or the suite sets that weight itself."""
+    spec = balanced_of(method)
+    if spec is None or spec[0] in explicit_options(suite, model, method):
+        return None
+    weight, own, refs = spec
+    setup, tune = suite.models[model], suite.tune
+    folder = results / "tune" / suite.name / model / method / "balance"
+    train = dataclasses.replace(setup.train, steps=tune.balance_steps, val_every=0, ckpt_every=0, log_every=1)
+    cfg = method_options(suite, model, method, tuned=False)
+    config = json.loads(json.dumps({"setup": setup_identity(setup, shape.ratio), "train": to_dict(train),
+                                    "method": to_dict(cfg), "shape": shape.tag, "seed": tune.seed,
+                                    "data": data,
+                                    "start": starting_networks(setup, shape, tune.seed, data, progress)}))
+    done = folder / "probe.json"
+    if done.is_file() and json.loads(done.read_text()).get("config") == config:
+        return json.loads(done.read_text())["balanced"]
+    built = assemble(setup, method, cfg, ratio=shape.ratio, depth=shape.depth, seed=tune.seed, data=data,
+                     train=train, progress=progress, desc=f"balance {method} {model}")
+    history = built.trainer.fit().history
+    ratios = []
+    for row in history:
+        g_own = row.get(f"gradnorm/{own}", 0.0)
+        g_ref = sum(row.get(f"gradnorm/{t}", 0.0) for t in refs)
+        if g_own > 0 and g_ref > 0:
+            ratios.append(g_ref / g_own)
+    if not ratios:
+        raise ConfigError(f"tune {model} {method}: the balance probe measured no gradient of {own!r} "
+                          f"and {', '.join(refs)} on the student in {len(history)} steps")
+    median = statistics.median(ratios)
+    value = float(f"{getattr(cfg, weight) * median:.4g}")
+    result = {"weights": {weight: value}, "term": own, "against": list(refs), "steps": len(history),
+              "median_norm_ratio": median, "default": getattr(cfg, weight)}
+    atomic.write_json(done, {"config": config, "balanced": result, "history": history,
+                             "git_sha": environment.git_sha()})
+    return result
 
 
 def tune(suite: SuiteConfig, models: list[str], data: dict[str, str], results: Path,
@@ -233,11 +277,16 @@ def tune(suite: SuiteConfig, models: list[str], data: dict[str, str], results: P
             if suite.tune.guards(suite.models[model].task):  # scratch at the same budget and shape
                 ref = score_run(suite, model, "scratch", 1.0, data[model], results, progress, shape=shape)
                 floor = psnr_of(ref) - margin
-            runs = search(suite.tune, functools.partial(score_run, suite, model, method, data=data[model],
-                                                        results=results, progress=progress), floor)
+            balanced = balance(suite, model, method, data[model], results, shape, progress)
+            runs = search(suite.tune, functools.partial(
+                score_run, suite, model, method, data=data[model], results=results, progress=progress,
+                shape=shape, balanced=(balanced or {}).get("weights")))
             best = best_run(runs, floor, margin)
-            entry = {"factor": best["factor"], "weights": best["weights"],
+            entry = {"factor": best["factor"], "weights": best["weights"], "shape": shape.tag,
+                     "seed": suite.tune.seed,
                      "scores": {f"x{r['factor']:g}": round(r["score"], 5) for r in runs}}
+            if balanced:
+                entry["balanced"] = balanced
             if floor is not None:
                 entry["psnr"] = {f"x{r['factor']:g}": round(psnr_of(r), 2) for r in runs}
                 entry["psnr_floor"] = round(floor, 2)

@@ -1,7 +1,9 @@
 """``folder``: any directory of images (DIV2K, Flickr2K, FFHQ, CelebA-HQ layouts, or your own).
 
 Scanning is recursive: every ``.png .jpg .jpeg .webp .bmp`` file (any letter case) below the
-root, hidden files and directories (``.name``) excluded; other files are counted in the log.
+root, hidden files and directories (``.name``) excluded; other files are counted in the log. A
+folder that cannot be listed is an error naming it (skipping it would train on part of the data
+without a word).
 An image's name is its path relative to the root (POSIX separators, extension kept).
 
 Links and duplicates (so that one photo can never sit in two splits, nor count twice):
@@ -12,6 +14,9 @@ Links and duplicates (so that one photo can never sit in two splits, nor count t
   copies under other names are one image: the copy kept is the first in split priority (test/,
   then val/, then train/ in the explicit layout) and then by name; the others are dropped, counted
   and named in the log. Contents are compared by sha256, only among files of equal byte size.
+- a near-duplicate (the same photo re-encoded, resized or slightly cropped: decoded pixels,
+  ``gankd.datasets.near_duplicates``) of a test image is dropped from val and train, and one of a
+  validation image from train, each named in the log beside the image it copies.
 
 Split rule, fixed and documented:
 
@@ -23,9 +28,9 @@ Split rule, fixed and documented:
   the next ``val_images`` validation, the rest training. The order depends on names only, so the
   split does not change with file contents or the machine.
 
-Image sizes come from the file headers; they, the content hashes and whether a file decodes
-(``verify``) are cached per folder under ``cache_dir()/indexes/`` and recomputed only for files
-whose size or mtime changed.
+Image sizes come from the file headers; they, the content hashes, whether a file decodes
+(``verify``) and its near-duplicate fingerprint are cached per folder under
+``cache_dir()/indexes/`` and recomputed only for files whose size or mtime changed.
 """
 
 from __future__ import annotations
@@ -34,24 +39,28 @@ import hashlib
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gankd import atomic
-from gankd.datasets import DATASETS
+from gankd.datasets import DATASETS, splitting
+from gankd.datasets import near_duplicates as near
 from gankd.datasets.config import DataConfig
-from gankd.datasets.images import IMAGE_EXTENSIONS, ImageRef, probe_size
-from gankd.datasets.source import ImageSource, Splits, check_decodes, hash_order, names_digest
+from gankd.datasets.images import IMAGE_EXTENSIONS, ImageError, ImageRef, probe_size, read_image
+from gankd.datasets.source import ImageSource, Splits, check_decodes, names_digest
 from gankd.errors import ConfigError
 from gankd.paths import cache_dir
 
 log = logging.getLogger("gankd.datasets")
 
-_INDEX_VERSION = 2
-_VAL_DIRS = ("val", "valid")
+_INDEX_VERSION = 3
 _Found = tuple[str, Path, os.stat_result]  # name, path, stat
-# index entry: [size, mtime_ns, width, height, sha256 or None, decodes (None: not checked yet)]
-_SIZE, _MTIME, _W, _H, _SHA, _OK = range(6)
+# index entry: [size, mtime_ns, width, height, sha256 or None, decodes (None: not checked yet),
+#               near-duplicate fingerprint (near_duplicates.to_text) or None]
+_SIZE, _MTIME, _W, _H, _SHA, _OK, _FP = range(7)
 
 
 @DATASETS.register("folder")
@@ -83,7 +92,11 @@ class FolderSource(ImageSource):
         found: list[tuple[str, Path, os.stat_result]] = []
         others = 0
         linked_dirs: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+        def unreadable(exc: OSError) -> None:
+            raise ConfigError(f"cannot read folder {exc.filename}: {exc.strerror or exc} (make it readable, "
+                              f"or move it out of {self.root})")
+
+        for dirpath, dirnames, filenames in os.walk(self.root, onerror=unreadable, followlinks=False):
             keep = []
             for d in sorted(dirnames):
                 if d.startswith("."):
@@ -122,39 +135,16 @@ class FolderSource(ImageSource):
                         "(point DATA at the HR folder)", self.root, ", ".join(lr_dirs))
         return self._sizes(found)
 
-    def _priority(self, rel: str) -> tuple[int, str]:
-        """Which of several copies of one photo is kept: test before val before train (explicit
-        layout), then the first name."""
-        if self._explicit_layout():
-            top = rel.split("/", 1)[0]
-            rank = 0 if top == "test" else 1 if top in _VAL_DIRS else 2 if top == "train" else 3
-            return rank, rel
-        return 0, rel
-
     def _unique(self, found: list[_Found]) -> list[_Found]:
         """One entry per photo (module doc): the same inode once, then byte-identical files once."""
         by_inode: dict[tuple[int, int], list] = {}
         for item in found:
             by_inode.setdefault((item[2].st_dev, item[2].st_ino), []).append(item)
-        by_size: dict[int, list] = {}
-        for group in by_inode.values():
-            first = min(group, key=lambda it: self._priority(it[0]))
-            by_size.setdefault(first[2].st_size, []).append((first, group))
-        kept, dropped = [], []
-        for candidates in by_size.values():
-            by_content: dict[str, list] = {}
-            for first, group in candidates:
-                key = self._sha256(first) if len(candidates) > 1 else ""
-                by_content.setdefault(key, []).append((first, group))
-            for same in by_content.values():
-                keep = min((f for f, _ in same), key=lambda it: self._priority(it[0]))
-                kept.append(keep)
-                dropped += [(it[0], keep[0]) for _, group in same for it in group if it is not keep]
-        if dropped:
-            dropped.sort()
-            shown = ", ".join(f"{a} = {b}" for a, b in dropped[:5]) + (" ..." if len(dropped) > 5 else "")
-            log.warning("%s: %d duplicate image file(s) dropped (links to, or byte-identical copies of, "
-                        "another image; each photo is used once): %s", self.root, len(dropped), shown)
+        explicit = self._explicit_layout()
+        kept, dropped = splitting.identical(
+            list(by_inode.values()), size_of=lambda it: it[2].st_size, digest_of=self._sha256,
+            rank=lambda it: splitting.priority(it[0], explicit))
+        splitting.log_identical(self.root, [(a[0], b[0]) for a, b in dropped])
         return sorted(kept)
 
     def _sha256(self, item: _Found) -> str:
@@ -195,7 +185,7 @@ class FolderSource(ImageSource):
             entry = old.get(rel)
             if entry is None or entry[_SIZE] != st.st_size or entry[_MTIME] != st.st_mtime_ns:
                 w, h = probe_size(path)
-                entry = [st.st_size, st.st_mtime_ns, w, h, None, None]
+                entry = [st.st_size, st.st_mtime_ns, w, h, None, None, None]
             if rel in self._hashed:
                 entry[_SHA] = self._hashed[rel]
             files[rel] = entry
@@ -209,12 +199,35 @@ class FolderSource(ImageSource):
         """Decode every image of ``refs`` once (cached by size and mtime); the first that does not
         decode is an error naming it and saying what is wrong."""
         self.images()
-        todo = [r for r in refs if self._index.get(r.name, [None] * 6)[_OK] is not True]
+        todo = [r for r in refs if self._index.get(r.name, [None] * 7)[_OK] is not True]
         check_decodes(todo)
         for r in todo:
             self._index[r.name][_OK] = True
         if todo:
             self._write_index()
+
+    def _fingerprints(self, refs: list[ImageRef]) -> dict[str, np.ndarray | None]:
+        """Each image's near-duplicate fingerprint, from the index or decoded now (in threads, as
+        ``check_decodes``); an image that does not decode has none here and is refused by name
+        when the run verifies its images. A decode that worked is recorded as such."""
+        todo = [r for r in refs if self._index[r.name][_FP] is None]
+
+        def decode(ref: ImageRef) -> tuple[str | None, bool]:
+            try:
+                img = read_image(ref.path)
+            except ImageError:
+                return None, False
+            return near.to_text(near.fingerprint(img)), (img.shape[1], img.shape[0]) == ref.size
+
+        if todo:
+            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+                for ref, (fp, ok) in zip(todo, pool.map(decode, todo)):
+                    self._index[ref.name][_FP] = fp
+                    if ok:
+                        self._index[ref.name][_OK] = True
+            self._write_index()
+        return {r.name: None if self._index[r.name][_FP] is None else near.from_text(self._index[r.name][_FP])
+                for r in refs}
 
     # ---- splits -----------------------------------------------------------------------------
     def _explicit_layout(self) -> bool:
@@ -222,47 +235,8 @@ class FolderSource(ImageSource):
 
     def splits(self, cfg: DataConfig) -> Splits:
         refs = self.images()
-        if (self.root / "test").is_dir() and not (self.root / "train").is_dir():
-            raise ConfigError(f"{self.root} has a test/ folder but no train/ folder: put the training images "
-                              "under train/ (test/ images are never trained on)")
-        if self._explicit_layout():
-            def under(*dirs: str) -> list[ImageRef]:
-                return [r for r in refs if r.name.split("/", 1)[0] in dirs]
-
-            train, test = under("train"), under("test")
-            val = under(*_VAL_DIRS)
-            if not train or not test:
-                raise ConfigError(f"{self.root}: train/ and test/ must both hold images "
-                                  f"(found {len(train)} and {len(test)})")
-            rule = "explicit train/ and test/ sub-folders"
-            if val:
-                rule += ", val/ sub-folder"
-            else:
-                ordered = hash_order(train)
-                val, train = ordered[:cfg.val_images], ordered[cfg.val_images:]
-                rule += f", val = first {cfg.val_images} of train/ by sha256(name)"
-            ignored = len(refs) - len(train) - len(test) - len(val)
-            if ignored:
-                log.info("%s: %d image(s) outside train/, test/ and val/ are not used", self.root, ignored)
-        else:
-            need = cfg.test_images + cfg.val_images + 1
-            if len(refs) < need:
-                raise ConfigError(
-                    f"{self.root} has {len(refs)} image(s); test_images={cfg.test_images} + "
-                    f"val_images={cfg.val_images} leave none for training (need at least {need})")
-            ordered = hash_order(refs)
-            n_test, n_val = cfg.test_images, cfg.val_images
-            test, val, train = ordered[:n_test], ordered[n_test:n_test + n_val], ordered[n_test + n_val:]
-            rule = (f"sha256(name) order: first {n_test} test, next {n_val} val, rest ({len(train)}) train")
-        if not train:
-            raise ConfigError(f"{self.root}: no training images left after the split ({rule})")
-        if not test:
-            raise ConfigError(f"{self.root}: no test images (test_images=0?); evaluation needs at least one")
-
-        def by_name(rs: list[ImageRef]) -> tuple[ImageRef, ...]:
-            return tuple(sorted(rs, key=lambda r: r.name))
-
-        return Splits(by_name(train), by_name(val), by_name(test), rule)
+        return splitting.split(refs, cfg, self.root, has_train=(self.root / "train").is_dir(),
+                               has_test=(self.root / "test").is_dir(), fingerprints=self._fingerprints)
 
     def describe(self) -> dict[str, Any]:
         # the folder's location is not part of its identity: caches survive moving it

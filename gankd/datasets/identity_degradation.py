@@ -3,7 +3,7 @@
 
 Lets the unpaired and unconditional families reuse the crops, splits, data checks and cached
 evaluation sets of the SR families: an evaluation sample's ``hr`` is then the input crop, which
-``gankd.bench.tasks`` replaces by the teacher's output (the reference a student is judged
+``gankd.tasks.translation_task`` replaces by the teacher's output (the reference a student is judged
 against).
 """
 

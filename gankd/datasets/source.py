@@ -1,8 +1,10 @@
 """Data sources: a set of HR images split into train / val / test, and their identity.
 
-``DATA`` is a string: ``builtin`` selects the photos shipped by installed wheels, anything else is
-a folder path. Sources register in ``DATASETS`` from ``*_dataset.py`` modules; each class has
-``from_spec(spec)``. The splits never overlap: test and validation images never reach training.
+``DATA`` is a string: ``builtin`` selects the photos shipped by installed wheels, ``photos`` and
+``faces`` the sets built from Debian packages (packaged_dataset.py), an LMDB database as BasicSR
+writes it (``<name>.lmdb``, lmdb_dataset.py) its images, anything else is a folder path. Sources
+register in ``DATASETS`` from ``*_dataset.py`` modules; each class has ``from_spec(spec)``. The
+splits never overlap: test and validation images never reach training.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +23,7 @@ import numpy as np
 from gankd.atomic import sha256_file
 from gankd.datasets import DATASETS
 from gankd.datasets.config import DataConfig
-from gankd.datasets.images import ImageError, ImageRef, read_image, resize_short_side, shown_size
+from gankd.datasets.images import ImageError, ImageRef, read_ref, ref_bytes, resize_short_side, shown_size
 
 log = logging.getLogger("gankd.datasets")
 
@@ -70,7 +73,7 @@ def check_decodes(refs: list[ImageRef] | tuple[ImageRef, ...]) -> None:
 
     def problem(ref: ImageRef) -> str | None:
         try:
-            img = read_image(ref.path)
+            img = read_ref(ref)
         except ImageError as exc:
             return str(exc)
         if (img.shape[1], img.shape[0]) != ref.size:
@@ -86,15 +89,30 @@ def check_decodes(refs: list[ImageRef] | tuple[ImageRef, ...]) -> None:
         raise ImageError(found[0][1] + more)
 
 
+#: sources named by a path in DATA, not by their registered name
+PATH_SOURCES = ("folder", "lmdb")
+
+
 def open_data(data: str) -> ImageSource:
-    """``builtin`` -> the built-in photos; anything else -> a folder of images at that path."""
+    """A registered source by name (``builtin``, ``photos``, ``faces``); a path ending in ``.lmdb``
+    or holding ``data.mdb`` -> an LMDB database of images; anything else -> a folder of images at
+    that path (a folder named like a source: ``./photos``)."""
     if not isinstance(data, str) or not data.strip():
         from gankd.errors import ConfigError
 
-        raise ConfigError("DATA must be 'builtin' or a folder path, got an empty value")
-    if data == "builtin":
-        return DATASETS.get("builtin").from_spec(data)
-    return DATASETS.get("folder").from_spec(data)
+        raise ConfigError("DATA must be 'builtin', 'photos', 'faces', a folder path or an LMDB database "
+                          "(<name>.lmdb), got an empty value")
+    if is_named_source(data):
+        return DATASETS.get(data).from_spec(data)
+    from gankd.datasets.lmdb_store import is_database
+
+    kind = "lmdb" if is_database(Path(data).expanduser()) else "folder"
+    return DATASETS.get(kind).from_spec(data)
+
+
+def is_named_source(data: str) -> bool:
+    """Whether DATA names a registered source (not a folder or database path)."""
+    return data not in PATH_SOURCES and data in DATASETS
 
 
 def hash_order(refs: list[ImageRef]) -> list[ImageRef]:
@@ -129,7 +147,7 @@ def usable(refs: tuple[ImageRef, ...] | list[ImageRef], side: int, cfg: DataConf
 
 def load_hr(ref: ImageRef, cfg: DataConfig) -> np.ndarray:
     """(H, W, 3) uint8 RGB of ``ref``, resized to ``resize_short`` if set."""
-    img = read_image(ref.path)
+    img = read_ref(ref)
     if (img.shape[1], img.shape[0]) != ref.size:
         raise ImageError(f"{ref.path}: decoded size {img.shape[1]}x{img.shape[0]} differs from its "
                          f"header {ref.size[0]}x{ref.size[1]} (file changed or corrupt?)")
@@ -139,8 +157,10 @@ def load_hr(ref: ImageRef, cfg: DataConfig) -> np.ndarray:
 
 
 def content_identity(refs: list[ImageRef] | tuple[ImageRef, ...]) -> dict[str, str]:
-    """``{name: sha256 of the file}``: what a cache built from these images depends on."""
-    return {r.name: sha256_file(r.path) for r in refs}
+    """``{name: sha256 of the file}`` (of the stored bytes for an LMDB database): what a cache
+    built from these images depends on."""
+    return {r.name: sha256_file(r.path) if r.database is None else hashlib.sha256(ref_bytes(r)).hexdigest()
+            for r in refs}
 
 
 def names_digest(refs: list[ImageRef] | tuple[ImageRef, ...]) -> str:

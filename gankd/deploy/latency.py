@@ -33,7 +33,7 @@ def measure(runtime: str, arch: str, kwargs: dict[str, Any], state: Path, files:
             "size": size, "threads": threads, "warmup": warmup, "repeats": repeats}
     # OpenMP's default wait policy, as a deployed torch or ncnn runs (ONNX Runtime's own pool
     # spins by default too): passive waiting made the GCFSR cpu student 2x slower in torch and 6x
-    # in ncnn (README, Deployment)
+    # in ncnn (docs/deployment.md)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "spec.json"

@@ -68,7 +68,9 @@ def load_latest(folder: Path) -> tuple[dict[str, Any], Path] | None:
     """The newest checkpoint whose checksum holds, or None; corrupt ones are moved aside."""
     if not folder.is_dir():
         return None
-    for tmp in folder.glob(".step_*.pt.*.tmp"):  # a writer killed mid-write (one writer per run)
+    # a writer killed mid-write: no other can be writing, a run folder has one writer at a time
+    # (gankd.bench.run takes its lock; a cached training holds its folder's)
+    for tmp in folder.glob(".step_*.pt.*.tmp"):
         log.warning("removing %s, left by a checkpoint write that was interrupted", tmp.name)
         tmp.unlink(missing_ok=True)
     for path in _ckpts(folder):

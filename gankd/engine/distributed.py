@@ -228,6 +228,10 @@ class RankShare:
         share = self.dist.local_batch(len(index))
         return self.pool.batch(index[self.dist.rank * share:(self.dist.rank + 1) * share])
 
+    def own_rows(self, index: torch.Tensor) -> Batch:
+        """Rows already cut to this rank's share (``PoolSampler.rows``)."""
+        return self.pool.batch(index)
+
 
 def training_sampler(data_cfg: DataConfig, data: str, batch_size: int, seed: int, pool: Any,
                      device: torch.device | str = "cpu", dist: Dist | None = None

@@ -81,6 +81,9 @@ class Method(nn.Module):
     #: the task its paper makes its claims on ("sr", "unconditional", "translation"; None: no
     #: paper): scripts/rank_agreement.py compares the method's standing there with SR
     paper_task: ClassVar[str | None] = None
+    #: the generator terms that make the method what it is (its own distillation, not the base
+    #: recipe): the report flags a run where they carry under 1 % of the student's gradient
+    defining_terms: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: Any, setup: Setup) -> None:
         super().__init__()
@@ -107,6 +110,11 @@ class Method(nn.Module):
     def generator_side(self) -> list[nn.Parameter]:
         """Trainable parameters beside the student's (a method adds its own to these)."""
         return list(self.cycle.parameters()) if self.cycle is not None else []
+
+    def diagnostics(self) -> dict[str, float]:
+        """Numbers about the method's own state a run records (e.g. how far an online teacher
+        drifted); none by default."""
+        return {}
 
     def row_caches(self) -> list[RowCache]:
         """Caches of no-grad features keyed by pool row (``gankd.engine.rowcache``) that the

@@ -11,6 +11,8 @@ maps [-1, 1] back to [0, 1] before VGG, which is where our images already are.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,11 +33,20 @@ class Recipe:
         self.vgg: nn.Module | None = None
         #: VGG features of each pool row's target (``gankd.engine.rowcache``), sized by the
         #: training config's ``feature_cache_mb``
-        self.target_cache = RowCache()
+        self.target_cache = RowCache(refill=self._refill_targets)
+        #: set by the trainer while a live log shows them (gankd.engine.livelog): each
+        #: discriminator's summed mean output on real and on fake images, and the number of D
+        #: steps summed, since the trainer last took them; read-only views of the logits
+        self.track_d_outputs = False
+        self._d_outputs: dict[int, torch.Tensor] = {}
         if cfg.perceptual_weight > 0:
             from gankd.engine.vgg import VGGFeatures
 
             self.vgg = VGGFeatures(list(cfg.perceptual_layers), network=cfg.perceptual_network)
+
+    def _refill_targets(self, batch: Any, teacher: Any) -> None:
+        if self.vgg is not None and batch.target is not None:  # as ``perceptual`` calls it
+            self.target_cache(self.vgg, batch.target, batch.index)
 
     def to(self, device: torch.device | str) -> Recipe:
         if self.vgg is not None:
@@ -106,11 +117,30 @@ class Recipe:
         logits_real = disc(real).float()
         logits_fake = disc(fake.detach()).float()
         terms = {"real": self._real_loss(logits_real), "fake": self._fake_loss(logits_fake)}
+        if self.track_d_outputs:
+            self._track(disc, logits_real, logits_fake)
         if lazy_r1:
             (grad,) = torch.autograd.grad(logits_real.sum(), real_l, create_graph=True)
             penalty = grad.pow(2).flatten(1).sum(1).mean()
             terms["r1"] = self.cfg.r1_weight / 2 * penalty * self.cfg.r1_every
         return terms
+
+    def _track(self, disc: nn.Module, logits_real: torch.Tensor, logits_fake: torch.Tensor) -> None:
+        # summed on the device: no host sync per step, one when the trainer takes them
+        stats = torch.stack([logits_real.detach().mean(), logits_fake.detach().mean(),
+                             logits_real.new_ones(())])
+        key = id(disc)
+        self._d_outputs[key] = self._d_outputs[key] + stats if key in self._d_outputs else stats
+
+    def take_d_outputs(self) -> dict[int, tuple[float, float]]:
+        """Each tracked discriminator's mean output on real and on fake images since the last
+        call, by ``id(disc)``; the sums start again."""
+        out = {}
+        for key, sums in self._d_outputs.items():
+            real, fake, n = sums.tolist()
+            out[key] = (real / n, fake / n)
+        self._d_outputs = {}
+        return out
 
     def _real_loss(self, logits: torch.Tensor) -> torch.Tensor:
         logits = logits.float()

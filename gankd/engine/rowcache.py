@@ -2,31 +2,44 @@
 frozen teacher's output), computed the first time a row is drawn and looked up after that.
 
 A fixed training pool is drawn epoch after epoch; the VGG forward of its targets repeats work
-whose result never changes. The cache holds fp32 copies up to a byte budget (0: off) and is not
-checkpointed: a resumed run refills it as it goes. A looked-up value is the one first computed;
-computing it again in another batch can move a convolution's last bit (equal to ~1e-6,
-tests/test_rowcache.py), which is the only difference caching makes.
+whose result never changes. The cache holds fp32 copies up to a byte budget (0: off). A looked-up
+value is the one first computed; computing it again in another batch can move a convolution's
+last bit (equal to ~1e-6, tests/test_rowcache.py), which is the only difference caching makes.
+
+That difference would reach a resumed run: its cache starts empty, so after the pool reshuffles
+it computes rows in other batches than the uninterrupted run did, and the two part from there.
+The values are too large for a checkpoint (up to the budget), so a checkpoint holds ``fills``
+instead, the pool rows of each call that changed the cache, and a resumed trainer makes those
+calls again in order (``refill``, given by the cache's owner): the same rows in the same batches
+give the same values bit for bit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
 Features = dict[str, torch.Tensor]
+#: makes the owner's call of the cache again for a batch (and the teacher's outputs on it)
+Refill = Callable[[Any, Any], None]
 
 
 class RowCache:
-    def __init__(self, megabytes: float = 0.0) -> None:
+    def __init__(self, megabytes: float = 0.0, refill: Refill | None = None) -> None:
         self.budget = int(megabytes * 2**20)
         self._rows: dict[int, Features] = {}
         self._row_bytes = 0
         self.hits = 0
         self.misses = 0
+        #: the rows of each call that changed the cache, in order (module doc)
+        self.fills: list[list[int]] = []
+        self.refill = refill
 
     def clear(self) -> None:
         self._rows.clear()
+        self.fills = []
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -46,6 +59,7 @@ class RowCache:
         if self._row_bytes and self._room() < len(missing):  # full: this batch is computed whole
             return fn(x)
         fresh = fn(x[missing])
+        self.fills.append(rows)  # from here on the cache changes: it keeps rows, or learns their size
         if not self._row_bytes:  # the first call: every row is missing
             self._row_bytes = sum(v[0].numel() * v.element_size() for v in fresh.values())
             if self._room() < len(missing):

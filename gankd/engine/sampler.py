@@ -29,6 +29,12 @@ class PoolSampler:
         self.pos += self.batch_size
         return self.pool.batch(index)
 
+    def rows(self, index: torch.Tensor) -> Batch:
+        """The batch of exactly these rows, as ``next`` handed them out (a rank's own share under
+        torchrun): what a resumed trainer replays its row caches' fills with."""
+        own = getattr(self.pool, "own_rows", None)
+        return own(index) if own is not None else self.pool.batch(index)
+
     def state_dict(self) -> dict[str, Any]:
         return {"gen": self.gen.get_state(), "perm": self.perm, "pos": self.pos}
 

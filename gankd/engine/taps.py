@@ -2,7 +2,8 @@
 
 A tap that matches no module is an error at construction, never a silently empty loss: the DCD
 release hooked a discriminator layer name that did not exist in pix2pix, so its distillation term
-was zero for every run.
+was zero for every run. A name ending in ``:input`` taps what the module receives (LIT feeds its
+first section the teacher's representation at the trunk's input, whatever layer made it).
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from torch import nn
 
 from gankd.errors import ConfigError
 
+INPUT = ":input"
+
 
 def resolve(model: nn.Module, names: Sequence[str], what: str) -> dict[str, nn.Module]:
     modules = dict(model.named_modules())
-    missing = [n for n in names if n not in modules]
+    missing = [n for n in names if n.removesuffix(INPUT) not in modules]
     if missing:
         sample = ", ".join(n for n in list(modules)[1:12] if n)
         raise ConfigError(f"{what}: tap {missing[0]!r} matches no module of "
                           f"{type(model).__name__} (modules include: {sample}, ...)")
-    return {n: modules[n] for n in names}
+    return {n: modules[n.removesuffix(INPUT)] for n in names}
 
 
 class FeatureTaps:
@@ -40,7 +43,7 @@ class FeatureTaps:
     def __enter__(self) -> FeatureTaps:
         self.features = {}
         for name, module in self._modules.items():
-            if self._on_input:
+            if self._on_input or name.endswith(INPUT):
                 self._handles.append(module.register_forward_pre_hook(self._pre_hook(name)))
             else:
                 self._handles.append(module.register_forward_hook(self._hook(name)))

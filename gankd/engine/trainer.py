@@ -24,7 +24,7 @@ import logging
 import math
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,7 +34,7 @@ from torch import nn
 
 from gankd.datasets.batch import Batch
 from gankd.datasets.seeding import derive_seed
-from gankd.engine import checkpoint, progress
+from gankd.engine import checkpoint, livelog, progress
 from gankd.engine.config import TrainConfig
 from gankd.engine.distributed import Dist, fp32_head, to_channels_last
 from gankd.engine.ema import EMA
@@ -52,6 +52,14 @@ class NonFiniteLoss(GankdError):
         super().__init__(f"loss term {term!r} became {value} at step {step}; the run stops here "
                          "(lower the learning rate or the term's weight)")
         self.step, self.term, self.value = step, term, value
+
+
+class Validation(Protocol):
+    """What a ``validate`` callback may return instead of a plain metrics mapping: the metrics and
+    some of the outputs it computed (shown as images in the live log), e.g. ``EvalResult``."""
+
+    metrics: dict[str, float]
+    outputs: dict[str, torch.Tensor]
 
 
 class Sampler(Protocol):
@@ -179,12 +187,15 @@ class _DiscriminatorLoss(nn.Module):
 class Trainer:
     """Trains ``student`` with ``method``. ``dist``: this process's place in a torchrun job
     (default: a single process); ``run_dir`` must be the same path on every rank, only rank 0
-    touches it."""
+    touches it. ``live``: where curves go (``gankd.engine.livelog``), owned and closed by the
+    caller; by default the trainer opens TensorBoard in ``run_dir`` itself and closes it when
+    ``fit`` ends, finished or failed."""
 
     def __init__(self, cfg: TrainConfig, student: nn.Module, method: Method, teacher: Teacher | None,
                  sampler: Sampler, run_dir: Path | None = None,
-                 validate: Callable[[nn.Module], dict[str, float]] | None = None,
-                 progress: bool = True, desc: str = "train", dist: Dist | None = None, seed: int = 0) -> None:
+                 validate: Callable[[nn.Module], Mapping[str, float] | Validation] | None = None,
+                 progress: bool = True, desc: str = "train", dist: Dist | None = None, seed: int = 0,
+                 live: livelog.LiveLog | None = None) -> None:
         self.cfg = cfg
         self.dist = dist or Dist()
         self.device = resolve_device(cfg.device)
@@ -207,6 +218,10 @@ class Trainer:
             cache.budget = int(cfg.feature_cache_mb * 2**20)
         self.run_dir = run_dir
         self.validate = validate
+        self._owns_live = live is None
+        self.live: livelog.LiveLog = live if live is not None else livelog.open_log(run_dir, self.dist)
+        # the discriminators' outputs are summed only for a log that shows them
+        method.recipe.track_d_outputs = self.live.active
         self.progress = progress and self.dist.is_main
         self.desc = desc
         self.ema = EMA(self.student, method.recipe.cfg.ema_decay, method.recipe.cfg.ema_warmup)
@@ -244,6 +259,8 @@ class Trainer:
         self.log_grad_norms = True
         self._grad_norms: dict[str, float] = {}
         self._elapsed = 0.0
+        self._window_s = 0.0  # seconds in train_step over the current log window (live log)
+        self._window_steps = 0
 
     def _place_on_gpu(self) -> None:
         """channels_last for every network, fp32 discriminator heads under bf16, SyncBatchNorm
@@ -275,6 +292,8 @@ class Trainer:
             "opt_d": {k: o.state_dict() for k, o in self.opt_d.items()},
             "rng": self.dist.rng_state(),
             "sampler": self.sampler.state_dict(),
+            # each rank's own: a rank caches the rows of its share of the batches
+            "row_caches": self.dist.gather([cache.fills for cache in self.method.row_caches()]),
             "history": self.history,
             "val_history": self.val_history,
             "acc": (self._acc, self._acc_n),
@@ -282,6 +301,10 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        # first: the replay runs the teacher and the loss networks, and all RNG states come after
+        per_rank = state.get("row_caches", [])  # absent from older checkpoints
+        if len(per_rank) == self.dist.world_size:  # else the ranks' shares of a batch changed
+            self._refill_row_caches(per_rank[self.dist.rank])
         self.step = state["step"]
         self.d_steps = state["d_steps"]
         self.student.load_state_dict(state["student"])
@@ -296,6 +319,24 @@ class Trainer:
         self.val_history = state["val_history"]
         self._acc, self._acc_n = state["acc"]
         self._elapsed = state["elapsed"]
+
+    def _refill_row_caches(self, fills: list[list[list[int]]]) -> None:
+        """Make each row cache's recorded calls again, in order (``gankd.engine.rowcache``): the
+        cache then holds what the uninterrupted run's held, computed in the same batches, so a
+        resume that crosses a reshuffle of the pool repeats it bit for bit."""
+        rows_of = getattr(self.sampler, "rows", None)
+        for cache, calls in zip(self.method.row_caches(), fills):
+            if not calls:
+                continue
+            if cache.refill is None or rows_of is None:
+                log.warning("a row cache cannot be refilled on resume; its rows are computed anew")
+                continue
+            for rows in calls:
+                batch = rows_of(torch.tensor(rows, dtype=torch.long)).to(self.device, non_blocking=self.cuda)
+                if self.channels_last:
+                    batch = to_channels_last(batch)
+                with self._autocast():  # as the training step computed them
+                    cache.refill(batch, self._teacher_outputs(batch))
 
     @property
     def ckpt_dir(self) -> Path | None:
@@ -428,30 +469,14 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> TrainResult:
         resumed = self.try_resume()
-        total = self.cfg.steps
-        bar = progress.bar(total, self.step, self.desc, enabled=self.progress)
-        t0 = time.perf_counter()
-        while self.step < total:
-            self.memory.start()
-            terms = self.train_step()
-            self.memory.stop()
-            self._accumulate(terms)
-            bar.update(1)
-            # A log row never mixes stages: a stage boundary closes the current window.
-            boundary = self.step < total and self.method.stage(self.step) != self.method.stage(self.step - 1)
-            if self.step % self.cfg.log_every == 0 or self.step == total or boundary:
-                row = self._flush()
-                bar.set_postfix_str(_short(row), refresh=False)
-            if (self.validate and self.dist.is_main and self.cfg.val_every
-                    and (self.step % self.cfg.val_every == 0 or self.step == total)):
-                self.val_history.append({"step": self.step, **self.validate(self.ema.model)})
-            if self.cfg.ckpt_every and self.step % self.cfg.ckpt_every == 0 and self.step < total:
-                self._elapsed += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                self.save_checkpoint()
-        bar.close()
-        self._elapsed += time.perf_counter() - t0
-        self.save_checkpoint()
+        try:
+            self.live.begin(self.step)
+            self._loop()
+        finally:  # the event files are complete up to the failure, too
+            if self._owns_live:
+                self.live.close()
+            else:
+                self.live.flush()
         return TrainResult(steps=self.step, wall_time_s=self._elapsed, history=self.history,
                            val_history=self.val_history, resumed_from=resumed,
                            peak_memory_mb=self.peak_memory_mb(),
@@ -459,6 +484,63 @@ class Trainer:
                            # checkpoint and finished by a resume still has its real s/step
                            step_time_s=self._elapsed / self.step if self.step else 0.0,
                            memory_source=self.memory.source)
+
+    def _loop(self) -> None:
+        total = self.cfg.steps
+        bar = progress.bar(total, self.step, self.desc, enabled=self.progress)
+        t0 = time.perf_counter()
+        while self.step < total:
+            t_step = time.perf_counter()
+            self.memory.start()
+            terms = self.train_step()
+            self.memory.stop()
+            self._window_s += time.perf_counter() - t_step
+            self._window_steps += 1
+            self._accumulate(terms)
+            bar.update(1)
+            # A log row never mixes stages: a stage boundary closes the current window.
+            boundary = self.step < total and self.method.stage(self.step) != self.method.stage(self.step - 1)
+            if self.step % self.cfg.log_every == 0 or self.step == total or boundary:
+                row = self._flush()
+                bar.set_postfix_str(_short(row), refresh=False)
+                self._log_live(row)
+            if (self.validate and self.dist.is_main and self.cfg.val_every
+                    and (self.step % self.cfg.val_every == 0 or self.step == total)):
+                self._validate()
+            if self.cfg.ckpt_every and self.step % self.cfg.ckpt_every == 0 and self.step < total:
+                self._elapsed += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                self.save_checkpoint()
+        bar.close()
+        self._elapsed += time.perf_counter() - t0
+        self.save_checkpoint()
+
+    def _validate(self) -> None:
+        assert self.validate is not None
+        out = self.validate(self.ema.model)
+        metrics = dict(out) if isinstance(out, Mapping) else dict(out.metrics)
+        self.val_history.append({"step": self.step, **metrics})
+        self.live.scalars(self.step, {f"val/{k}": v for k, v in metrics.items()})
+        if not isinstance(out, Mapping):
+            self.live.images(self.step, {f"val_images/{k}": v for k, v in out.outputs.items()})
+        self.live.flush()
+
+    def _log_live(self, row: dict[str, Any]) -> None:
+        """A log row to the live log, with what only the live log shows (module doc of
+        ``gankd.engine.livelog``); nothing here feeds back into training."""
+        window_s, steps = self._window_s, self._window_steps
+        self._window_s, self._window_steps = 0.0, 0
+        if not self.live.active:
+            return
+        values = {k: float(v) for k, v in row.items() if k not in ("step", "stage")}
+        values.update(livelog.gradient_shares(row, self.method.defining_terms))
+        taken = self.method.recipe.take_d_outputs()
+        for name, d in self.method.discriminators.items():
+            if id(d) in taken:
+                values[f"d_out/{name}/real"], values[f"d_out/{name}/fake"] = taken[id(d)]
+        if steps:
+            values["time/step_s"] = window_s / steps
+        self.live.scalars(self.step, values)
 
     def peak_memory_mb(self) -> float:
         """The largest per-step peak so far (the process's current mark if no step ran yet)."""

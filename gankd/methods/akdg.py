@@ -30,6 +30,7 @@ class AKDGConfig(AdversarialConfig):
 @METHODS.register("akdg")
 class AKDG(AdversarialMethod):
     name = "akdg"
+    defining_terms = ("kd_adv",)
     paper_task = "unconditional"  # CIFAR-10 and LSUN bedroom, IS and FID
     Config = AKDGConfig
 

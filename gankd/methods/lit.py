@@ -1,13 +1,39 @@
 """LIT (Koratana et al., ICML 2019, "LIT: Learned Intermediate Representation Training for Model
-Compression"): a shallower student of the teacher's width learns section by section.
+Compression"): a shallower student of the teacher's width learns section by section, then is
+fine-tuned.
 
-The residual trunks of teacher and student are cut into ``sections`` at matching boundaries
-(evenly spaced blocks: RRDB block outputs). Each student section is trained to reproduce the
-teacher's representation at its section's end (intermediate L2), and -- the part that makes the
-sections learn in parallel from stable inputs -- it takes as its input, in this loss, the
-*teacher's* representation at the previous boundary (the first section its own input). The whole
-student is also trained end to end: output-level KD (L2 to the teacher's output) and the base
-recipe with its adversarial term, as the paper trains the compressed StarGAN.
+As the release runs it (stanford-futuredata/lit-code, 678c83a; ``stargan/`` is its GAN setting,
+``cifar10/`` its general recipe), each rule with its line:
+
+- the student's layers outside the residual trunk -- stem, upsampler, head -- are the teacher's:
+  copied at the start (``stargan/solver.py:98-100``; ``cifar10/main.py:212-215``) and not trained
+  during the LIT phase (``solver.py:102-106``; ``main.py:150-157``). Here the copy is made over the
+  suite's starting student (every method of a table starts from the same supervised student; LIT
+  then replaces what its release replaces), and the LIT phase's loss cannot reach those layers;
+- the trunks are cut into ``sections`` at evenly spaced block boundaries, three as the general
+  recipe (``cifar10/main.py:22``; the StarGAN release trains its one bottleneck as a single
+  section, ``solver.py:272``). **Every** section, the first included, is fed the teacher's
+  representation at its start -- the first one the teacher's trunk input (``main.py:180-186``:
+  ``features[s_idx]`` with ``features[0]`` the teacher's stem output; ``solver.py:272``) -- and
+  regressed (MSE) onto the teacher's representation at its end;
+- two phases: first the LIT phase, the sections' hint loss alone, no discriminator step
+  (``solver.py:217-287``: the adversarial and reconstruction terms are commented out, D is not
+  stepped), for half of the generator updates (``solver.py:55`` 200000 LIT iterations beside
+  ``main.py:74`` 200000 fine-tuning iterations); then fine-tuning with the model's full loss, the
+  base recipe against the discriminator (``solver.py:362-395``).
+
+Departures, each for a stated reason:
+
+- the discriminator starts from scratch (the release loads the teacher's, ``solver.py:126-128``):
+  Real-ESRGAN's pretrained discriminator ships in no registry package, and the other families'
+  teachers come without theirs;
+- fine-tuning trains the whole student. The StarGAN release sets ``requires_grad = False`` on
+  every generator parameter before fine-tuning (``solver.py:213-214``), which leaves its
+  generator unchanged by that phase; the CIFAR release never resets the LIT phase's flags, so its
+  copied layers stay frozen (``main.py:152``). Neither is described as the method; the paper
+  fine-tunes the compressed network;
+- the CIFAR recipe's output KD (``beta = 0.75`` of a softened cross-entropy, ``main.py:25, 175``)
+  has no counterpart in the GAN release's loss, which is followed here: no term to tune.
 
 Applies to residual generators of the teacher's width only (the teacher's features feed the
 student's sections): Real-ESRGAN students with fewer RRDB blocks at ratio 1.0 (e.g.
@@ -18,26 +44,33 @@ cannot take the teacher's features: both are recorded as not applicable, with th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gankd.config import ours, paper
+from gankd.config import paper
 from gankd.engine.method import AdversarialConfig, AdversarialMethod, Setup, Step
+from gankd.engine.taps import INPUT
+from gankd.errors import ConfigError
 from gankd.methods import METHODS
+
+PHASES = ("lit", "finetune")
 
 
 @dataclass(frozen=True)
 class LITConfig(AdversarialConfig):
-    #: the distillation weight(s) `gankd tune` scales together (gankd/bench/tune.py)
-    TUNED: ClassVar[tuple[str, ...]] = ("hint_weight", "kd_weight")
-    sections: int = ours(3, "sections the trunks are cut into (evenly spaced block boundaries)")
-    hint_weight: float = ours(1.0, "weight of the intermediate L2 of each section")
-    kd_weight: float = ours(1.0, "weight of the output-level L2 to the teacher's output")
-    teacher_inputs: bool = paper(True, "sections take the teacher's previous representation (LIT's "
-                                       "parallel section training)")
+    sections: int = paper(3, "NB_SECTIONS (cifar10/main.py:22); evenly spaced block boundaries")
+    lit_fraction: float = paper(0.5, "200000 LIT iterations (stargan/solver.py:55) beside 200000 "
+                                     "fine-tuning iterations (stargan/main.py:74)")
+    copy_teacher_layers: bool = paper(True, "the student's non-trunk layers are the teacher's "
+                                            "(stargan/solver.py:98-100, cifar10/main.py:212-215)")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.lit_fraction <= 1:
+            raise ValueError(f"lit_fraction must be in [0, 1], got {self.lit_fraction}")
+        if self.sections < 1:
+            raise ValueError(f"sections must be >= 1, got {self.sections}")
 
 
 def _trunk(net: nn.Module) -> nn.Sequential | None:
@@ -49,6 +82,7 @@ def _trunk(net: nn.Module) -> nn.Sequential | None:
 @METHODS.register("lit")
 class LIT(AdversarialMethod):
     name = "lit"
+    defining_terms = ("kd_hint",)
     paper_task = "translation"  # StarGAN, conditional image-to-image translation
     Config = LITConfig
 
@@ -70,33 +104,46 @@ class LIT(AdversarialMethod):
         super().__init__(cfg, setup)
         reason = self.not_applicable(setup.student, setup.teacher)
         if reason:
-            from gankd.errors import ConfigError
-
             raise ConfigError(reason)
         s_trunk, t_trunk = _trunk(setup.student), _trunk(setup.teacher)
+        assert s_trunk is not None and t_trunk is not None and setup.teacher is not None
         k = min(cfg.sections, len(s_trunk))
         s_ends = [round((j + 1) * len(s_trunk) / k) - 1 for j in range(k)]
         t_ends = [round((j + 1) * len(t_trunk) / k) - 1 for j in range(k)]
-        name_s, name_t = setup.student.residual_body, setup.teacher.residual_body
-        self.student_taps = [f"{name_s}.{i}" for i in s_ends]
-        self.teacher_taps = [f"{name_t}.{i}" for i in t_ends]
+        name_t = setup.teacher.residual_body
+        # the teacher's representation at the trunk's input, then at each section's end
+        self.teacher_taps = [f"{name_t}.0{INPUT}", *(f"{name_t}.{i}" for i in t_ends)]
         self.__dict__["_trunk"] = s_trunk  # the student's own blocks: not a parameter of the method
         self.s_starts = [0, *(e + 1 for e in s_ends[:-1])]
         self.s_ends = s_ends
+        self.lit_steps = round(cfg.lit_fraction * setup.total_steps)
+        if cfg.copy_teacher_layers:
+            copy_non_trunk(setup.teacher, setup.student)
+
+    def stage(self, step: int) -> str:
+        return PHASES[step >= self.lit_steps]
+
+    def active_discriminators(self, step: int) -> list[str]:
+        return [] if step < self.lit_steps else super().active_discriminators(step)
 
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
+        if s.step >= self.lit_steps:  # fine-tuning: the model's full loss
+            return self.base_terms(s, "d")
         assert s.teacher is not None
-        terms = self.base_terms(s, "d")
         trunk: nn.Sequential = self.__dict__["_trunk"]
+        feats = [f.detach() for f in s.teacher.features]
         hint = s.fake.new_zeros(())
         for j, (start, end) in enumerate(zip(self.s_starts, self.s_ends)):
-            want = s.teacher.features[j].detach()
-            if j == 0 or not self.cfg.teacher_inputs:
-                got = s.student_features[j]  # its own input: the student's forward
-            else:
-                got = trunk[start:end + 1](s.teacher.features[j - 1].detach())
-            hint = hint + F.mse_loss(got, want)
-        terms["kd_hint"] = self.cfg.hint_weight * hint
-        to = self.recipe.in_loss_range
-        terms["kd_out"] = self.cfg.kd_weight * F.mse_loss(to(s.fake), to(s.teacher.image))
-        return terms
+            hint = hint + F.mse_loss(trunk[start:end + 1](feats[j]), feats[j + 1])
+        return {"kd_hint": hint}
+
+
+@torch.no_grad()
+def copy_non_trunk(teacher: nn.Module, student: nn.Module) -> None:
+    """The teacher's parameters and buffers into every student layer outside the residual trunk
+    (their shapes agree: LIT's student has the teacher's width)."""
+    body = f"{student.residual_body}."
+    source = teacher.state_dict()
+    for name, tensor in student.state_dict().items():
+        if not name.startswith(body):
+            tensor.copy_(source[name])

@@ -28,6 +28,7 @@ class MSEConfig(AdversarialConfig):
 @METHODS.register("mse")
 class MSE(AdversarialMethod):
     name = "mse"
+    defining_terms = ("kd_mse",)
     paper_task = "unconditional"  # DCGAN on MNIST / CIFAR-10 (Aguinaldo et al. 2019)
     Config = MSEConfig
 

@@ -56,6 +56,7 @@ def adapter(c_s: int, c_t: int, hidden: int) -> nn.Sequential:
 @METHODS.register("sdakd")
 class SDAKD(AdversarialMethod):
     name = "sdakd"
+    defining_terms = ("kd_feat",)
     paper_task = "sr"  # GCFSR and Real-ESRGAN students
     Config = SDAKDConfig
 

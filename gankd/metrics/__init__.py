@@ -46,6 +46,8 @@ class ImageMetric:
     columns: ClassVar[tuple[Column, ...]]
     #: whether the metric compares against HR (False: no-reference, like NIQE)
     needs_reference: ClassVar[bool] = True
+    #: whether it has a value per image (``per_image``); False for metrics of the whole set (FID)
+    has_per_image: ClassVar[bool] = False
 
     @classmethod
     def higher_is_better(cls) -> dict[str, bool]:
@@ -64,12 +66,19 @@ class ImageMetric:
     def compute(self) -> dict[str, float]:
         raise NotImplementedError
 
+    def per_image(self) -> dict[str, list[float]]:
+        """Each result key's value per image, in the order the images were given to ``update``
+        (the verdicts' uncertainty over photos needs them); empty for a metric of the whole set
+        (FID, KID, precision and recall have no value per image)."""
+        return {}
+
 
 class PerImageMean(ImageMetric):
     """One value per image, averaged over the images (BasicSR averages PSNR, SSIM, NIQE per image
     too). ``crop_border`` defaults to the SR scale, as BasicSR's validation crops it."""
 
     key: ClassVar[str]
+    has_per_image: ClassVar[bool] = True
 
     def __init__(self, scale: int, device: torch.device | str = "cpu",
                  crop_border: int | None = None) -> None:
@@ -95,6 +104,9 @@ class PerImageMean(ImageMetric):
         if not self._values:
             raise ValueError(f"{self.name}: compute() called before any update()")
         return {self.key: float(torch.cat(self._values).mean())}
+
+    def per_image(self) -> dict[str, list[float]]:
+        return {self.key: torch.cat(self._values).tolist()} if self._values else {}
 
 
 METRICS: Registry[type[ImageMetric]] = Registry("metric", "gankd.metrics", suffix="_metric")

@@ -181,12 +181,15 @@ class EvalResult:
     generator_s: float  # time inside the generator
     metric_s: dict[str, float]  # time in each metric's update + compute
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # kept SR images, (3, H, W) on CPU
+    #: result key -> evaluation image name -> its value, for the metrics with a value per image
+    per_image: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-able record (without the kept images). PSNR of a perfect output is ``inf``."""
         return {"metrics": dict(self.metrics), "higher_is_better": dict(self.higher_is_better),
                 "missing": dict(self.missing), "num_images": self.num_images,
-                "wall_s": self.wall_s, "generator_s": self.generator_s, "metric_s": dict(self.metric_s)}
+                "wall_s": self.wall_s, "generator_s": self.generator_s, "metric_s": dict(self.metric_s),
+                "per_image": {k: dict(v) for k, v in self.per_image.items()}}
 
 
 def quantize_like_png(img: torch.Tensor) -> torch.Tensor:
@@ -271,6 +274,7 @@ def evaluate(generator: GeneratorLike, samples: Sequence[EvalSample], metrics: S
     else:
         run = generator
     keep = set(keep_outputs)
+    order: list[str] = []  # the images in the order the metrics saw them (batched by shape)
     outputs: dict[str, torch.Tensor] = {}
     metric_s = dict.fromkeys(built, 0.0)
     generator_s = 0.0
@@ -289,6 +293,7 @@ def evaluate(generator: GeneratorLike, samples: Sequence[EvalSample], metrics: S
         generator_s += time.perf_counter() - t0
         _check_output(sr, hr, group)
         sr = quantize_like_png(sr)
+        order.extend(s.name for s in group)
         for name, metric in list(built.items()):
             t0 = time.perf_counter()
             try:
@@ -303,6 +308,7 @@ def evaluate(generator: GeneratorLike, samples: Sequence[EvalSample], metrics: S
 
     values: dict[str, float] = {}
     better: dict[str, bool] = {}
+    per_image: dict[str, dict[str, float]] = {}
     for name, metric in built.items():
         t0 = time.perf_counter()
         result = metric.compute()
@@ -315,9 +321,14 @@ def evaluate(generator: GeneratorLike, samples: Sequence[EvalSample], metrics: S
                              "columns")
         values.update(result)
         better.update({k: declared[k] for k in result})
+        for key, vals in metric.per_image().items():
+            if key not in result or len(vals) != len(order):
+                raise GankdError(f"metric {name!r}: {len(vals)} per-image values of {key!r} for "
+                                 f"{len(order)} images (or a key compute() did not return)")
+            per_image[key] = dict(zip(order, (float(v) for v in vals)))
     return EvalResult(metrics=values, higher_is_better=better, missing=missing, num_images=len(samples),
                       wall_s=time.perf_counter() - t_start, generator_s=generator_s, metric_s=metric_s,
-                      outputs=outputs)
+                      outputs=outputs, per_image=per_image)
 
 
 def _check_output(sr: object, hr: torch.Tensor, group: list[EvalSample]) -> None:

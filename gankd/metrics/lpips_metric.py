@@ -87,6 +87,7 @@ class LPIPSMetric(ImageMetric):
         Column("lpips", "LPIPS", False, "LPIPS (AlexNet, v0.1); lower is better", digits=4, tolerance=0.001,
                order=30),)
     needs_reference: ClassVar[bool] = True
+    has_per_image: ClassVar[bool] = True
 
     def __init__(self, scale: int, device: torch.device | str = "cpu", *, net: str = "alex",
                  batch_size: int = 16, quantize: bool = True) -> None:
@@ -100,6 +101,7 @@ class LPIPSMetric(ImageMetric):
     def reset(self) -> None:
         self._sum = 0.0
         self._count = 0
+        self._values: list[torch.Tensor] = []
 
     def distances(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         """(N,) LPIPS of each pair of (N, 3, H, W) images in [0, 1]."""
@@ -121,10 +123,15 @@ class LPIPSMetric(ImageMetric):
 
     def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
         d = self.distances(sr, hr)
+        # the mean stays the running sum of batch sums it has always been (no number moves)
         self._sum += float(d.sum())
         self._count += len(d)
+        self._values.append(d)
 
     def compute(self) -> dict[str, float]:
         if self._count == 0:
             raise GankdError("lpips: no images were given")
         return {"lpips": self._sum / self._count}
+
+    def per_image(self) -> dict[str, list[float]]:
+        return {"lpips": torch.cat(self._values).tolist()} if self._values else {}

@@ -31,11 +31,13 @@ __all__ = ["CSV_FIELDS", "DASH", "Section", "build", "current", "sections_of", "
 log = logging.getLogger(__name__)
 
 
-def current(results: Path, runs: list[store.RunRecord]) -> list[store.RunRecord]:
+def current(results: Path, runs: list[store.RunRecord],
+            left_out: list[store.Unreadable] | None = None) -> list[store.RunRecord]:
     """``runs`` without those of one of our suites that ran with another config than the suite's
     current one (an edited suite, re-tuned weights): a sample grown over sessions may hold both
     until `gankd sweep` runs them again, and the two are never ranked side by side. Runs of suites
-    this checkout does not have are kept as they are."""
+    this checkout does not have are kept as they are. Each run left out goes to ``left_out``
+    (kind "older config", with what changed), so the report names it where a reader sees it."""
     from gankd.bench.run import config_change
     from gankd.bench.suite import RunSpec, load_suite, resolved, suite_names
     from gankd.errors import ConfigError
@@ -43,14 +45,18 @@ def current(results: Path, runs: list[store.RunRecord]) -> list[store.RunRecord]
     suites = functools.lru_cache(maxsize=None)(load_suite)
     keep, old = [], []
     for r in runs:
-        stale = False
+        changed: list[str] = []
         if r.suite in suite_names() and r.model in suites(r.suite).models:
             spec = RunSpec(r.suite, r.model, r.method, r.ratio, r.seed, r.data, r.depth)
             try:
-                stale = bool(config_change(results / r.run_dir, resolved(suites(r.suite), spec)))
+                changed = config_change(results / r.run_dir, resolved(suites(r.suite), spec))
             except ConfigError:  # a method the suite no longer knows: shown as it was recorded
-                stale = False
-        (old if stale else keep).append(r)
+                changed = []
+        (old if changed else keep).append(r)
+        if changed and left_out is not None:
+            what = ", ".join(changed[:3]) + (" ..." if len(changed) > 3 else "")
+            left_out.append(store.Unreadable(f"{r.run_dir}/metrics.json", f"run with an older config "
+                                             f"({what}); `gankd sweep` runs it again", kind="older config"))
     if old:
         log.warning("left out of the report: %d run(s) of an older config (%s); `gankd sweep` runs them "
                     "again", len(old), ", ".join(r.run_dir for r in old))
@@ -79,15 +85,18 @@ def mixed_starts(runs: list[store.RunRecord]) -> list[str]:
 
 
 def build(results: Path, out: Path) -> dict[str, Path]:
-    """Write ``leaderboard.csv`` and ``leaderboard.html`` under ``out``; return their paths."""
-    runs = current(results, list(store.iter_runs(results)))
+    """Write ``leaderboard.csv`` and ``leaderboard.html`` under ``out``; return their paths. A
+    record that cannot be read is named in both (a CSV row of kind ``unreadable``, a note at the
+    top of the page), not only in a log nobody keeps."""
+    unreadable: list[store.Unreadable] = []
+    runs = current(results, list(store.iter_runs(results, unreadable)), unreadable)
     for line in mixed_starts(runs):
         log.warning("runs compared below do not share their networks: %s", line)
-    refs = list(store.iter_references(results))
+    refs = list(store.iter_references(results, unreadable))
     sections = sections_of(runs, refs)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "leaderboard.csv"
-    atomic.write_text(csv_path, to_csv(sections))
+    atomic.write_text(csv_path, to_csv(sections, unreadable))
     html_path = out / "leaderboard.html"
-    atomic.write_text(html_path, to_html(sections, runs, results))
+    atomic.write_text(html_path, to_html(sections, runs, results, unreadable))
     return {"csv": csv_path, "html": html_path}

@@ -9,9 +9,11 @@ from typing import Any
 
 from gankd.bench import store
 from gankd.bench.images import center_crop, data_uri, load_png
+from gankd.bench.judge import task_for
 from gankd.bench.leaderboard import BASELINE
 from gankd.bench.record import RunRecord
 from gankd.bench.report.sections import Section
+from gankd.tasks import task
 
 
 def _seed_order(r: RunRecord) -> float:
@@ -31,16 +33,9 @@ def grid(s: Section, results: Path, crop: int = 96) -> dict[str, Any] | None:
         some = next(iter(s.refs.values()))
         if some.samples_dir:
             ref_dir = results / some.samples_dir
-    # the columns of each task (gankd.bench.tasks), told apart by its baseline: SR shows LR,
-    # bicubic, teacher, the students and HR; translation the input, the teacher's output (the
-    # reference) and the students; unconditional generation the teacher's sample for the same
-    # fixed noise (its reference) and the students'
-    before: tuple[tuple[str, str], ...] = (("LR", "lr"), ("bicubic", "bicubic"), ("teacher", "teacher"))
-    after: tuple[tuple[str, str], ...] = (("HR", "hr"),)
-    if s.baseline == "identity":
-        before, after = (("input", "lr"), ("teacher", "hr")), ()
-    elif s.baseline is None:
-        before, after = (("teacher", "hr"),), ()
+    # the columns the section's task declares (gankd.tasks: Task.grid_before / grid_after)
+    kind = task(task_for(s.suite, s.model, s.baseline))
+    before, after = kind.grid_before, kind.grid_after
     sources: list[tuple[str, Path]] = []
     if ref_dir is not None:
         sources += [(who, ref_dir / folder) for who, folder in before]

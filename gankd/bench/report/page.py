@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from gankd.bench import store
 from gankd.bench.leaderboard import BASELINE, FLOOR_METRIC
 from gankd.bench.record import RunRecord
 from gankd.bench.report import grid, plots, views
@@ -30,7 +32,8 @@ def _static(name: str) -> Markup:
     return Markup(resources.files("gankd.bench.report").joinpath("static", name).read_text())
 
 
-def to_html(sections: list[Section], runs: list[RunRecord], results: Path) -> str:
+def to_html(sections: list[Section], runs: list[RunRecord], results: Path,
+            unreadable: Sequence[store.Unreadable] = ()) -> str:
     palette = views.colours(a["method"] for s in sections for a in s.students)
     by_model: dict[tuple, list[Section]] = defaultdict(list)
     for s in sections:
@@ -41,6 +44,7 @@ def to_html(sections: list[Section], runs: list[RunRecord], results: Path) -> st
             "failed": sum(a["failed"] for a in s.students)} for s in sections]
     return _environment().get_template("page.html.j2").render(
         generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), notes=_notes(runs), toc=toc,
+        unreadable=unreadable,
         models=models, baseline=BASELINE, dash=views.DASH, css=_static("report.css"), js=_static("report.js"))
 
 
@@ -61,7 +65,8 @@ def _section(s: Section, palette: dict[str, str], results: Path) -> dict[str, An
     return {"anchor": s.anchor, "model": s.model, "title": s.title, "suite": s.suite,
             "students": ", ".join(sorted({r.student for r in s.runs if r.student})),
             "evalset": s.evalset, "images": ", ".join(map(str, images)), "evalsets": s.evalsets,
-            "board": views.board(s, palette), "paired": views.paired(s), "deployment": views.deployment(s),
+            "board": views.board(s, palette), "verdicts": views.verdicts(s), "paired": views.paired(s),
+            "deployment": views.deployment(s),
             "failure_notes": [{"method": a["method"], "failed": a["failed"], "errors": a["errors"]}
                               for a in s.students if a["failed"] and a["n"]],
             "curves": plots.curves(s.runs, palette), "grid": grid.grid(s, results)}
@@ -69,7 +74,7 @@ def _section(s: Section, palette: dict[str, str], results: Path) -> dict[str, An
 
 def _notes(runs: list[RunRecord]) -> dict[str, Any]:
     return {
-        "builtin": any(r.data == "builtin" for r in runs),
+        "builtin": sorted({r.data for r in runs if r.data in ("builtin", "photos", "faces")}),
         "percep": sorted({r.perceptual_network for r in runs if r.perceptual_network}),
         "patches": [str(int(p)) for p in sorted({r.metrics.get("fid_patches") for r in runs} - {None})],
         "devices": sorted({_device(r) for r in runs} - {""}),

@@ -7,11 +7,12 @@ import base64
 import io
 from typing import Any
 
-from gankd.bench.leaderboard import BASELINE, BASELINES
+from gankd.bench.leaderboard import BASELINE
 from gankd.bench.record import RunRecord
 from gankd.bench.report.sections import Section
 from gankd.bench.report.views import arrow, label
 from gankd.deploy import RUNTIMES
+from gankd.tasks import baseline_roles
 
 STYLE = {"font.size": 9, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
          "grid.alpha": 0.3, "axes.titlesize": 10, "legend.fontsize": 8, "legend.frameon": False}
@@ -86,7 +87,7 @@ def quality(secs: list[Section], colours: dict[str, str], x: str = "gmacs") -> d
                      None)
             if t:
                 ax.plot([t[x]], [t[col]], "s", color="black", ms=7, label="teacher")
-            b = next((a for a in every if a["method"] in BASELINES and a[col] is not None), None)
+            b = next((a for a in every if a["method"] in baseline_roles() and a[col] is not None), None)
             if b:
                 ax.axhline(b[col], color="grey", ls="--", lw=1, label=b["method"])
             ax.set_xscale("log")

@@ -4,16 +4,18 @@ aggregated over seeds and the teacher and bicubic references the runs name; and 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from gankd.bench import store
+from gankd.bench.judge import Study, has_per_image, judge_table, protocol_for, task_for
 from gankd.bench.leaderboard import (
     BASELINE,
     GROUP,
-    REFERENCES,
     add_ratios,
     aggregate,
     column_keys,
@@ -22,6 +24,7 @@ from gankd.bench.leaderboard import (
 )
 from gankd.bench.record import RunRecord
 from gankd.deploy import RUNTIMES
+from gankd.tasks import reference_roles
 
 
 @dataclass
@@ -38,6 +41,22 @@ class Section:
     aggs: list[dict]
     evalset: str | None
     evalsets: list[str]  # every evaluation set the section's finished runs used
+    study: Study | None = None  # the verdicts of its methods against scratch (gankd/bench/judge.py)
+
+    @property
+    def commits(self) -> dict[str, int]:
+        """Each commit its finished runs ran on (short sha, ``-dirty`` kept) -> how many."""
+        return dict(Counter(_short(r.git_sha) for r in self.runs if r.status == store.STATUS_DONE))
+
+    @property
+    def left_out(self) -> list[RunRecord]:
+        """Finished runs kept out of means and verdicts: from a dirty tree."""
+        return [r for r in self.runs if r.status == store.STATUS_DONE and r.dirty]
+
+    @property
+    def under_load(self) -> list[RunRecord]:
+        """Counted runs whose s/step stays out of the mean: timed under load."""
+        return [r for r in self.runs if r.status == store.STATUS_DONE and not r.dirty and r.under_load]
 
     @property
     def tag(self) -> str:
@@ -67,7 +86,11 @@ class Section:
 
     @property
     def students(self) -> list[dict]:
-        return [a for a in self.aggs if a["method"] not in REFERENCES]
+        return [a for a in self.aggs if a["method"] not in reference_roles()]
+
+
+def _short(sha: str) -> str:
+    return (sha[:7] + ("-dirty" if sha.endswith("-dirty") else "")) if sha else "unknown"
 
 
 def slug(text: str) -> str:
@@ -108,14 +131,46 @@ def sections_of(runs: list[RunRecord], refs: list[RunRecord]) -> list[Section]:
         chosen = ref_by_folder.get(folder, {})
         evalset = next((x.evalset for x in chosen.values() if x.evalset), None)
         ref_aggs = aggregate({**chosen[role].row(), "ratio": ratio, "depth": depth}
-                             for role in REFERENCES if role in chosen)
+                             for role in reference_roles() if role in chosen)
         aggs = [a for a in student_aggs if tuple(a[k] for k in GROUP) == key]
         aggs.sort(key=lambda a: (a["method"] != BASELINE, str(a["method"])))
-        aggs += sorted(ref_aggs, key=lambda a: REFERENCES.index(a["method"]))
+        aggs += sorted(ref_aggs, key=lambda a: reference_roles().index(a["method"]))
+        section = Section(suite, model, ratio, depth, group, chosen, aggs, evalset, evalsets)
+        section.study = study_of(section)
+        add_verdicts(aggs, section.study)
         mark_floors(aggs)
         add_ratios(aggs)
-        sections.append(Section(suite, model, ratio, depth, group, chosen, aggs, evalset, evalsets))
+        sections.append(section)
     return sections
+
+
+def study_of(s: Section) -> Study:
+    """The section's verdicts by its suite's protocol on its task's primary metric."""
+    protocol = protocol_for(s.suite)
+    metric, plan = protocol.plan(task_for(s.suite, s.model, s.baseline))
+    return judge_table(s.runs, metric, plan, per_image=has_per_image(metric))
+
+
+#: the verdict columns of a student's row (CSV and report), from its ``verdict.Verdict``
+VERDICT_FIELDS = ("primary", "primary_delta", "primary_se", "primary_df", "verdict", "verdict_p",
+                  "verdict_p_adj", "verdict_p_tost", "verdict_p_tost_adj", "verdict_mde", "verdict_margin",
+                  "verdict_seeds", "verdict_images", "verdict_test")
+
+
+def add_verdicts(aggs: list[dict], study: Study) -> None:
+    for a in aggs:
+        if a["method"] in reference_roles() or a["method"] == BASELINE:
+            continue
+        x = study.verdicts.get(a["method"])
+        a["primary"], a["verdict_margin"] = study.metric, study.plan.margin
+        if x is None:  # no finished run: no verdict to give
+            continue
+        e = x.estimate
+        a.update({"verdict": x.verdict, "verdict_p": x.p, "verdict_p_adj": x.p_adjusted,
+                  "verdict_p_tost": x.p_tost, "verdict_p_tost_adj": x.p_tost_adjusted, "verdict_mde": x.mde,
+                  "primary_delta": e.mean if e else None, "primary_se": e.se if e else None,
+                  "primary_df": e.df if e else None, "verdict_seeds": e.seeds if e else None,
+                  "verdict_images": e.images if e else None, "verdict_test": e.test if e else x.why})
 
 
 # -- CSV ------------------------------------------------------------------------------------
@@ -124,26 +179,48 @@ def csv_fields() -> list[str]:
             *(f for col in column_keys() for f in (col, col + "_std")), "weights", "not_applicable",
             "mac_ratio", *(f"speedup_{rt}" for rt in RUNTIMES),
             "paired_n", *(col + s for col in quality_keys() for s in ("_delta", "_ci", "_noise")),
-            "evalset", "errors"]
+            "evalset", "errors", *VERDICT_FIELDS, "commits", "left_out", "timed_under_load"]
 
 
 CSV_FIELDS = csv_fields()
 
 
-def to_csv(sections: list[Section]) -> str:
+#: what a record that cannot be read makes its row say
+UNREADABLE = "record cannot be read, so the run is in no table"
+
+
+def unreadable_row(u: store.Unreadable) -> dict:
+    """A CSV row naming a record that cannot be read: what its path says of the run (suite, model,
+    shape, method, seed; or the reference's role and evaluation set) and why it was not read."""
+    parts = u.path.split("/")  # runs/<suite>/<model>/<shape>/<method>/seed<k>/metrics.json
+    why = UNREADABLE if u.kind == "unreadable" else "in no table"
+    row: dict = {"kind": u.kind, "n": 0, "errors": f"{u.path}: {why} ({u.reason})"}
+    if len(parts) == 6 and parts[3] == "reference":
+        return {**row, "suite": parts[1], "model": parts[2], "method": parts[5].removesuffix(".json"),
+                "evalset": parts[4]}
+    if len(parts) == 7:
+        shape = re.fullmatch(r"r([0-9.]+)(?:-d(\d+))?", parts[3])
+        return {**row, "suite": parts[1], "model": parts[2], "method": parts[4],
+                "seeds": parts[5].removeprefix("seed"), "ratio": float(shape[1]) if shape else None,
+                "depth": int(shape[2]) if shape and shape[2] else None}
+    return row
+
+
+def to_csv(sections: list[Section], unreadable: Sequence[store.Unreadable] = ()) -> str:
     """One row per (suite, model, ratio, method), teacher and bicubic repeated in every ratio's
-    block so each block reads on its own. Empty cells: no value (missing metric, failed run).
-    ``pandas.read_csv`` loads it back."""
+    block so each block reads on its own, then one row per record that cannot be read. Empty
+    cells: no value (missing metric, failed run). ``pandas.read_csv`` loads it back."""
     rows = []
     for sec in sections:
         for a in sec.aggs:
             paired_n = max((a.get(c + "_paired_n") or 0 for c in quality_keys()), default=0)
             has_pairs = any(a.get(c + "_delta") is not None for c in quality_keys())
             rows.append({
-                **a, "kind": "reference" if a["method"] in REFERENCES else "student",
+                **a, "kind": "reference" if a["method"] in reference_roles() else "student",
                 "seeds": " ".join(map(str, a["seeds"])),
                 "failed_seeds": " ".join(map(str, a["failed_seeds"])),
                 "paired_n": paired_n if has_pairs else None, "evalset": sec.evalset or "",
             })
+    rows += [unreadable_row(u) for u in unreadable]
     frame = pd.DataFrame(rows, columns=CSV_FIELDS)
     return frame.to_csv(index=False, lineterminator="\n", float_format="%.10g")

@@ -11,14 +11,14 @@ from typing import Any
 from gankd.bench.leaderboard import (
     BASELINE,
     FLOOR_METRIC,
-    REFERENCES,
     SIGNIFICANT,
     best_per_column,
     column_keys,
     quality_keys,
 )
-from gankd.bench.record import RunRecord, column
+from gankd.bench.record import INERT_SHARE, RunRecord, column
 from gankd.bench.report.sections import Section
+from gankd.tasks import reference_roles
 
 DASH = "–"
 FLOOR_TITLE = (f"mean {FLOOR_METRIC} does not beat the no-network baseline (bicubic; for translation the "
@@ -73,18 +73,33 @@ def missing_reasons(records: list[RunRecord], method: str) -> dict[str, str]:
     return out
 
 
+#: a verdict's sort key (best first) and its cell's class
+VERDICT_ORDER = {"better": 0, "equivalent": 1, "undetermined": 2, "worse": 3}
+VERDICT_CLASS = {"better": "better", "worse": "worse", "equivalent": "equiv", "undetermined": "noise"}
+
+
 def board(s: Section, palette: dict[str, str]) -> dict[str, Any]:
-    """The table of one section: a header per column, a row per method and reference."""
+    """The table of one section: a header per column, a row per method and reference, and the
+    verdict against scratch last (gankd/bench/judge.py)."""
     best = best_per_column(s.students)
     keys = [k for k in column_keys() if column(k).shown]
     head = [{"label": label(k), "hint": column(k).hint, "arrow": arrow(k),
              "dir": "desc" if column(k).higher_is_better else "asc"} for k in keys]
+    study = s.study
+    if study is not None:
+        head.append({"label": f"Verdict vs {BASELINE} ({label(study.metric)})", "arrow": "", "dir": "asc",
+                     "hint": f"primary metric, {study.plan.correction.capitalize()}-corrected over the "
+                             f"table's methods at alpha {study.plan.alpha:g}; equivalent: TOST within "
+                             f"±{study.plan.margin:g}"})
     rows = []
     for a in s.aggs:
         method = str(a["method"])
-        is_ref = method in REFERENCES
+        is_ref = method in reference_roles()
         row: dict[str, Any] = {"method": method, "is_ref": is_ref, "floor": a.get("floor", ""),
                                "floor_title": FLOOR_TITLE}
+        share = a.get("kd_share")
+        if not is_ref and share is not None and share < INERT_SHARE:
+            row["inert"] = f"inert: own terms {100 * share:.2g} % of the gradient"
         if not is_ref:
             row["colour"] = palette.get(method, "#999")
             if a["n"]:
@@ -105,11 +120,17 @@ def board(s: Section, palette: dict[str, str]) -> dict[str, Any]:
             for k in keys:
                 val, std = a[k], a[k + "_std"]
                 text, spread = fmt(val, k, std)
+                why = missing.get(k) if val is None else None
+                if k == "s_step" and a.get("timed_under_load"):
+                    why = f"seeds {a['timed_under_load']} timed under load: not in this mean"
                 cells.append({"v": None if val is None else f"{val:.10g}", "text": text,
-                              "best": k in best and method in best[k],
-                              "why": missing.get(k) if val is None else None,
+                              "best": k in best and method in best[k], "why": why,
                               "spread": spread if k not in ("params_m", "gmacs") else ""})  # sizes: no spread
+            if study is not None:
+                cells.append(_verdict_cell(a, method))
             row["cells"] = cells
+            if a.get("left_out"):
+                row["left_out"] = a["left_out"]
         rows.append(row)
     for role in s.expected_refs:
         if role not in s.refs:
@@ -117,6 +138,58 @@ def board(s: Section, palette: dict[str, str]) -> dict[str, Any]:
                          "missing_row": "not evaluated yet (a run computes it after its training finishes)"})
     return {"suite": s.suite, "model": s.model, "ratio": f"{s.ratio:g}", "depth": s.depth or "", "head": head,
             "rows": rows}
+
+
+def _verdict_cell(a: dict[str, Any], method: str) -> dict[str, Any]:
+    """The board's verdict cell: the verdict (its adjusted p in the tooltip), nothing for
+    references and the baseline itself."""
+    if method in reference_roles() or method == BASELINE or not a.get("verdict"):
+        text = "baseline" if method == BASELINE else DASH
+        return {"v": None, "text": text, "best": False, "why": None, "spread": "", "cls": ""}
+    verdict = str(a["verdict"])
+    p = a.get("verdict_p_adj")
+    return {"v": str(VERDICT_ORDER.get(verdict, 9)), "text": verdict, "best": False, "spread": "",
+            "why": None if p is None else f"adjusted p {p:.3g}", "cls": VERDICT_CLASS.get(verdict, "")}
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return DASH
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def verdicts(s: Section) -> dict[str, Any] | None:
+    """The verdict table of a section: per method the primary metric's paired difference to
+    scratch, its test, raw and adjusted p of the difference and of the TOST, the verdict and the
+    detectable effect; and what the table rests on (a pilot says why)."""
+    study = s.study
+    if study is None or not study.verdicts:
+        return None
+    key = study.metric
+    rows = []
+    for method, x in sorted(study.verdicts.items()):
+        e = x.estimate
+        places = decimals(study.plan.margin, key) + 1  # a digit finer than the column shows
+        rows.append({
+            "method": method, "verdict": x.verdict, "cls": VERDICT_CLASS.get(x.verdict, ""),
+            "delta": DASH if e is None else f"{e.mean:+.{places}f}",
+            "se": "" if e is None else f"± {e.se:.{places}f}",
+            "p": _p(x.p), "p_adj": _p(x.p_adjusted), "p_tost": _p(x.p_tost),
+            "p_tost_adj": _p(x.p_tost_adjusted),
+            "mde": DASH if x.mde is None else f"{x.mde:.{places}f}",
+            "seeds": e.seeds if e else 0, "images": (e.images or DASH) if e else DASH,
+            "df": DASH if e is None else f"{e.df:.1f}", "test": e.test if e else x.why})
+    needed = study.seeds_needed
+    return {"metric": label(key), "arrow": arrow(key), "margin": f"{study.plan.margin:g}",
+            "alpha": f"{study.plan.alpha:g}", "correction": study.plan.correction.capitalize(), "rows": rows,
+            "power": f"{study.plan.power:.0%}", "m": study.methods, "pilot": study.pilot_reasons,
+            "needed": {k: (n if n is not None else "more than 64") for k, n in needed.items()},
+            "commits": ", ".join(f"{c} ({n} run{'s' if n != 1 else ''})"
+                                 for c, n in sorted(s.commits.items())),
+            "left_out": [f"{r.method} seed {r.seed} ({r.git_sha[:7]}-dirty): {label(key)} "
+                         f"{fmt(r.metrics.get(key), key)[0]}" for r in s.left_out],
+            "under_load": [f"{r.method} seed {r.seed}: load {r.load.get('max', 0):.1f} on "
+                           f"{r.load.get('cores_used', '?')} cores" for r in s.under_load]}
 
 
 def paired(s: Section) -> dict[str, Any]:

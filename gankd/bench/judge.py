@@ -1,0 +1,155 @@
+"""A table's verdicts from its run records: each method's paired differences to ``scratch`` on
+the table's primary metric (per seed and photo where the records hold per-image values, else per
+seed), judged by the suite's declared protocol (gankd/bench/verdict.py), and whether the table
+is big enough to decide anything (a *pilot* when it is not).
+
+Only runs that count go in: finished, from a clean tree (``RunRecord.dirty``: a dirty run's code
+is not the commit it names). Crops of one photo are averaged before the test: the unit whose
+choice the verdict must generalise over is the photo (``photo_of``), and crops of one photo share it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gankd.bench import verdict as v
+from gankd.bench.record import STATUS_DONE, RunRecord
+from gankd.tasks import task_of_baseline
+
+BASELINE = "scratch"
+#: the smallest evaluation set a decisive table rests on, in distinct photos (issue 37)
+MIN_PHOTOS = 30
+
+
+def counted(r: RunRecord) -> bool:
+    """A run whose numbers enter means and verdicts: finished, from a clean tree."""
+    return r.status == STATUS_DONE and not r.dirty
+
+
+def photo_of(image: str) -> str:
+    """The photo an evaluation crop was cut from: ``astronaut#3`` -> ``astronaut``."""
+    return image.split("#", 1)[0]
+
+
+def differences(runs: Sequence[RunRecord], method: str, metric: str) -> tuple[np.ndarray | None, list[int]]:
+    """``method - scratch`` on ``metric`` for the seeds both have counted runs of, and those seeds:
+    a (seeds, photos) matrix when every one of those runs holds per-image values of ``metric``
+    on at least two shared photos (crops averaged per photo), else a vector of the per-seed
+    differences of the aggregate. None without a shared seed."""
+    base = {r.seed: r for r in runs if r.method == BASELINE and counted(r) and metric in r.metrics}
+    mine = {r.seed: r for r in runs if r.method == method and counted(r) and metric in r.metrics}
+    seeds = sorted(set(base) & set(mine), key=lambda s: (s is None, s))
+    if not seeds:
+        return None, []
+    pairs = [(mine[s], base[s]) for s in seeds]
+    per = [(a.per_image.get(metric), b.per_image.get(metric)) for a, b in pairs]
+    if all(a and b for a, b in per):
+        names = sorted(set.intersection(*(set(a) & set(b) for a, b in per)))  # type: ignore[arg-type]
+        photos = sorted({photo_of(n) for n in names})
+        if len(photos) >= 2:
+            rows = []
+            for a, b in per:
+                diff = {n: a[n] - b[n] for n in names}  # type: ignore[index]
+                rows.append([np.mean([diff[n] for n in names if photo_of(n) == p]) for p in photos])
+            return np.asarray(rows, dtype=np.float64), seeds  # type: ignore[return-value]
+    return np.asarray([a.metrics[metric] - b.metrics[metric] for a, b in pairs], dtype=np.float64), \
+        seeds  # type: ignore[return-value]
+
+
+@dataclass
+class Study:
+    """What a table's verdicts rest on, and what a decisive table would need."""
+
+    metric: str
+    plan: v.Plan
+    verdicts: dict[str, v.Verdict]
+    methods: int  # the methods tested against scratch (the correction's family size)
+    seeds: int  # the most seeds any method shares with scratch
+    photos: int | None  # photos of the crossed tests (None: no per-image values)
+    tests: list[str]
+    components: v.Components | None  # pooled over the table's methods
+    seeds_needed: dict[str, int | None] = field(default_factory=dict)
+    pilot_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def pilot(self) -> bool:
+        return bool(self.pilot_reasons)
+
+
+def judge_table(runs: Sequence[RunRecord], metric: str, plan: v.Plan, per_image: bool = True) -> Study:
+    """Every method of one table (its runs) against ``scratch`` on ``metric``. ``per_image``:
+    whether the task's primary metric has per-image values at all (FID has none: a seeds-only
+    test is then no shortcoming of the records)."""
+    methods = sorted({r.method for r in runs if r.method != BASELINE and r.status == STATUS_DONE})
+    diffs, shared = {}, {}
+    for m in methods:
+        diffs[m], shared[m] = differences(runs, m, metric)
+    verdicts = v.judge(diffs, plan)
+    ests = [x.estimate for x in verdicts.values() if x.estimate is not None]
+    seeds = max((len(s) for s in shared.values()), default=0)
+    photos = max((e.images for e in ests if e.images), default=None)
+    comps = v.pooled([e.components for e in ests], [e.seeds - 1 for e in ests]) if ests else None
+    tested = len(ests)
+    study = Study(metric, plan, verdicts, tested, seeds, photos, sorted({e.test for e in ests}), comps)
+    if comps is not None:
+        study.seeds_needed = v.seeds_needed(comps, plan.margin, photos, plan.alpha, max(1, tested),
+                                            plan.power)
+    study.pilot_reasons = _pilot_reasons(study, per_image)
+    return study
+
+
+def _pilot_reasons(s: Study, per_image: bool) -> list[str]:
+    """Why a table cannot decide at its margin: too few seeds for its own variance, no per-image
+    values (its photos' uncertainty is not in the test), or fewer than ``MIN_PHOTOS`` photos."""
+    out = []
+    if not s.methods:
+        return ["no method shares two or more counted seeds with scratch"]
+    needed = s.seeds_needed.get("difference")
+    if needed is None or s.seeds < needed:
+        want = f"{needed}" if needed else "more than 64"
+        out.append(f"{s.seeds} seeds where its own variance asks for {want} to find a difference of the "
+                   f"margin ({s.plan.margin:g}) with {s.plan.power:.0%} power")
+    if per_image and v.SEEDS_ONLY in s.tests:
+        out.append("no per-image values: the test cannot take the choice of photos into account")
+    elif per_image and s.photos is not None and s.photos < MIN_PHOTOS:
+        out.append(f"{s.photos} evaluation photos, fewer than {MIN_PHOTOS}")
+    return out
+
+
+# -- which protocol, which task -------------------------------------------------------------------
+@functools.cache
+def _suite(name: str) -> Any:
+    from gankd.bench.suite import load_suite, suite_names
+
+    return load_suite(name) if name in suite_names() else None
+
+
+def protocol_for(suite: str) -> Any:
+    """The suite's declared protocol; a suite this checkout does not have is judged by the
+    default one (``gankd.bench.suite.Protocol()``, what the shipped suites declare)."""
+    from gankd.bench.suite import Protocol
+
+    found = _suite(suite)
+    return found.protocol if found is not None else Protocol()
+
+
+def task_for(suite: str, model: str, baseline: str | None) -> str:
+    """The model's task in its suite, else the one its records' no-network baseline implies."""
+    found = _suite(suite)
+    if found is not None and model in found.models:
+        return str(found.models[model].task)
+    # else the task whose floor the records name (gankd.tasks); records older than any other
+    # task than SR name none of them
+    return task_of_baseline(baseline) or "sr"
+
+
+def has_per_image(metric: str) -> bool:
+    """Whether a record holds ``metric`` per image (its metric class declares it)."""
+    from gankd.metrics import METRICS, metric_of
+
+    return bool(METRICS.get(metric_of(metric)).has_per_image)

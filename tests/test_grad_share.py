@@ -1,0 +1,54 @@
+"""How hard each term pulls on the student, as a run's record and the report show it: a method
+whose own terms carry under 1 % of the gradient is flagged, since its row measures the base
+recipe (issue 36: DCD's L_DCD carried 1e-4 of its output KD's pull)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gankd.bench.record import INERT_SHARE, RunRecord, defining_share, gradient_shares
+
+HISTORY = [
+    {"step": 10.0, "g/l1": 0.1, "gradnorm/l1": 3.0, "gradnorm/gan": 1.0, "gradnorm/dcd": 0.001},
+    {"step": 20.0, "g/l1": 0.1, "gradnorm/l1": 1.0, "gradnorm/gan": 1.0, "gradnorm/dcd": 0.02},
+    {"step": 30.0, "g/l1": 0.1},  # a window without norms (not measured there) counts for nothing
+    {"step": 40.0, "gradnorm/l1": 2.0, "gradnorm/gan": 0.0, "gradnorm/dcd": 2.0},
+]
+
+
+def test_each_terms_share_is_its_median_over_the_measured_windows() -> None:
+    shares = gradient_shares(HISTORY)
+    assert set(shares) == {"l1", "gan", "dcd"}
+    assert shares["dcd"] == pytest.approx(0.02 / 2.02)  # median of 0.001/4.001, 0.02/2.02, 0.5
+    assert shares["gan"] == pytest.approx(1.0 / 4.001)  # median of 0.25, 0.495, 0.0
+    assert defining_share(HISTORY, ("dcd",)) == pytest.approx(shares["dcd"])
+    assert defining_share(HISTORY, ("kd_mse",)) is None  # a term never measured: no share
+    assert defining_share([], ("dcd",)) is None
+
+
+def test_a_record_shows_its_defining_share_and_a_method_without_terms_shows_none() -> None:
+    rec = RunRecord(suite="cpu", model="realesrgan", method="dcd", ratio=0.25, seed=0,
+                    history=HISTORY, defining_terms=["dcd"])
+    assert rec.row()["kd_share"] == pytest.approx(0.02 / 2.02) and rec.row()["kd_share"] < INERT_SHARE
+    scratch = RunRecord(suite="cpu", model="realesrgan", method="scratch", ratio=0.25, seed=0,
+                        history=HISTORY)
+    assert scratch.row()["kd_share"] is None
+
+
+def test_the_report_flags_an_inert_method_and_not_an_active_one(tmp_path) -> None:
+    from synthetic_results import make_tree
+
+    from gankd.bench import store
+    from gankd.bench.report import build
+
+    tree = make_tree(tmp_path / "results", models=("gcfsr",))
+    for (_, _, method, _), run_dir in tree.run_dirs.items():
+        if method == "scratch":
+            continue
+        rec = store.read_metrics(run_dir)
+        rec.defining_terms = ["kd"]
+        own = 1e-4 if method == "sdakd" else 0.5
+        rec.history = [{"step": 1.0, "gradnorm/kd": own, "gradnorm/l1": 1.0}]
+        store.write_metrics(run_dir, rec)
+    page = build(tmp_path / "results", tmp_path / "out")["html"].read_text()
+    assert page.count("inert: own terms") == 1 and "inert: own terms 0.01 % of the gradient" in page

@@ -1,0 +1,59 @@
+"""reports/sample/RESULTS.md is generated (scripts/results_md.py), never typed: the committed file
+must be exactly what the script writes from the committed leaderboard.csv and records, and every
+table says whether it is a pilot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from conftest import load_script
+
+from gankd.paths import REPO_ROOT
+
+SAMPLE = REPO_ROOT / "reports" / "sample"
+
+
+@pytest.fixture(scope="module")
+def script():
+    return load_script("results_md")
+
+
+@pytest.fixture(scope="module")
+def rendered(script) -> str:
+    return script.render(SAMPLE / "leaderboard.csv", SAMPLE / "results")
+
+
+def test_committed_results_md_is_what_the_script_writes(rendered) -> None:
+    committed = (SAMPLE / "RESULTS.md").read_text()
+    assert committed == rendered, "reports/sample/RESULTS.md is stale: run python scripts/results_md.py"
+
+
+def test_every_table_states_its_status_and_every_verdict_comes_from_the_csv(rendered) -> None:
+    tables = re.split(r"^## ", rendered, flags=re.M)[1:]
+    assert tables
+    for t in tables:
+        status = t.splitlines()[2]
+        assert status.startswith(("**Pilot**: ", "Decisive: ")), t.splitlines()[0]
+    rows = list(csv.DictReader(io.StringIO((SAMPLE / "leaderboard.csv").read_text())))
+    verdicts = [r["verdict"] for r in rows if r["kind"] == "student" and r["method"] != "scratch"
+                and r["verdict"] and not (r["not_applicable"] and r["n"] == "0")]
+    pattern = r"^- `[^`]+`(?: is \*\*(\w+)\*\*|: \*\*(undetermined)\*\*|: no verdict)"
+    said = re.findall(pattern, rendered, re.M)
+    assert sorted(a or b or "undetermined" for a, b in said) == sorted(verdicts)
+
+
+def test_a_stale_leaderboard_is_refused(script, tmp_path) -> None:
+    text = (SAMPLE / "leaderboard.csv").read_text()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    hit = next(r for r in rows if r["kind"] == "student" and r["method"] != "scratch" and r["verdict"])
+    hit["verdict"] = "better" if hit["verdict"] != "better" else "worse"
+    stale = tmp_path / "leaderboard.csv"
+    with stale.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    with pytest.raises(SystemExit, match="run `gankd report`"):
+        script.render(stale, SAMPLE / "results")
