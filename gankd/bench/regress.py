@@ -23,12 +23,12 @@ and never below the smallest tolerance the metric's ``Column`` declares; the spr
 beside it in the baseline.
 
 CPU families (``gankd.hardware.cpu_family``: vendor, torch's kernel capability and oneDNN's ISA
-tier, e.g. ``AMD AVX2``, ``Intel AVX512-AMX``) differ from each other far more than the code
-paths of one family do: an AMD EPYC's results are up to 25 FID from an Intel Xeon's on the smoke
-suite, where each machine's own variants agree within ~1. One tolerance wide enough for every
-family no longer catches a real change (DCD's taps in reverse order). So each family measured in the spread file (its
-``families``: the variants measured on it, the as-is one first) gets values of its own in the
-baseline (``by_family``: that family's as-is value, the spread among its own variants, the
+tier, e.g. ``AMD AVX2``, ``Intel AVX512-AMX``) differ from each other far more than the code paths
+of one family do: an AMD EPYC's results are up to 25 FID from an Intel Xeon's on the smoke suite,
+where each machine's own variants agree within ~1. One tolerance wide enough for every family no
+longer catches a real change (DCD's taps in reverse order). So each family measured in the spread
+file (its ``families``: the variants measured on it, the as-is one first) gets values of its own
+in the baseline (``by_family``: that family's as-is value, the spread among its own variants, the
 tolerance from that spread), and a machine of a measured family is compared with those. A family
 never measured falls back to the cross-family value and tolerance, and ``gankd regress`` says so.
 """
