@@ -27,6 +27,21 @@ def trained_dir() -> Path:
     return Path(env).expanduser() if env else cache_dir()
 
 
+#: what a cache holds that is fixed input, not derived from a run: converted pretrained weights and
+#: the downloaded archives they came from
+FIXED_CACHE = ("weights", "downloads")
+
+
+def fresh_cache(root: Path) -> Path:
+    """An empty cache at ``root`` sharing only the current cache's fixed inputs (``FIXED_CACHE``,
+    linked): every pool, evaluation set and trained-once network is built again inside it."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in FIXED_CACHE:
+        if (cache_dir() / name).is_dir() and not (root / name).exists():
+            (root / name).symlink_to((cache_dir() / name).resolve(), target_is_directory=True)
+    return root
+
+
 #: the networks the committed sample was made from (GCFSR's cpu teacher, the students' supervised
 #: stages), each beside the record of its sha256
 SAMPLE_KEPT = REPO_ROOT / "reports" / "sample" / "trained"

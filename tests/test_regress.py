@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,25 @@ def test_committed_baseline_covers_every_smoke_run():
             if set(spread["families"]) - measured_by:
                 carried = spread.get("carried", {}).get("runs", {}).get(key, {}).get(name)
                 assert m["spread"] >= (carried or 0.0), (key, name)
+
+
+def test_regress_runs_from_a_cache_of_its_own(tmp_path, monkeypatch):
+    """A cached network is keyed by its config, not by the threads it trained with: regress must
+    not take one that a unit test (one thread) or a user left in the shared cache."""
+    from gankd.bench.regress import hermetic
+    from gankd.paths import cache_dir, trained_dir
+
+    shared = tmp_path / "shared"
+    (shared / "weights").mkdir(parents=True)
+    (shared / "weights" / "teacher.pth").write_bytes(b"w")
+    (shared / "students").mkdir()
+    monkeypatch.setenv("GANKD_CACHE", str(shared))
+    monkeypatch.setenv("GANKD_TRAINED", str(tmp_path / "trained"))
+    monkeypatch.delenv("GANKD_KEPT", raising=False)
+    with hermetic(tmp_path / "own"):
+        assert cache_dir() == tmp_path / "own" and trained_dir() == cache_dir()
+        assert (cache_dir() / "weights" / "teacher.pth").read_bytes() == b"w"  # fixed inputs shared
+        assert not (cache_dir() / "students").exists()
+        assert os.environ["GANKD_KEPT"] == "none"
+    assert cache_dir() == shared and trained_dir() == tmp_path / "trained"
+    assert "GANKD_KEPT" not in os.environ

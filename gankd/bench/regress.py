@@ -35,8 +35,11 @@ never measured falls back to the cross-family value and tolerance, and ``gankd r
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,15 +96,41 @@ def run_key(record: RunRecord) -> str:
 
 def collect(suite: SuiteConfig, data: str, results: Path, progress: bool,
             reverse: bool = False) -> dict[str, RunRecord]:
+    """Every run of ``suite``, into ``results``, from a cache of their own (``hermetic``)."""
     from gankd.bench.run import run
     from gankd.bench.sweep import jobs
 
     out = {}
     specs = jobs(suite, data)
-    for spec in reversed(specs) if reverse else specs:  # reversed: caches fill in another order
-        record = run(spec, suite, results, progress=progress)
-        out[run_key(record)] = record
+    with hermetic(results / "cache"):
+        for spec in reversed(specs) if reverse else specs:  # reversed: caches fill in another order
+            record = run(spec, suite, results, progress=progress)
+            out[run_key(record)] = record
     return out
+
+
+@contextlib.contextmanager
+def hermetic(cache: Path) -> Iterator[None]:
+    """The suite's derived caches (pools, evaluation sets, trained-once teachers and students)
+    built afresh in ``cache``, only weights and downloads shared; the kept set and
+    ``GANKD_TRAINED`` left out. Why: a cached network is keyed by its config, but its last bits
+    also depend on the threads it trained with, and a shared cache may have been filled by anyone
+    -- a fresh clone's ``make test`` failed 17 metrics here because a unit test (one thread) had
+    trained the smoke suite's supervised student into the cache before ``gankd regress`` ran."""
+    from gankd.paths import KEPT_OFF, fresh_cache
+
+    saved = {k: os.environ.get(k) for k in ("GANKD_CACHE", "GANKD_TRAINED", "GANKD_KEPT")}
+    fresh = fresh_cache(cache)
+    os.environ.update({"GANKD_CACHE": str(fresh), "GANKD_KEPT": KEPT_OFF})
+    os.environ.pop("GANKD_TRAINED", None)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def measured(records: dict[str, RunRecord]) -> dict[str, dict[str, float]]:
