@@ -134,7 +134,7 @@ def own_parts(tr: Trainer, repeats: int) -> dict[str, float]:
         return {}
     batch = tr.sampler.next()
     with torch.no_grad():
-        _, s = tr.g_loss(batch, tr._teacher_outputs(batch), tr.step, tr.d_steps)
+        _, s = tr.generator_forward(batch, tr._teacher_outputs(batch), tr.step)
     s = dataclasses.replace(s, fake=s.fake.detach().requires_grad_(True),
                             student_features=[f.detach().requires_grad_(True) for f in s.student_features])
     for d in m.discriminators.values():

@@ -25,7 +25,7 @@ def test_each_cycle_term_trains_what_it_should(make_trainer, one_thread):
     batch = tr.sampler.next()
     for d in m.discriminators.values():
         d.requires_grad_(False)  # as in the engine's generator step
-    terms, _ = tr.g_loss(batch, tr._teacher_outputs(batch), 0, 0)
+    terms, _ = tr.generator_forward(batch, tr._teacher_outputs(batch), 0)
     assert {"gan", "gan_a", "cycle", "idt"} <= set(terms)
     expect = {"cycle": (True, True), "idt": (True, True), "gan_a": (False, True), "gan": (True, False)}
     for name, (student, inverse) in expect.items():

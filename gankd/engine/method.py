@@ -84,6 +84,9 @@ class Method(nn.Module):
     #: the generator terms that make the method what it is (its own distillation, not the base
     #: recipe): the report flags a run where they carry under 1 % of the student's gradient
     defining_terms: ClassVar[tuple[str, ...]] = ()
+    #: some stage's generator terms leave student parameters without a gradient (LIT's hint phase
+    #: trains the trunk alone): under DDP the trainer then has DDP find the unused ones each step
+    partial_student_graph: ClassVar[bool] = False
 
     def __init__(self, cfg: Any, setup: Setup) -> None:
         super().__init__()

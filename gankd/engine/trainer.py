@@ -169,7 +169,17 @@ class _GeneratorLoss(nn.Module):
             feats = self._taps.collect() if method.student_taps else []
         s = Step(step, batch, fake.float(), feats, teacher, d_steps,
                  generator=self.__dict__["_forward_student"])
-        return method.generator_terms(s), s
+        # The step goes back opaque: DDP looks for unused parameters from the tensors it finds in
+        # the outputs (lists, dicts, dataclasses), and ``s.fake`` reaches every student parameter
+        # even in a stage whose terms leave some out (LIT's hint phase).
+        return method.generator_terms(s), _Opaque(s)
+
+
+class _Opaque:
+    """A value DDP does not search for tensors."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 class _DiscriminatorLoss(nn.Module):
@@ -239,7 +249,7 @@ class Trainer:
                       for name, d in method.discriminators.items()}
         self.g_loss = self.dist.wrap(
             _GeneratorLoss(self.student, method, self.student_taps, forward_student, cfg.compile),
-            find_unused=bool(method.generator_side()))
+            find_unused=bool(method.generator_side()) or method.partial_student_graph)
         self.d_loss = self.dist.wrap(_DiscriminatorLoss(method), find_unused=len(method.discriminators) > 1)
         # The training stream (noise injection, ...) from (seed, "train") alone, whatever ran in
         # this process before (e.g. a cached teacher trained on first use); a resumed run
@@ -380,6 +390,12 @@ class Trainer:
             out = TeacherOutput(out.image.float(), [f.float() for f in out.features])
         return out
 
+    def generator_forward(self, batch: Batch, teacher_out: TeacherOutput | None,
+                          step: int) -> tuple[dict[str, torch.Tensor], Step]:
+        """The student's forward and the method's generator terms (through DDP when distributed)."""
+        terms, s = self.g_loss(batch, teacher_out, step, self.d_steps)
+        return terms, s.value
+
     def train_step(self) -> dict[str, float]:
         step = self.step
         batch = self.sampler.next().to(self.device, non_blocking=self.cuda)
@@ -403,7 +419,7 @@ class Trainer:
             _set_trainable(d, False)
         with self._phase("g"):
             with self._autocast():
-                g_terms, s = self.g_loss(batch, teacher_out, step, self.d_steps)
+                g_terms, s = self.generator_forward(batch, teacher_out, step)
             logged = self._check("g", g_terms, step)
             if self._grad_norms_due(step):
                 self._grad_norms = self._term_grad_norms(g_terms)

@@ -83,6 +83,7 @@ def _trunk(net: nn.Module) -> nn.Sequential | None:
 class LIT(AdversarialMethod):
     name = "lit"
     defining_terms = ("kd_hint",)
+    partial_student_graph = True  # the LIT phase: stem, upsampler and head get no gradient
     paper_task = "translation"  # StarGAN, conditional image-to-image translation
     Config = LITConfig
 
