@@ -39,18 +39,14 @@ import hashlib
 import json
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gankd import atomic
 from gankd.datasets import DATASETS, splitting
-from gankd.datasets import near_duplicates as near
 from gankd.datasets.config import DataConfig
-from gankd.datasets.images import IMAGE_EXTENSIONS, ImageError, ImageRef, probe_size, read_image
-from gankd.datasets.source import ImageSource, Splits, check_decodes, names_digest
+from gankd.datasets.images import IMAGE_EXTENSIONS, ImageRef, probe_size
+from gankd.datasets.source import IndexedSource, Splits, names_digest
 from gankd.errors import ConfigError
 from gankd.paths import cache_dir
 
@@ -64,8 +60,9 @@ _SIZE, _MTIME, _W, _H, _SHA, _OK, _FP = range(7)
 
 
 @DATASETS.register("folder")
-class FolderSource(ImageSource):
+class FolderSource(IndexedSource):
     kind = "folder"
+    OK_COL, FP_COL = _OK, _FP
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -194,40 +191,6 @@ class FolderSource(ImageSource):
         if files != old:
             self._write_index()
         return refs
-
-    def verified(self, refs: list[ImageRef] | tuple[ImageRef, ...]) -> None:
-        """Decode every image of ``refs`` once (cached by size and mtime); the first that does not
-        decode is an error naming it and saying what is wrong."""
-        self.images()
-        todo = [r for r in refs if self._index.get(r.name, [None] * 7)[_OK] is not True]
-        check_decodes(todo)
-        for r in todo:
-            self._index[r.name][_OK] = True
-        if todo:
-            self._write_index()
-
-    def _fingerprints(self, refs: list[ImageRef]) -> dict[str, np.ndarray | None]:
-        """Each image's near-duplicate fingerprint, from the index or decoded now (in threads, as
-        ``check_decodes``); an image that does not decode has none here and is refused by name
-        when the run verifies its images. A decode that worked is recorded as such."""
-        todo = [r for r in refs if self._index[r.name][_FP] is None]
-
-        def decode(ref: ImageRef) -> tuple[str | None, bool]:
-            try:
-                img = read_image(ref.path)
-            except ImageError:
-                return None, False
-            return near.to_text(near.fingerprint(img)), (img.shape[1], img.shape[0]) == ref.size
-
-        if todo:
-            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-                for ref, (fp, ok) in zip(todo, pool.map(decode, todo)):
-                    self._index[ref.name][_FP] = fp
-                    if ok:
-                        self._index[ref.name][_OK] = True
-            self._write_index()
-        return {r.name: None if self._index[r.name][_FP] is None else near.from_text(self._index[r.name][_FP])
-                for r in refs}
 
     # ---- splits -----------------------------------------------------------------------------
     def _explicit_layout(self) -> bool:

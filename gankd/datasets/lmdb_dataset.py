@@ -23,21 +23,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gankd import atomic
 from gankd.datasets import DATASETS, splitting
-from gankd.datasets import near_duplicates as near
 from gankd.datasets.config import DataConfig
-from gankd.datasets.images import ImageError, ImageRef, probe_bytes, read_ref
+from gankd.datasets.images import ImageError, ImageRef, probe_bytes
 from gankd.datasets.lmdb_store import META_INFO, read_meta_info, read_value
-from gankd.datasets.source import ImageSource, Splits, check_decodes, names_digest
+from gankd.datasets.source import IndexedSource, Splits, names_digest
 from gankd.errors import ConfigError
 from gankd.paths import cache_dir
 
@@ -50,8 +45,9 @@ _W, _H, _LEN, _SHA, _OK, _FP = range(6)
 
 
 @DATASETS.register("lmdb")
-class LmdbSource(ImageSource):
+class LmdbSource(IndexedSource):
     kind = "lmdb"
+    OK_COL, FP_COL = _OK, _FP
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -139,39 +135,6 @@ class LmdbSource(ImageSource):
     def _write_index(self, stamp: list | None = None) -> None:
         atomic.write_json(self._index_path(), {"version": _INDEX_VERSION, "root": str(self.root),
                                                "stamp": stamp or self._stamp(), "images": self._index})
-
-    def verified(self, refs: list[ImageRef] | tuple[ImageRef, ...]) -> None:
-        """Decode every image of ``refs`` once (cached with the index); the first that does not
-        decode is an error naming it."""
-        self.images()
-        todo = [r for r in refs if self._index[r.name][_OK] is not True]
-        check_decodes(todo)
-        for r in todo:
-            self._index[r.name][_OK] = True
-        if todo:
-            self._write_index()
-
-    def _fingerprints(self, refs: list[ImageRef]) -> dict[str, np.ndarray | None]:
-        """As the folder's: an image that does not decode has none here and is refused by name
-        when the run verifies its images."""
-        todo = [r for r in refs if self._index[r.name][_FP] is None]
-
-        def decode(ref: ImageRef) -> tuple[str | None, bool]:
-            try:
-                img = read_ref(ref)
-            except ImageError:
-                return None, False
-            return near.to_text(near.fingerprint(img)), (img.shape[1], img.shape[0]) == ref.size
-
-        if todo:
-            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-                for ref, (fp, ok) in zip(todo, pool.map(decode, todo)):
-                    self._index[ref.name][_FP] = fp
-                    if ok:
-                        self._index[ref.name][_OK] = True
-            self._write_index()
-        return {r.name: None if self._index[r.name][_FP] is None else near.from_text(self._index[r.name][_FP])
-                for r in refs}
 
     # ---- splits -----------------------------------------------------------------------------
     def splits(self, cfg: DataConfig) -> Splits:

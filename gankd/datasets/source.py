@@ -89,6 +89,62 @@ def check_decodes(refs: list[ImageRef] | tuple[ImageRef, ...]) -> None:
         raise ImageError(found[0][1] + more)
 
 
+class IndexedSource(ImageSource):
+    """A source that caches what it learnt of each image in ``self._index`` (name -> list, kept on
+    disk by ``_write_index``): whether it decodes at column ``OK_COL`` (None: not checked yet) and
+    its near-duplicate fingerprint at ``FP_COL`` (``near_duplicates.to_text``, None: not taken)."""
+
+    OK_COL: int
+    FP_COL: int
+    _index: dict[str, list]
+
+    @abstractmethod
+    def images(self) -> list[ImageRef]:
+        """Every image of the source, ``self._index`` filled for each."""
+
+    @abstractmethod
+    def _write_index(self) -> None: ...
+
+    def verified(self, refs: list[ImageRef] | tuple[ImageRef, ...]) -> None:
+        """Decode every image of ``refs`` once (cached in the index); the first that does not
+        decode is an error naming it and saying what is wrong."""
+        self.images()
+        todo = [r for r in refs if self._index[r.name][self.OK_COL] is not True]
+        check_decodes(todo)
+        for r in todo:
+            self._index[r.name][self.OK_COL] = True
+        if todo:
+            self._write_index()
+
+    def _fingerprints(self, refs: list[ImageRef]) -> dict[str, np.ndarray | None]:
+        """Each image's near-duplicate fingerprint, from the index or decoded now (in threads, as
+        ``check_decodes``); an image that does not decode has none here and is refused by name
+        when the run verifies its images. A decode that worked is recorded as such."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from gankd.datasets import near_duplicates as near
+
+        ok, fp = self.OK_COL, self.FP_COL
+        todo = [r for r in refs if self._index[r.name][fp] is None]
+
+        def decode(ref: ImageRef) -> tuple[str | None, bool]:
+            try:
+                img = read_ref(ref)
+            except ImageError:
+                return None, False
+            return near.to_text(near.fingerprint(img)), (img.shape[1], img.shape[0]) == ref.size
+
+        if todo:
+            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+                for ref, (text, decodes) in zip(todo, pool.map(decode, todo)):
+                    self._index[ref.name][fp] = text
+                    if decodes:
+                        self._index[ref.name][ok] = True
+            self._write_index()
+        return {r.name: None if self._index[r.name][fp] is None else near.from_text(self._index[r.name][fp])
+                for r in refs}
+
+
 #: sources named by a path in DATA, not by their registered name
 PATH_SOURCES = ("folder", "lmdb")
 
