@@ -7,10 +7,13 @@ import importlib.util
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from gankd.bench.compose import TeacherNet, build_trainer, seeded_build
 from gankd.datasets.batch import Batch
@@ -208,6 +211,25 @@ def make_trainer(tmp_path) -> Callable[..., Trainer]:
             image_size=tiny.image_size, cycle=cycle)
 
     return build
+
+
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch) -> Path:
+    """An empty cache of the test's own, sharing the real one's converted weights and downloads
+    (fixed inputs: the teacher, VGG, LPIPS, not what data tests are about)."""
+    from gankd.paths import fresh_cache
+
+    cache = fresh_cache(tmp_path / "cache")
+    monkeypatch.setenv("GANKD_CACHE", str(cache))
+    return cache
+
+
+def noise_photo(seed: int, w: int = 128, h: int = 128) -> np.ndarray:
+    """A smooth random RGB image (bicubic-upsampled noise): distinct per seed, photo-like enough
+    to crop, degrade and decode."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (h // 16, w // 16, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC))
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import noise_photo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -30,19 +31,11 @@ from gankd.errors import ConfigError
 SIDE = 128  # above the smoke suite's 96-pixel crops
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GANKD_CACHE", str(tmp_path / "cache"))
-    real = Path(os.environ.get("HOME", "~")).expanduser() / ".cache" / "gankd" / "weights"
-    (tmp_path / "cache").mkdir()
-    if real.is_dir():  # converted weights (teacher, VGG, LPIPS): not what these tests are about
-        (tmp_path / "cache" / "weights").symlink_to(real)
+pytestmark = pytest.mark.usefixtures("own_cache")
 
 
 def photo(seed: int, w: int = SIDE, h: int = SIDE) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (h // 16, w // 16, 3), dtype=np.uint8)
-    return np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC))
+    return noise_photo(seed, w, h)
 
 
 def save(path: Path, img: np.ndarray | Image.Image, **kw) -> Path:

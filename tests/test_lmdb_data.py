@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import lmdb
 import numpy as np
 import pytest
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+from conftest import noise_photo
 from PIL import Image
 
 from gankd.bench.suite import load_suite
@@ -26,19 +26,11 @@ SIDE = 128  # above the smoke suite's 96-pixel crops
 N = 14  # the smoke suite's Real-ESRGAN holds out 10 test and 2 validation images
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GANKD_CACHE", str(tmp_path / "cache"))
-    real = Path(os.environ.get("HOME", "~")).expanduser() / ".cache" / "gankd" / "weights"
-    (tmp_path / "cache").mkdir()
-    if real.is_dir():  # converted weights (teacher, VGG, LPIPS): not what these tests are about
-        (tmp_path / "cache" / "weights").symlink_to(real)
+pytestmark = pytest.mark.usefixtures("own_cache")
 
 
 def photo(seed: int, w: int = SIDE, h: int = SIDE) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (h // 16, w // 16, 3), dtype=np.uint8)
-    return np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC))
+    return noise_photo(seed, w, h)
 
 
 def folder(root: Path, n: int = N) -> Path:
