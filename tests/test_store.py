@@ -115,7 +115,7 @@ def test_a_finished_run_of_another_config_runs_again_and_keeps_its_old_record(tm
     (run_dir / "checkpoints" / "step_0000050.pt").write_bytes(b"")
     assert job_state(spec, suite, tmp_path) == "resumes at step 50"
     store.write_metrics(run_dir, rec(status="done", metrics={"psnr": 20.0}))
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(run_mod._plain(config), sort_keys=False))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(store.plain_config(config), sort_keys=False))
     assert job_state(spec, suite, tmp_path) == "done"
 
     class Trained(Exception):
@@ -134,7 +134,7 @@ def test_a_finished_run_of_another_config_runs_again_and_keeps_its_old_record(tm
     stored["method"]["weight"] = 123.0
     stored["setup"]["train"]["steps"] += 1
     (run_dir / "config.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
-    assert run_mod.config_change(run_dir, config) == ["method.weight", "setup.train.steps"]
+    assert store.config_change(run_dir, config) == ["method.weight", "setup.train.steps"]
     assert job_state(spec, suite, tmp_path).startswith("stale")
     with pytest.raises(Trained):
         run_mod.run(spec, suite, tmp_path, progress=False)
@@ -171,7 +171,7 @@ def test_the_report_leaves_out_runs_of_an_older_config(tmp_path) -> None:
         run_dir = run_mod.run_dir_of(tmp_path, spec)
         fields = {"suite": "smoke", "model": "gcfsr", "method": "mse", "ratio": 0.25, "seed": seed}
         store.write_metrics(run_dir, RunRecord.from_dict({**fields, "status": "done", "data": "builtin"}))
-        config = run_mod._plain(resolved(suite, spec))
+        config = store.plain_config(resolved(suite, spec))
         config["setup"]["train"]["steps"] += steps_added
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     foreign = RunRecord.from_dict({"suite": "mine", "model": "m", "method": "mse", "ratio": 0.25, "seed": 0})

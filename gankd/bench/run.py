@@ -113,7 +113,7 @@ def _run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool, force
     existing = store.read_metrics(run_dir)
     if existing and existing.status in (store.STATUS_DONE, store.STATUS_NA) and not force:
         done = existing.status == store.STATUS_DONE
-        changed = config_change(run_dir, resolved(suite, spec)) if done else []
+        changed = store.config_change(run_dir, resolved(suite, spec)) if done else []
         if not changed:
             log.info("%s already %s; skipping", spec.rel_dir, existing.status)
             return existing
@@ -144,10 +144,11 @@ def _run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool, force
         resumable = any((run_dir / "checkpoints").glob("step_*.pt"))
         if force and run_dir.exists():
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        elif resumable and cfg_path.is_file() and yaml.safe_load(cfg_path.read_text()) != _plain(config):
+        elif (resumable and cfg_path.is_file()
+              and yaml.safe_load(cfg_path.read_text()) != store.plain_config(config)):
             raise ConfigError(f"{run_dir} holds a run of a different config; its checkpoints cannot be "
                               "resumed. Re-run with --force to start it over.")
-        atomic.write_text(cfg_path, yaml.safe_dump(_plain(config), sort_keys=False))
+        atomic.write_text(cfg_path, yaml.safe_dump(store.plain_config(config), sort_keys=False))
     dist.barrier()  # the others wait for rank 0's checks (its failure ends the job via torchrun)
 
     t_start = time.perf_counter()
@@ -162,7 +163,8 @@ def _run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool, force
 
     # begun by the trainer at its first step; closed here, after the evaluation's numbers and
     # crops, or on any failure
-    curves = livelog.open_log(run_dir, dist, live, name=Path(spec.rel_dir).as_posix(), config=_plain(config))
+    curves = livelog.open_log(run_dir, dist, live, name=Path(spec.rel_dir).as_posix(),
+                              config=store.plain_config(config))
     try:
         return _train_and_evaluate(spec, suite, setup, results, run_dir, dist, device,
                                    validate if valset else None, curves, progress, t_start, teacher_of_run)
@@ -317,24 +319,3 @@ def _save_samples(folder: Path, outputs: dict[str, torch.Tensor]) -> None:
 
 #: where a finished run's record goes when its config changed and the run is done again
 STALE_RECORD = "metrics.stale.json"
-
-
-def config_change(run_dir: Path, config: dict[str, Any]) -> list[str]:
-    """The dotted keys in which ``run_dir``'s stored config differs from ``config`` (empty: the
-    same, or no config stored, as in records older than config.yaml)."""
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        return []
-    return _diff(yaml.safe_load(path.read_text()), _plain(config))
-
-
-def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [k for key in sorted(set(old) | set(new), key=str)
-                for k in _diff(old.get(key), new.get(key), f"{prefix}{key}.")]
-    return [] if old == new else [prefix.rstrip(".") or "config"]
-
-
-def _plain(obj: Any) -> Any:
-    """YAML round-trip form (tuples become lists) so a stored config compares equal."""
-    return yaml.safe_load(yaml.safe_dump(obj, sort_keys=False))

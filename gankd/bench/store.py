@@ -20,6 +20,9 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from gankd import atomic
 from gankd.bench.record import STATUS_DONE, STATUS_FAILED, STATUS_NA, RunRecord
@@ -109,3 +112,25 @@ def _records(results: Path, pattern: str,
                 unreadable.append(Unreadable(path.relative_to(results).as_posix(), record))
             continue
         yield path, record
+
+
+# -- a stored run against the config it would run with now ---------------------------------
+def config_change(run_dir: Path, config: dict[str, Any]) -> list[str]:
+    """The dotted keys in which ``run_dir``'s stored config differs from ``config`` (empty: the
+    same, or no config stored, as in records older than config.yaml)."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return []
+    return _diff(yaml.safe_load(path.read_text()), plain_config(config))
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [k for key in sorted(set(old) | set(new), key=str)
+                for k in _diff(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [prefix.rstrip(".") or "config"]
+
+
+def plain_config(obj: Any) -> Any:
+    """YAML round-trip form (tuples become lists) so a stored config compares equal."""
+    return yaml.safe_load(yaml.safe_dump(obj, sort_keys=False))

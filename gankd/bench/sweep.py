@@ -76,7 +76,8 @@ def job_state(spec: RunSpec, suite: SuiteConfig, results: Path) -> str:
     """What the sweep will do with ``spec``: ``done`` / ``not applicable`` (skip), ``stale`` (done
     with another config: runs again), ``resumes at step N``, ``failed`` (runs again) or ``to run``."""
     from gankd.bench import store
-    from gankd.bench.run import config_change, run_dir_of
+    from gankd.bench.run import run_dir_of
+    from gankd.bench.store import config_change
     from gankd.bench.suite import resolved
     from gankd.engine.checkpoint import latest_step
 
