@@ -36,6 +36,35 @@ def test_sweep_refuses_a_dirty_tree_unless_allowed(monkeypatch, tmp_path, capsys
                  "scratch", "--quiet"]) == 2  # the CLI's exit code for a refused request
 
 
+def test_results_written_into_the_repository_do_not_make_a_run_dirty(monkeypatch, tmp_path) -> None:
+    """A sweep or tune into reports/sample rewrites tracked records (a stale one re-scored): that
+    is its output, not code; a changed source file still is."""
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    for rel in ("reports/sample/results/a/metrics.json", "results/baselines/smoke.json", "gankd/m.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("1")
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "x")
+    monkeypatch.setattr(environment, "REPO_ROOT", tmp_path)
+
+    def sha() -> str:
+        environment.git_sha.cache_clear()
+        return environment.git_sha()
+
+    (tmp_path / "reports/sample/results/a/metrics.json").write_text("2")
+    (tmp_path / "results/baselines/smoke.json").write_text("2")
+    git("mv", "reports/sample/results/a/metrics.json", "reports/sample/results/a/metrics.stale.json")
+    assert environment.modified_tracked_files() == [] and not sha().endswith("-dirty")
+    (tmp_path / "gankd/m.py").write_text("2")
+    assert environment.modified_tracked_files() == ["gankd/m.py"] and sha().endswith("-dirty")
+    environment.git_sha.cache_clear()
+
+
 def test_power_sizes_each_table_from_its_pooled_variance(tmp_path, capsys) -> None:
     make_tree(tmp_path)
     assert commands.power(tmp_path) == 0

@@ -22,15 +22,14 @@ LIBRARIES = ("torch", "torchvision", "basicsr", "numpy", "lpips", "pytorch-fid",
 
 @cache
 def git_sha() -> str:
+    """HEAD's commit, ``-dirty`` when tracked files outside ``OUTPUT_DIRS`` differ from it."""
     try:
         out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=10)
-        sha = out.stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    sha = out.stdout.strip()
+    return (sha + ("-dirty" if modified_tracked_files() else "")) if sha else "unknown"
 
 
 @cache
@@ -57,9 +56,16 @@ def device_info(device: torch.device) -> dict[str, Any]:
     return info
 
 
+#: where runs write inside the repository (the committed sample's records, leaderboard and kept
+#: networks; the regression baselines): a change there is a result, not code. Counted as code, a
+#: tune or sweep into ``reports/sample`` made its own runs ``-dirty`` as soon as it re-scored a
+#: stale record (issue 39 wants every run from a clean tree)
+OUTPUT_DIRS = ("reports/", "results/")
+
+
 def modified_tracked_files() -> list[str] | None:
-    """The tracked files that differ from HEAD (what makes ``git_sha`` end in ``-dirty``);
-    None where this is no git checkout or git cannot tell."""
+    """The tracked files outside ``OUTPUT_DIRS`` that differ from HEAD (what makes ``git_sha`` end
+    in ``-dirty``); None where this is no git checkout or git cannot tell."""
     try:
         out = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
                              capture_output=True, text=True, timeout=10)
@@ -67,7 +73,8 @@ def modified_tracked_files() -> list[str] | None:
         return None
     if out.returncode != 0:
         return None
-    return [line[3:] for line in out.stdout.splitlines() if line.strip()]
+    changed = [line[3:].split(" -> ")[-1] for line in out.stdout.splitlines() if line.strip()]
+    return [f for f in changed if not f.startswith(OUTPUT_DIRS)]
 
 
 #: the environment variables that set how OpenMP and MKL spread work and wait: a step time is
