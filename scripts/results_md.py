@@ -118,8 +118,12 @@ def _table(s: Any, rows: list[dict[str, str]], tally: Counter[str]) -> list[str]
             else "Decisive: enough seeds for its variance, per-image values on enough photos.", ""]
     images = sorted({str(r.eval.get("images")) for r in s.runs if r.eval.get("images")})
     evaluation = f"Evaluation: {', '.join(images) or '–'} images per run"
-    evaluation += (f" ({st.photos} photos in the crossed test)" if st.photos
-                   else ", no per-image values recorded")
+    if st.photos:
+        evaluation += f" ({st.photos} photos in the crossed test)"
+    elif any(r.per_image.get(metric) for r in s.runs):  # recorded, but no two seeds to cross yet
+        evaluation += ", per-image values recorded (the crossed seed x photo test needs 2 shared seeds)"
+    else:
+        evaluation += ", no per-image values recorded"
     evaluation += f"; seeds shared with `scratch`: up to {st.seeds}; methods tested: {st.methods}."
     if st.seeds_needed:
         dof = sum(x.estimate.seeds - 1 for x in st.verdicts.values() if x.estimate is not None)
