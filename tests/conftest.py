@@ -224,6 +224,18 @@ def own_cache(tmp_path, monkeypatch) -> Path:
     return cache
 
 
+def pretrained_student_path(setup: Any, student: zoo.ZooEntry) -> Path:
+    """Where ``cached_training.pretrained_student`` keeps ``student``'s supervised stage (seed 0,
+    builtin data) under the current environment, asked without training it."""
+    from gankd.bench import cached_training
+
+    asked: list[Path] = []
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(cached_training, "train_cached", lambda path, *a, **k: asked.append(path) or path)
+        cached_training.pretrained_student(setup, student, 0, "builtin", 0, progress=False)
+    return asked[0]
+
+
 def noise_photo(seed: int, w: int = 128, h: int = 128) -> np.ndarray:
     """A smooth random RGB image (bicubic-upsampled noise): distinct per seed, photo-like enough
     to crop, degrade and decode."""

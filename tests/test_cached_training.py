@@ -4,11 +4,11 @@ file is refused by name, never trained on with other numbers."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import pretrained_student_path
 
 from gankd import atomic
 from gankd.bench import cached_training
@@ -73,28 +73,20 @@ def test_a_damaged_trained_teacher_is_refused_by_name(tmp_path, monkeypatch):
         teachers.load_teacher(setup, "builtin", 0, progress=False)
 
 
-def test_a_run_on_a_damaged_cached_student_exits_with_one_line(tmp_path, monkeypatch, capsys):
+def test_a_run_on_a_damaged_cached_student_exits_with_one_line(tmp_path, monkeypatch, capsys, own_cache):
     """What the issue saw: two changed bytes gave other numbers and exit 0."""
     monkeypatch.setenv("GANKD_TRAINED", str(tmp_path / "kept"))
-    monkeypatch.setenv("GANKD_CACHE", str(tmp_path / "cache"))
-    real = Path(os.environ.get("HOME", "~")).expanduser() / ".cache" / "gankd" / "weights"
-    if real.is_dir():  # the converted teacher: not what this test is about
-        (tmp_path / "cache").mkdir()
-        (tmp_path / "cache" / "weights").symlink_to(real)
     setup = load_suite("smoke").models["realesrgan"]
     student = zoo.student(setup.teacher, 0.25, setup.student)
-    found: list[Path] = []
-    with monkeypatch.context() as m:
-        m.setattr(cached_training, "train_cached", lambda path, *a, **k: found.append(path) or path)
-        cached_training.pretrained_student(setup, student, 0, "builtin", 0, progress=False)
-    _cache(found[0], student.build())
-    _flip(found[0])
+    path = pretrained_student_path(setup, student)
+    _cache(path, student.build())
+    _flip(path)
 
     results = tmp_path / "results"
     rc = main(["bench", "--suite", "smoke", "--model", "realesrgan", "--method", "scratch", "--results",
                str(results), "--quiet", "--no-report"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1
-    assert err[-1].startswith(f"gankd: failed: cached network {found[0]} is damaged")
+    assert err[-1].startswith(f"gankd: failed: cached network {path} is damaged")
     assert "Traceback" not in "\n".join(err)
     assert not list(results.rglob("metrics.json"))

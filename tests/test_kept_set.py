@@ -8,11 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import pretrained_student_path
 
 from gankd import atomic
 from gankd.bench import cached_training, kept, teachers
@@ -21,7 +21,7 @@ from gankd.cli import main
 from gankd.engine.trainer import TrainResult
 from gankd.errors import ConfigError, GankdError
 from gankd.models import zoo
-from gankd.paths import SAMPLE_KEPT, kept_dir, trained_dir
+from gankd.paths import SAMPLE_KEPT, fresh_cache, kept_dir, trained_dir
 
 
 def _never(*args, **kwargs):
@@ -54,11 +54,7 @@ def stores(tmp_path, monkeypatch) -> tuple[Path, Path]:
     kept_root.mkdir()
     monkeypatch.delenv("GANKD_TRAINED", raising=False)
     monkeypatch.setenv("GANKD_KEPT", str(kept_root))
-    monkeypatch.setenv("GANKD_CACHE", str(cache))
-    real = Path(os.environ.get("HOME", "~")).expanduser() / ".cache" / "gankd" / "weights"
-    if real.is_dir():  # VGG and the other converted weights: not what these tests are about
-        cache.mkdir()
-        (cache / "weights").symlink_to(real)
+    monkeypatch.setenv("GANKD_CACHE", str(fresh_cache(cache)))  # converted weights linked
     return kept_root, cache
 
 
@@ -92,11 +88,7 @@ def test_a_kept_student_with_its_key_and_sha_is_used(stores, monkeypatch):
     kept_root, cache = stores
     setup = load_suite("smoke").models["realesrgan"]
     student = zoo.student(setup.teacher, 0.25, setup.student)
-    asked: list[Path] = []
-    with monkeypatch.context() as m:
-        m.setattr(cached_training, "train_cached", lambda path, *a, **k: asked.append(path) or path)
-        cached_training.pretrained_student(setup, student, 0, "builtin", 0, progress=False)
-    rel = asked[0].relative_to(cache)  # not in the kept set yet: the cache's path
+    rel = pretrained_student_path(setup, student).relative_to(cache)  # not kept yet: the cache's path
     path = _keep(kept_root / rel, student.build())
     before = _snapshot(kept_root)
     monkeypatch.setattr("gankd.bench.compose.build_trainer", _never)
