@@ -23,7 +23,7 @@ Parts, each recorded as pass / fail / skipped with its reason and wall time:
 ``--dry`` runs the same code on the CPU at the smallest sizes, skipping (and saying so) only
 what needs CUDA: the CUDA tests are collected, not run; bf16 steps (the Trainer's bf16 autocast
 is the CUDA path) and peak GPU memory are left out. It is how this script is tested without a GPU
-(``tests/test_gpu_check.py``).
+(``tests/scripts/test_gpu_check.py``).
 
     scripts/gpu_check.sh [--dry] [--out results/gpu_check.json] [--models ...] [--methods ...]
 """

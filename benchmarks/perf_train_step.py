@@ -29,6 +29,7 @@ from gankd.bench.teachers import load_teacher, trained_teacher_path
 from gankd.bench.tune import tuning_shape
 from gankd.engine.sampler import PoolSampler
 from gankd.engine.trainer import Trainer
+from gankd.methods import METHODS as REGISTRY
 from gankd.models import zoo
 from gankd.paths import trained_dir
 
@@ -70,9 +71,8 @@ def build(method: str, model: str = "realesrgan", suite: str = "cpu", pool_size:
     # a small pool: every row's features cached after one epoch (a run's later steps)
     setup = s.models[model]
     setup = dataclasses.replace(setup, data=dataclasses.replace(setup.data, pool_size=pool_size))
-    cfg = method_options(s, model, method)
-    if method == "sdakd":  # time the full stage-3 step: every term, the student D stepping
-        cfg = dataclasses.replace(cfg, stage_fractions=(0.0, 0.0, 1.0))
+    # the method's fullest step (SDAKD's stage 3: every term, the student D stepping)
+    cfg = dataclasses.replace(method_options(s, model, method), **REGISTRY.get(method).every_term_options)
     pool = training_pool(setup, "builtin", POOL_SEED, lambda: teacher)
     tr = build_trainer(student=seeded_build(zoo.student(setup.teacher, shape.ratio, setup.student,
                                                              depth=shape.depth), 0),

@@ -64,6 +64,7 @@ def measure(model: str, method: str, suite: str, steps: int = 2) -> dict[str, An
     from gankd.bench.dryrun import dry_run_teacher
     from gankd.bench.suite import load_suite, method_options
     from gankd.engine.sampler import PoolSampler
+    from gankd.methods import METHODS as REGISTRY
     from gankd.models import zoo
 
     s = load_suite(suite)
@@ -71,9 +72,8 @@ def measure(model: str, method: str, suite: str, steps: int = 2) -> dict[str, An
     if setup.train.threads:
         torch.set_num_threads(setup.train.threads)
     loaded, random_teacher = dry_run_teacher(setup, "builtin")  # its weights if here, else a random init
-    cfg = method_options(s, model, method)
-    if method == "sdakd":  # stage 3: every network of the method in use
-        cfg = dataclasses.replace(cfg, stage_fractions=(0.0, 0.0, 1.0))
+    # the method's fullest step (SDAKD's stage 3: every network of the method in use)
+    cfg = dataclasses.replace(method_options(s, model, method), **REGISTRY.get(method).every_term_options)
     pool = training_pool(setup, "builtin", POOL_SEED, lambda: loaded)
     tr = build_trainer(student=seeded_build(zoo.student(setup.teacher, s.ratios[0], setup.student), 0),
                        teacher=loaded, d_entry=zoo.get(setup.discriminator), recipe=setup.recipe,

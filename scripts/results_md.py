@@ -1,7 +1,7 @@
 """Write the sample's RESULTS.md from its leaderboard.csv and its run records: per table, each
 method's verdict against scratch on the suite's declared primary metric (tables and sentences),
 what the table rests on (seeds, photos, commits, runs left out, whether it is a pilot) and the
-secondary metrics, labelled as such. No number in it is typed: ``tests/test_results_md.py``
+secondary metrics, labelled as such. No number in it is typed: ``tests/scripts/test_results_md.py``
 fails when the committed file differs from what this script writes.
 
     python scripts/results_md.py            # rewrites reports/sample/RESULTS.md

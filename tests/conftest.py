@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,19 @@ from gankd.errors import ConfigError
 from gankd.methods import METHODS, method_config
 from gankd.models import MODELS, has_paired_target, zoo
 from gankd.paths import family_names
+from gankd.registry import PLUGINS_ENV
+
+#: the throwaway method of the README's recipe (tests/plugins/mse_copy.py), registered for this
+#: session and every process it starts: each test that enumerates the registry runs it too
+THROWAWAY = "mse-copy"
+#: the tests' folder (on sys.path: test modules import this file as ``conftest``), the repository
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+TEST_DATA = TESTS / "data"
+PLUGIN = TESTS / "plugins" / "mse_copy.py"
+_PLUGIN = str(PLUGIN)
+if _PLUGIN not in os.environ.get(PLUGINS_ENV, "").split(os.pathsep):
+    os.environ[PLUGINS_ENV] = os.pathsep.join(filter(None, [os.environ.get(PLUGINS_ENV), _PLUGIN]))
 
 
 class SyntheticPool:

@@ -111,10 +111,10 @@ def test_piped_output_is_plain_and_complete(capsys):
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": str(root), "COLUMNS": "80"}
+    from conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
     out = subprocess.run([sys.executable, "-m", "gankd.cli", "zoo"], capture_output=True, text=True, env=env,
                          check=True, timeout=600).stdout
     row = next(line for line in out.splitlines() if line.startswith("realesrgan_x4plus "))

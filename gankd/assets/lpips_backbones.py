@@ -5,7 +5,7 @@
 (``{"AlexNet_0"|"VGG16_0": {"Conv_i": {"kernel": HWIO, "bias": O}}, "NetLinLayer_j": ...}``).
 Flax convolutions are cross-correlations like torch's, so a kernel only needs HWIO -> OIHW.
 The ``NetLinLayer`` heads in those files are bit-identical to the ``lpips`` wheel's v0.1
-``alex.pth``/``vgg.pth`` (checked in ``tests/test_lpips_vgg.py``), which ties the trunks to the
+``alex.pth``/``vgg.pth`` (checked in ``tests/metrics/test_lpips_vgg.py``), which ties the trunks to the
 torchvision weights LPIPS was calibrated on.
 
 Converted state dicts use torchvision's ``alexnet().features`` / ``vgg16().features`` layout

@@ -21,7 +21,7 @@ quality 30 to 100) and resizing (0.25x to 2x) keep every image at a cosine of 0.
 crops that remove up to 2 % of each side, combined with those, keep photographs at 0.977 or more
 (textures such as scikit-image's brick fall lower: a texture shifted is another texture), with
 colours within 0.03. Larger crops, and a change of colours (a greyscale copy), are not caught.
-``tests/test_near_duplicates.py`` checks the thresholds both ways on the builtin photos, the
+``tests/datasets/test_near_duplicates.py`` checks the thresholds both ways on the builtin photos, the
 copies by a property test.
 """
 

@@ -87,6 +87,10 @@ class Method(nn.Module):
     #: some stage's generator terms leave student parameters without a gradient (LIT's hint phase
     #: trains the trunk alone): under DDP the trainer then has DDP find the unused ones each step
     partial_student_graph: ClassVar[bool] = False
+    #: config options under which the first step already computes every one of the method's terms
+    #: (the last stage of a schedule): the stored loss values, the step-time and the memory
+    #: benchmarks measure the method there, without knowing its schedule
+    every_term_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, cfg: Any, setup: Setup) -> None:
         super().__init__()

@@ -4,7 +4,7 @@ frozen teacher's output), computed the first time a row is drawn and looked up a
 A fixed training pool is drawn epoch after epoch; the VGG forward of its targets repeats work
 whose result never changes. The cache holds fp32 copies up to a byte budget (0: off). A looked-up
 value is the one first computed; computing it again in another batch can move a convolution's
-last bit (equal to ~1e-6, tests/test_rowcache.py), which is the only difference caching makes.
+last bit (equal to ~1e-6, tests/engine/test_rowcache.py), which is the only difference caching makes.
 
 That difference would reach a resumed run: its cache starts empty, so after the pool reshuffles
 it computes rows in other batches than the uninterrupted run did, and the two part from there.

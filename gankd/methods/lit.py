@@ -44,6 +44,7 @@ cannot take the teacher's features: both are recorded as not applicable, with th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -83,6 +84,8 @@ def _trunk(net: nn.Module) -> nn.Sequential | None:
 class LIT(AdversarialMethod):
     name = "lit"
     defining_terms = ("kd_hint",)
+    # the LIT phase throughout: its fine-tuning is the base recipe alone
+    every_term_options: ClassVar[dict[str, object]] = {"lit_fraction": 1.0}
     partial_student_graph = True  # the LIT phase: stem, upsampler and head get no gradient
     paper_task = "translation"  # StarGAN, conditional image-to-image translation
     Config = LITConfig

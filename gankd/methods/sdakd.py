@@ -57,6 +57,7 @@ def adapter(c_s: int, c_t: int, hidden: int) -> nn.Sequential:
 class SDAKD(AdversarialMethod):
     name = "sdakd"
     defining_terms = ("kd_feat",)
+    every_term_options: ClassVar[dict[str, object]] = {"stage_fractions": (0.0, 0.0, 1.0)}  # stage 3 only
     paper_task = "sr"  # GCFSR and Real-ESRGAN students
     Config = SDAKDConfig
 

@@ -8,7 +8,7 @@ is Wang et al.'s with an 11x11 Gaussian window (sigma 1.5), valid mode, mean of 
 This module reproduces that pipeline in torch instead of calling BasicSR's numpy/cv2 code:
 the Y conversion keeps BasicSR's precision steps (the 8-bit levels divided by 255 in float32, the
 weighted sum in float64, the result stored back as float32) and the Gaussian window is applied as
-two separable 1-D passes in float64. ``tests/test_psnr_ssim_niqe.py`` checks both metrics against
+two separable 1-D passes in float64. ``tests/metrics/test_psnr_ssim_niqe.py`` checks both metrics against
 BasicSR to 1e-6 on real photos.
 """
 

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from PIL import Image
 
 from gankd.config import from_mapping
@@ -31,7 +32,7 @@ from gankd.datasets.seeding import derive_seed
 from gankd.datasets.source import load_hr, open_data
 from gankd.errors import ConfigError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = ROOT
 
 # small settings: Real-ESRGAN degrades 80px regions (its minimum is 76) and keeps 64px pairs
 REALESRGAN = {"hr_crop": 64, "degrade_size": 80, "eval_hr": 96, "val_hr": 80, "pool_size": 6,

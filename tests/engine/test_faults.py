@@ -22,13 +22,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, TESTS
 
 from gankd.engine import checkpoint
 from gankd.errors import GankdError
 
-ROOT = Path(__file__).resolve().parents[1]
-# one thread, as the parent's tests (fixture below): a resumed run is compared bit for bit
-ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", "OMP_NUM_THREADS": "1"}
+# one thread, as the parent's tests (fixture below): a resumed run is compared bit for bit; the
+# children import this module (its folder on the path) and conftest
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (ROOT, TESTS, Path(__file__).resolve().parent))),
+       "OMP_NUM_THREADS": "1"}
 
 
 

@@ -4,7 +4,7 @@ In the manner of torchdistill's loss regression tests: the gradient tests in ``t
 say *where* each loss acts; these say a refactor left *what* it computes unchanged. The first
 step's terms depend only on the seeded initial weights and the synthetic batch. The stored file
 is written by the code, never typed in: ``GANKD_UPDATE_LOSS_VALUES=1 pytest
-tests/test_loss_values.py`` rewrites it on purpose (and review the diff).
+tests/methods/test_loss_values.py`` rewrites it on purpose (and review the diff).
 """
 
 from __future__ import annotations
@@ -12,23 +12,22 @@ from __future__ import annotations
 import json
 import math
 import os
-from pathlib import Path
 
 import pytest
-from conftest import FAMILIES, tiny_student
+from conftest import FAMILIES, TEST_DATA, tiny_student
 
+from gankd.methods import METHODS as REGISTRY
 from gankd.methods import benchmark_methods
 
-STORED = Path(__file__).parent / "data" / "loss_values.json"
+STORED = TEST_DATA / "loss_values.json"
 METHODS = benchmark_methods()
 #: relative tolerance: thread count and CPU vector width change the summation order, not more
 RTOL = 1e-4
 
 
 def first_step_terms(make_trainer, method: str, family: str) -> dict[str, float]:
-    # sdakd in its adversarial stage from the first step, so that every one of its terms exists;
-    # lit in its LIT phase (its fine-tuning is the base recipe, stored as scratch's)
-    overrides = {"sdakd": {"stage_fractions": [0.0, 0.0, 1.0]}, "lit": {"lit_fraction": 1.0}}.get(method)
+    # every one of the method's terms on the first step (sdakd's stage 3, lit's LIT phase)
+    overrides = dict(REGISTRY.get(method).every_term_options)
     tr = make_trainer(method, steps=1, method_overrides=overrides, family=family)
     tr.log_grad_norms = False
     return tr.train_step()

@@ -12,18 +12,18 @@ from __future__ import annotations
 import importlib
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import TEST_DATA
 
 import gankd._basicsr  # noqa: F401  (BasicSR needs gankd's torchvision alias before its first import)
 from gankd.models import MODELS, build
 from gankd.models.gcfsr_arch import GCFSR, StyleGAN2D, default_cond_norm, gcfsr_condition
 from gankd.models.stylegan2_parts import fused_leaky_relu, make_resample_kernel, upfirdn2d
 
-DATA = Path(__file__).parent / "data"
+DATA = TEST_DATA
 RATIOS = (0.5, 0.25, 0.125)
 SMALL = ((32, 0.125), (64, 0.25))  # the scaled-down teachers of the smoke and cpu suites
 

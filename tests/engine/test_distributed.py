@@ -13,7 +13,7 @@ teacher's output against a similar student output -- rounding becomes up to ~lr/
 (measured max 1e-4 for akdg, 7e-5 for sdakd, 2e-6 for mse, against 3e-3 moved in 3 steps at lr
 1e-3).
 
-This file is also the worker: ``python tests/test_distributed.py --worker OUT`` under torchrun.
+This file is also the worker: ``python tests/engine/test_distributed.py --worker OUT`` under torchrun.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, TESTS
 
 from gankd.methods import benchmark_methods
 
-ROOT = Path(__file__).resolve().parents[1]
 STEPS = 3
 BATCH = 4  # global
 #: options beside ``tiny_overrides``: sdakd runs one step of each stage (its adapters idle in
@@ -139,7 +139,7 @@ def worker(out: Path) -> None:
 @pytest.fixture(scope="module")
 def ddp_results(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("ddp")
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
            str(Path(__file__)), "--worker", str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
