@@ -311,10 +311,15 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def _save_samples(folder: Path, outputs: dict[str, torch.Tensor]) -> None:
+    """This evaluation's crops, and only these: a crop an earlier evaluation of the run kept (of
+    another evaluation set) would stand in the report's grid beside numbers it did not make."""
     from gankd.bench.images import save_png
 
     for name, img in outputs.items():
         save_png(folder / f"{name}.png", img)
+    for old in folder.glob("*.png"):
+        if old.stem not in outputs:
+            old.unlink()
 
 
 #: where a finished run's record goes when its config changed and the run is done again

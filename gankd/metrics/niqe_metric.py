@@ -12,6 +12,7 @@ so that the numbers are BasicSR's.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import ClassVar
 
@@ -69,5 +70,22 @@ class NIQE(PerImageMean):
                 f"niqe: needs at least {MIN_BLOCKS} blocks of {NIQE_BLOCK}x{NIQE_BLOCK} pixels "
                 f"after cropping {self.crop_border} per edge (e.g. {NIQE_BLOCK + c}x"
                 f"{2 * NIQE_BLOCK + c}); got {h}x{w}")
-        return torch.tensor([float(calculate_niqe(to_bgr_uint8(img), self.crop_border, input_order="HWC",
-                                                  convert_to="y")) for img in sr], dtype=torch.float64)
+        return torch.tensor([self._one(img, i) for i, img in enumerate(sr)], dtype=torch.float64)
+
+    def _one(self, img: torch.Tensor, index: int) -> float:
+        # A textureless block (clipped sky, a flat border) has MSCN coefficients of one sign only:
+        # BasicSR's AGGD fit takes the mean of an empty side (numpy warns "Mean of empty slice")
+        # and the block's features are NaN, which BasicSR then leaves out (nanmean, NaN rows
+        # dropped from the covariance), as MATLAB's reference NIQE does. numpy's warnings on that
+        # designed path are not faults; what is, a result that is not finite, is refused below.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            try:
+                value = float(calculate_niqe(to_bgr_uint8(img), self.crop_border, input_order="HWC",
+                                             convert_to="y"))
+            except np.linalg.LinAlgError:
+                value = float("nan")
+        if not np.isfinite(value):  # every block textureless: nothing left to fit
+            raise MetricNotApplicable(f"niqe: undefined on image {index} of a batch: too few of its "
+                                      f"{NIQE_BLOCK}x{NIQE_BLOCK} blocks have texture (a flat image)")
+        return value

@@ -115,3 +115,16 @@ def test_a_crash_is_recorded_as_a_failed_run(dirs, monkeypatch, capsys):
     assert rec["status"] == "failed"
     assert rec["error"] == "RuntimeError: evaluation set went missing"
     assert [r.status for r in store.iter_runs(results)] == ["failed"]
+
+
+def test_a_run_keeps_only_the_crops_of_its_last_evaluation(tmp_path):
+    """A re-run on another evaluation set (builtin -> photos) must not leave the old set's crops,
+    which the report's grid would show as rows of this run."""
+    import torch
+
+    from gankd.bench.run import _save_samples
+
+    folder = tmp_path / "samples"
+    _save_samples(folder, {"astronaut#0": torch.rand(3, 8, 8), "coffee#0": torch.rand(3, 8, 8)})
+    _save_samples(folder, {"bridge#0": torch.rand(3, 8, 8)})
+    assert sorted(p.name for p in folder.iterdir()) == ["bridge#0.png"]

@@ -177,6 +177,24 @@ def test_niqe_rejects_images_without_two_blocks() -> None:
         m.compute()
 
 
+def test_niqe_of_partly_flat_images_is_basicsrs_quietly_and_of_a_flat_one_not_applicable() -> None:
+    """A textureless block is one BasicSR's NIQE leaves out (numpy warns on the way: 'Mean of
+    empty slice', printed once per evaluation before); an image without two textured blocks has
+    no NIQE, and says so instead of failing the run with numpy's SVD error."""
+    import warnings
+
+    sky = photo("astronaut", (0, 0, 200, 200)).clone()
+    sky[:, :100] = 0.5  # the top half one grey
+    direct = bsr.calculate_niqe(bsr.tensor2img(sky), 4, input_order="HWC", convert_to="y")
+    m = METRICS.get("niqe")(scale=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.update(sky[None], None)
+    assert m.compute()["niqe"] == pytest.approx(float(direct), abs=1e-9) and math.isfinite(direct)
+    with pytest.raises(MetricNotApplicable, match="niqe: undefined on image 1 .*flat image"):
+        m.update(torch.stack([sky, torch.full_like(sky, 0.5)]), None)
+
+
 def test_niqe_without_its_parameter_file_is_a_missing_asset(monkeypatch: pytest.MonkeyPatch,
                                                             tmp_path: Path) -> None:
     monkeypatch.setattr(niqe_metric, "niqe_params_file", lambda: tmp_path / "niqe_pris_params.npz")
