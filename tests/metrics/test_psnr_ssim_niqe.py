@@ -191,7 +191,7 @@ def test_niqe_of_partly_flat_images_is_basicsrs_quietly_and_of_a_flat_one_not_ap
         warnings.simplefilter("error")
         m.update(sky[None], None)
     assert m.compute()["niqe"] == pytest.approx(float(direct), abs=1e-9) and math.isfinite(direct)
-    with pytest.raises(MetricNotApplicable, match="niqe: undefined on image 1 .*flat image"):
+    with pytest.raises(MetricNotApplicable, match=r"niqe: undefined on image 1 .*flat image"):
         m.update(torch.stack([sky, torch.full_like(sky, 0.5)]), None)
 
 
