@@ -87,11 +87,12 @@ def run_spec(suite: SuiteConfig, model: str, method: str, student: str, seed: in
 def bench(spec: RunSpec, suite: SuiteConfig, results: Path | None, progress: bool, force: bool,
           report: bool, live: LiveOptions | None = None) -> int:
     from gankd.bench.run import STATUS_WORKER, run
+    from gankd.bench.suite import resolve
     from gankd.engine import distributed
 
     results = results or results_dir()
     try:
-        record = run(spec, suite, results, progress=progress, force=force, live=live)
+        record = run(resolve(suite, spec), results, progress=progress, force=force, live=live)
     finally:
         distributed.shutdown()
     if record.status == STATUS_WORKER:  # rank > 0 of a torchrun job: rank 0 reports
@@ -104,8 +105,9 @@ def bench(spec: RunSpec, suite: SuiteConfig, results: Path | None, progress: boo
 
 def dry_run(spec: RunSpec, suite: SuiteConfig) -> int:
     from gankd.bench.dryrun import dry_run as do_dry_run
+    from gankd.bench.suite import resolve
 
-    r = do_dry_run(spec, suite)
+    r = do_dry_run(resolve(suite, spec))
     rows: list[tuple[str, str]] = [("device", r["device"])]
     rows.append(("teacher", f"{r['teacher']['entry']}: {r['teacher']['params'] / 1e6:.2f} M params; "
                             f"{r['teacher']['source']}"))

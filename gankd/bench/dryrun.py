@@ -14,7 +14,7 @@ import torch
 from gankd.assets import store as assets_store
 from gankd.bench.assemble import POOL_SEED
 from gankd.bench.compose import build_trainer, role_build
-from gankd.bench.suite import ModelSetup, RunSpec, SuiteConfig, method_options
+from gankd.bench.suite import ModelSetup, ResolvedRun
 from gankd.bench.teachers import LoadedTeacher, _entry_env, load_teacher, trained_teacher_path
 from gankd.datasets.config import DataConfig
 from gankd.engine.distributed import training_sampler
@@ -26,7 +26,7 @@ from gankd.models import zoo
 DRY_RUN_STEPS = 2
 
 
-def dry_run(spec: RunSpec, suite: SuiteConfig, steps: int = DRY_RUN_STEPS) -> dict[str, Any]:
+def dry_run(r: ResolvedRun, steps: int = DRY_RUN_STEPS) -> dict[str, Any]:
     """Build the run at full size -- teacher, student, every discriminator, adapter and loss
     network of the method -- and take ``steps`` training steps on the smallest inputs the data
     allows (batch 1; crop-after degradations at their minimum region and 32 px GT crops,
@@ -40,7 +40,7 @@ def dry_run(spec: RunSpec, suite: SuiteConfig, steps: int = DRY_RUN_STEPS) -> di
     run) is a random init of the real-size network, and the record says so. CUDA in the config
     falls back to the CPU when there is none, said so as well.
     """
-    setup = suite.models[spec.model]
+    spec, setup = r.spec, r.setup
     notes: list[str] = []
     if setup.train.device == "cuda" and not torch.cuda.is_available():
         notes.append("config asks for cuda; no CUDA device here, the dry run uses the CPU")
@@ -60,7 +60,7 @@ def dry_run(spec: RunSpec, suite: SuiteConfig, steps: int = DRY_RUN_STEPS) -> di
     sampler = training_sampler(data, spec.data, 1, spec.seed, None, device)
     trainer = build_trainer(student=student, teacher=loaded, d_entry=zoo.get(setup.discriminator),
                             recipe=setup.recipe, cycle=setup.cycle, method=spec.method,
-                            method_cfg=method_options(suite, spec.model, spec.method), train=train,
+                            method_cfg=r.method_cfg, train=train,
                             sampler=sampler, ratio=spec.ratio, seed=spec.seed, image_size=data.hr_crop,
                             progress=False)
     method, recipe = trainer.method, trainer.method.recipe

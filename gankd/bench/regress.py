@@ -98,13 +98,14 @@ def collect(suite: SuiteConfig, data: str, results: Path, progress: bool,
             reverse: bool = False) -> dict[str, RunRecord]:
     """Every run of ``suite``, into ``results``, from a cache of their own (``hermetic``)."""
     from gankd.bench.run import run
+    from gankd.bench.suite import resolve
     from gankd.bench.sweep import jobs
 
     out = {}
     specs = jobs(suite, data)
     with hermetic(results / "cache"):
         for spec in reversed(specs) if reverse else specs:  # reversed: caches fill in another order
-            record = run(spec, suite, results, progress=progress)
+            record = run(resolve(suite, spec), results, progress=progress)
             out[run_key(record)] = record
     return out
 

@@ -25,15 +25,7 @@ from gankd.bench.assemble import assemble, not_applicable, run_teacher
 from gankd.bench.data import check_data, evaluation_set, validation_set
 from gankd.bench.evaluation import complexity_and_latency, evaluate_generator, reference_records
 from gankd.bench.record import RunRecord, gradient_shares, reference_dir
-from gankd.bench.suite import (
-    ModelSetup,
-    RunSpec,
-    SuiteConfig,
-    method_options,
-    method_weights,
-    resolved,
-    tuning_provenance,
-)
+from gankd.bench.suite import ModelSetup, ResolvedRun, RunSpec
 from gankd.datasets.source import is_named_source
 from gankd.engine import checkpoint, distributed, livelog
 from gankd.engine.cost import step_cost
@@ -83,15 +75,17 @@ def run_lock(results: Path, spec: RunSpec) -> Path:
     return store.runs_root(results) / ".locks" / f"{spec.rel_dir}.lock"
 
 
-def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
+def run(r: ResolvedRun, results: Path, progress: bool = True,
         force: bool = False, live: livelog.LiveOptions | None = None) -> RunRecord:
-    """The run, one writer per run folder: a second command for the same run waits for the first
-    (naming it) and then finds its result. Under torchrun the job's other ranks cannot wait with
-    rank 0, so there a run folder in use is an error instead. ``live``: where the training curves
-    go (default: TensorBoard in the run folder, ``gankd.engine.livelog``)."""
-    dist = distributed.from_env(suite.models[spec.model].train.device)
+    """The run ``r`` (``gankd.bench.suite.resolve``: resolved once, at the command's edge), one
+    writer per run folder: a second command for the same run waits for the first (naming it) and
+    then finds its result. Under torchrun the job's other ranks cannot wait with rank 0, so there
+    a run folder in use is an error instead. ``live``: where the training curves go (default:
+    TensorBoard in the run folder, ``gankd.engine.livelog``)."""
+    spec = r.spec
+    dist = distributed.from_env(r.setup.train.device)
     if not dist.is_main:
-        return _run(spec, suite, results, progress, force, live)
+        return _run(r, results, progress, force, live)
     lock = run_lock(results, spec)
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
@@ -99,21 +93,21 @@ def run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = True,
         raise GankdError(f"cannot write results to {lock.parent}: {exc.strerror or exc}") from None
     with file_lock(lock, holder(), what=str(run_dir_of(results, spec)),
                    wait=not dist.enabled):
-        return _run(spec, suite, results, progress, force, live)
+        return _run(r, results, progress, force, live)
 
 
 #: validation images whose student outputs the live log shows at each validation
 LIVE_VAL_IMAGES = 2
 
 
-def _run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool, force: bool,
+def _run(r: ResolvedRun, results: Path, progress: bool, force: bool,
          live: livelog.LiveOptions | None = None) -> RunRecord:
-    setup = suite.models[spec.model]
+    spec, setup, config = r.spec, r.setup, r.config
     run_dir = run_dir_of(results, spec)
     existing = store.read_metrics(run_dir)
     if existing and existing.status in (store.STATUS_DONE, store.STATUS_NA) and not force:
         done = existing.status == store.STATUS_DONE
-        changed = store.config_change(run_dir, resolved(suite, spec)) if done else []
+        changed = store.config_change(run_dir, config) if done else []
         if not changed:
             log.info("%s already %s; skipping", spec.rel_dir, existing.status)
             return existing
@@ -136,7 +130,6 @@ def _run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool, force
             store.write_metrics(run_dir, record)
         log.info("%s: not applicable: %s", spec.rel_dir, reason)
         return record
-    config = resolved(suite, spec)
     if dist.is_main:
         check_data(setup, spec.data)  # before anything is written into the run folder
         preflight(run_dir, cache=cache_dir())
@@ -166,26 +159,24 @@ def _run(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool, force
     curves = livelog.open_log(run_dir, dist, live, name=Path(spec.rel_dir).as_posix(),
                               config=store.plain_config(config))
     try:
-        return _train_and_evaluate(spec, suite, setup, results, run_dir, dist, device,
-                                   validate if valset else None, curves, progress, t_start, teacher_of_run)
+        return _train_and_evaluate(r, results, run_dir, dist, device, validate if valset else None, curves,
+                                   progress, t_start, teacher_of_run)
     finally:
         curves.close()
 
 
-def _train_and_evaluate(spec: RunSpec, suite: SuiteConfig, setup: ModelSetup, results: Path, run_dir: Path,
-                        dist: distributed.Dist, device: torch.device,
-                        validate: Callable[[nn.Module], Any] | None,
+def _train_and_evaluate(r: ResolvedRun, results: Path, run_dir: Path, dist: distributed.Dist,
+                        device: torch.device, validate: Callable[[nn.Module], Any] | None,
                         curves: livelog.LiveLog, progress: bool, t_start: float,
                         teacher_of_run: TeacherSource) -> RunRecord:
-    mcfg = method_options(suite, spec.model, spec.method)
-    built = assemble(setup, spec.method, mcfg, ratio=spec.ratio, seed=spec.seed, data=spec.data, dist=dist,
-                     progress=progress, teacher=teacher_of_run, run_dir=run_dir, validate=validate,
+    spec, setup = r.spec, r.setup
+    built = assemble(setup, spec.method, r.method_cfg, ratio=spec.ratio, seed=spec.seed, data=spec.data,
+                     dist=dist, progress=progress, teacher=teacher_of_run, run_dir=run_dir, validate=validate,
                      live=curves,
                      desc=f"{spec.method} {spec.model} {spec.shape.tag} s{spec.seed}", depth=spec.depth)
     trainer, teacher = built.trainer, built.trainer.teacher
     assert teacher is not None
-    record = _base_record(spec, suite, built.loaded.source, trainer.method.recipe, device,
-                          built.student_entry)
+    record = _base_record(r, built.loaded.source, trainer.method.recipe, device, built.student_entry)
     record.student_init, record.processes = built.student_init, dist.world_size
     try:
         with environment.LoadMonitor() as load:  # a step time means something only on a quiet machine
@@ -266,9 +257,9 @@ def _evaluate(record: RunRecord, spec: RunSpec, setup: ModelSetup, results: Path
     record.total_time_s = time.perf_counter() - t_start
 
 
-def _base_record(spec: RunSpec, suite: SuiteConfig, teacher_source: str, recipe: Recipe,
-                 device: torch.device, student_entry: zoo.ZooEntry) -> RunRecord:
-    setup = suite.models[spec.model]
+def _base_record(r: ResolvedRun, teacher_source: str, recipe: Recipe, device: torch.device,
+                 student_entry: zoo.ZooEntry) -> RunRecord:
+    spec, setup = r.spec, r.setup
     return RunRecord(
         suite=spec.suite, model=spec.model, method=spec.method, ratio=spec.ratio, seed=spec.seed,
         data=spec.data, depth=spec.depth,
@@ -277,8 +268,7 @@ def _base_record(spec: RunSpec, suite: SuiteConfig, teacher_source: str, recipe:
         comparable_with_papers=False if is_named_source(spec.data) else None,
         teacher=setup.teacher, teacher_source=teacher_source, student=student_entry.name,
         perceptual_network=recipe.perceptual_network,
-        method_weights=method_weights(suite, spec.model, spec.method),
-        tuning=tuning_provenance(suite.name, spec.model, spec.method, spec.shape),
+        method_weights=r.weights, tuning=r.tuning,
         defining_terms=list(METHODS.get(spec.method).defining_terms),
         git_sha=environment.git_sha(), versions=environment.versions(),
         device=environment.device_info(device), threading=environment.threading_info(),

@@ -477,12 +477,36 @@ def check_ratio(value: str | float) -> float:
     return r
 
 
-def resolved(suite: SuiteConfig, spec: RunSpec) -> dict[str, Any]:
-    """The complete config of one run, as written to its folder."""
+@dataclass(frozen=True)
+class ResolvedRun:
+    """One run with everything its suite decides about it, resolved once at the command's edge
+    (``gankd bench``, each job of a sweep, a dry run, the report's stale check) and handed down:
+    the method's config (defaults, the suite's options, the tuned factor: the tuned table is read
+    once), where each distillation weight comes from, which tuning it used, and the config dict
+    written to the run's folder and compared by the stale checks."""
 
-    mcfg = method_options(suite, spec.model, spec.method)
-    return {"run": to_dict(spec), "setup": setup_identity(suite.models[spec.model], spec.ratio),
-            "method": to_dict(mcfg)}
+    spec: RunSpec
+    suite: SuiteConfig
+    method_cfg: Any
+    weights: dict[str, dict[str, Any]]
+    tuning: dict[str, Any]
+    config: dict[str, Any]
+
+    @property
+    def setup(self) -> ModelSetup:
+        return self.suite.models[self.spec.model]
+
+
+def resolve(suite: SuiteConfig, spec: RunSpec) -> ResolvedRun:
+    """``spec`` of ``suite``, resolved (``ResolvedRun``)."""
+    entry = tuned_entry(suite.name, spec.model, spec.method)
+    mcfg = method_options(suite, spec.model, spec.method, entry=entry)
+    config = {"run": to_dict(spec), "setup": setup_identity(suite.models[spec.model], spec.ratio),
+              "method": to_dict(mcfg)}
+    return ResolvedRun(spec=spec, suite=suite, method_cfg=mcfg,
+                       weights=method_weights(suite, spec.model, spec.method, cfg=mcfg, entry=entry),
+                       tuning=tuning_provenance(suite.name, spec.model, spec.method, spec.shape, entry=entry),
+                       config=config)
 
 
 def setup_identity(setup: ModelSetup, ratio: float) -> dict[str, Any]:
@@ -506,18 +530,26 @@ def explicit_options(suite: SuiteConfig, model: str, method: str) -> dict[str, A
     return merge(suite.method_options.get(method, {}), suite.models[model].method_options.get(method, {}))
 
 
+#: "read the tuned table" (an ``entry`` argument not given; None is a table without the method)
+_READ: Any = object()
+
+
 def method_options(suite: SuiteConfig, model: str, method: str, tuned: bool = True,
-                   balanced: dict[str, float] | None = None) -> Any:
+                   balanced: dict[str, float] | None = None, entry: Any = _READ) -> Any:
     """The typed config of ``method`` for ``model`` in ``suite``: defaults, then the suite's
     options, then the model's; with ``tuned``, the weights `gankd tune` balanced are set and each
     distillation weight the suite does not set is scaled by the factor it chose
-    (``benchmarks/tuned/<suite>.yaml``). ``balanced`` (untuned configs): weights to set first."""
+    (``benchmarks/tuned/<suite>.yaml``; ``entry``: its entry, already read). ``balanced``
+    (untuned configs): weights to set first."""
     from gankd.methods import method_config
 
     over = explicit_options(suite, model, method)
     where = f"{suite.name}: method_options.{method} ({model})"
     cfg = method_config(method, over, where)
-    entry = tuned_entry(suite.name, model, method) if tuned else None
+    if not tuned:
+        entry = None
+    elif entry is _READ:
+        entry = tuned_entry(suite.name, model, method)
     if entry is not None:
         balanced = entry.get("balanced", {}).get("weights")
     if balanced:
@@ -550,11 +582,13 @@ def tuned_factor(suite: str, model: str, method: str) -> float | None:
     return float(entry["factor"]) if entry else None
 
 
-def tuning_provenance(suite: str, model: str, method: str, shape: StudentShape) -> dict[str, Any]:
+def tuning_provenance(suite: str, model: str, method: str, shape: StudentShape,
+                      entry: Any = _READ) -> dict[str, Any]:
     """Which tuning a run's weights come from: the sha256 of its entry in the tuned table (a
     re-tune changes it), the shape and seed it was tuned on, and whether this run's shape
     borrows factors tuned on another one. Empty where the method was not tuned."""
-    entry = tuned_entry(suite, model, method)
+    if entry is _READ:
+        entry = tuned_entry(suite, model, method)
     if entry is None:
         return {}
     digest = hashlib.sha256(json.dumps(entry, sort_keys=True, default=str).encode()).hexdigest()
@@ -566,9 +600,11 @@ def tuning_provenance(suite: str, model: str, method: str, shape: StudentShape) 
     return out
 
 
-def method_weights(suite: SuiteConfig, model: str, method: str) -> dict[str, dict[str, Any]]:
+def method_weights(suite: SuiteConfig, model: str, method: str, cfg: Any = None,
+                   entry: Any = _READ) -> dict[str, dict[str, Any]]:
     """Each distillation weight of ``method`` as used on ``model``, with where it comes from:
-    ``paper`` / ``ours`` (the default), ``tuned`` (x factor of that default) or ``suite``."""
+    ``paper`` / ``ours`` (the default), ``tuned`` (x factor of that default) or ``suite``
+    (``cfg``, ``entry``: the run's method config and tuned entry, where already resolved)."""
     from gankd.config import provenance
     from gankd.methods import METHODS
 
@@ -576,9 +612,11 @@ def method_weights(suite: SuiteConfig, model: str, method: str) -> dict[str, dic
     names = getattr(cls, "TUNED", ())
     if not names:
         return {}
-    cfg = method_options(suite, model, method)
+    if entry is _READ:
+        entry = tuned_entry(suite.name, model, method)
+    if cfg is None:
+        cfg = method_options(suite, model, method, entry=entry)
     over = explicit_options(suite, model, method)
-    entry = tuned_entry(suite.name, model, method)
     factor = float(entry["factor"]) if entry else None
     balanced = (entry or {}).get("balanced", {}).get("weights", {})
     default_source = provenance(cls)

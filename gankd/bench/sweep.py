@@ -78,13 +78,13 @@ def job_state(spec: RunSpec, suite: SuiteConfig, results: Path) -> str:
     from gankd.bench import store
     from gankd.bench.run import run_dir_of
     from gankd.bench.store import config_change
-    from gankd.bench.suite import resolved
+    from gankd.bench.suite import resolve
     from gankd.engine.checkpoint import latest_step
 
     run_dir = run_dir_of(results, spec)
     record = store.read_metrics(run_dir)
     if record is not None and record.status == store.STATUS_DONE:
-        stale = config_change(run_dir, resolved(suite, spec))
+        stale = config_change(run_dir, resolve(suite, spec).config)
         return "stale (another config: runs again)" if stale else "done"
     if record is not None and record.status == store.STATUS_NA:
         return "not applicable"
@@ -101,9 +101,10 @@ def run_one(spec: RunSpec, suite: SuiteConfig, results: Path, progress: bool = T
     the same mistake, or the same full disk, would stop every job. ``live``: where its training
     curves go (default: TensorBoard in its run folder)."""
     from gankd.bench.run import run
+    from gankd.bench.suite import resolve
 
     try:
-        run(spec, suite, results, progress=progress, live=live)
+        run(resolve(suite, spec), results, progress=progress, live=live)
     except NonFiniteLoss as exc:
         log.error("%s failed: %s", spec.rel_dir, exc)
         return False

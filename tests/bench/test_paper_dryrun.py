@@ -13,7 +13,7 @@ from PIL import Image
 from gankd.assets import store
 from gankd.bench import commands
 from gankd.bench.dryrun import dry_run
-from gankd.bench.suite import load_suite
+from gankd.bench.suite import load_suite, resolve
 from gankd.errors import ConfigError
 from gankd.methods import benchmark_methods
 from gankd.models import zoo
@@ -76,7 +76,7 @@ def test_paper_suite_needs_a_data_folder_per_model(folder, tmp_path):
 def test_dry_run_realesrgan_full_size_two_steps(folder):
     s = load_suite("paper")
     spec = commands.run_spec(s, "realesrgan", "dcd", "0.5", 0, str(folder))
-    r = dry_run(spec, s)
+    r = dry_run(resolve(s, spec))
     setup = s.models["realesrgan"]
     assert r["teacher"]["params"] == _params(zoo.get("realesrgan_x4plus")) > 16_690_000
     pretrained = store.verify(store.get("realesrgan_x4plus"))

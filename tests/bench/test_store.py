@@ -103,13 +103,13 @@ def test_a_finished_run_of_another_config_runs_again_and_keeps_its_old_record(tm
     import yaml
 
     from gankd.bench import run as run_mod
-    from gankd.bench.suite import RunSpec, load_suite, resolved
+    from gankd.bench.suite import RunSpec, load_suite, resolve
     from gankd.bench.sweep import job_state
 
     suite = load_suite("smoke")
     spec = RunSpec("smoke", "gcfsr", "mse", 0.25, 0, "builtin")
     run_dir = run_mod.run_dir_of(tmp_path, spec)
-    config = resolved(suite, spec)
+    config = resolve(suite, spec).config
     assert job_state(spec, suite, tmp_path) == "to run"
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "checkpoints" / "step_0000050.pt").write_bytes(b"")
@@ -127,7 +127,7 @@ def test_a_finished_run_of_another_config_runs_again_and_keeps_its_old_record(tm
     monkeypatch.setattr(run_mod, "assemble", assemble)
     monkeypatch.setattr(run_mod, "check_data", lambda *a: None)
     monkeypatch.setattr(run_mod, "validation_set", lambda *a: [])
-    same = run_mod.run(spec, suite, tmp_path, progress=False)
+    same = run_mod.run(resolve(suite, spec), tmp_path, progress=False)
     assert same.metrics == {"psnr": 20.0}  # the same config: skipped, not trained
 
     stored = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -137,7 +137,7 @@ def test_a_finished_run_of_another_config_runs_again_and_keeps_its_old_record(tm
     assert store.config_change(run_dir, config) == ["method.weight", "setup.train.steps"]
     assert job_state(spec, suite, tmp_path).startswith("stale")
     with pytest.raises(Trained):
-        run_mod.run(spec, suite, tmp_path, progress=False)
+        run_mod.run(resolve(suite, spec), tmp_path, progress=False)
     assert not (run_dir / "metrics.json").exists()
     assert json.loads((run_dir / run_mod.STALE_RECORD).read_text())["metrics"] == {"psnr": 20.0}
 
@@ -163,7 +163,7 @@ def test_the_report_leaves_out_runs_of_an_older_config(tmp_path) -> None:
 
     from gankd.bench import run as run_mod
     from gankd.bench.report import current
-    from gankd.bench.suite import RunSpec, load_suite, resolved
+    from gankd.bench.suite import RunSpec, load_suite, resolve
 
     suite = load_suite("smoke")
     for seed, steps_added in ((0, 0), (1, 1)):
@@ -171,7 +171,7 @@ def test_the_report_leaves_out_runs_of_an_older_config(tmp_path) -> None:
         run_dir = run_mod.run_dir_of(tmp_path, spec)
         fields = {"suite": "smoke", "model": "gcfsr", "method": "mse", "ratio": 0.25, "seed": seed}
         store.write_metrics(run_dir, RunRecord.from_dict({**fields, "status": "done", "data": "builtin"}))
-        config = store.plain_config(resolved(suite, spec))
+        config = store.plain_config(resolve(suite, spec).config)
         config["setup"]["train"]["steps"] += steps_added
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     foreign = RunRecord.from_dict({"suite": "mine", "model": "m", "method": "mse", "ratio": 0.25, "seed": 0})

@@ -112,7 +112,7 @@ def test_a_config_without_checkpoints_does_not_block_a_rerun(tmp_path, monkeypat
     """A config.yaml with no checkpoint beside it (an older version wrote it before its data
     check failed) holds nothing to resume: the run goes on."""
     import gankd.bench.run as run_mod
-    from gankd.bench.suite import RunSpec
+    from gankd.bench.suite import RunSpec, resolve
 
     spec = RunSpec("smoke", "realesrgan", "mse", 0.25, 0, "builtin")
     run_dir = run_mod.run_dir_of(tmp_path / "results", spec)
@@ -127,12 +127,12 @@ def test_a_config_without_checkpoints_does_not_block_a_rerun(tmp_path, monkeypat
 
     monkeypatch.setattr(run_mod, "assemble", assemble)
     with pytest.raises(Reached):
-        run_mod.run(spec, load_suite("smoke"), tmp_path / "results", progress=False)
+        run_mod.run(resolve(load_suite("smoke"), spec), tmp_path / "results", progress=False)
     (run_dir / "checkpoints").mkdir()
     (run_dir / "checkpoints" / "step_0000002.pt").write_bytes(b"x")
     (run_dir / "config.yaml").write_text("run: {other: config}\n")
     with pytest.raises(ConfigError, match="different config"):
-        run_mod.run(spec, load_suite("smoke"), tmp_path / "results", progress=False)
+        run_mod.run(resolve(load_suite("smoke"), spec), tmp_path / "results", progress=False)
 
 
 def test_unknown_method_lists_only_what_the_command_accepts(capsys):

@@ -197,6 +197,7 @@ import sys
 from pathlib import Path
 from gankd.bench import run as R
 from gankd.bench.commands import run_spec, suite
+from gankd.bench.suite import resolve
 from gankd.errors import GankdError
 
 def never(*a, **k):
@@ -206,7 +207,7 @@ R.load_teacher = never  # the first step of a run after the preflight
 s = suite("smoke")
 spec = run_spec(s, "realesrgan", "mse", "0.25", 0, "builtin")
 try:
-    R.run(spec, s, Path(sys.argv[1]), progress=False)
+    R.run(resolve(s, spec), Path(sys.argv[1]), progress=False)
 except GankdError as exc:
     print("GANKD_ERROR:", exc)
 '''
@@ -357,6 +358,7 @@ def test_a_second_command_for_a_run_waits_for_the_first_and_names_it(tmp_path, m
 
     from gankd.bench import run as R
     from gankd.bench.commands import run_spec, suite
+    from gankd.bench.suite import resolve
     from gankd.errors import ConfigError
     from gankd.locks import LockHeld, file_lock
 
@@ -372,7 +374,7 @@ def test_a_second_command_for_a_run_waits_for_the_first_and_names_it(tmp_path, m
 
     def bench() -> None:
         with pytest.raises(ConfigError):
-            R.run(spec, s, tmp_path, progress=False)
+            R.run(resolve(s, spec), tmp_path, progress=False)
 
     second = threading.Thread(target=bench)
     with file_lock(R.run_lock(tmp_path, spec), "pid 4242 on elsewhere since 09:00"):

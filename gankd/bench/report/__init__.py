@@ -38,7 +38,7 @@ def current(results: Path, runs: list[store.RunRecord],
     until `gankd sweep` runs them again, and the two are never ranked side by side. Runs of suites
     this checkout does not have are kept as they are. Each run left out goes to ``left_out``
     (kind "older config", with what changed), so the report names it where a reader sees it."""
-    from gankd.bench.suite import RunSpec, load_suite, resolved, suite_names
+    from gankd.bench.suite import RunSpec, load_suite, resolve, suite_names
     from gankd.errors import ConfigError
 
     suites = functools.lru_cache(maxsize=None)(load_suite)
@@ -48,7 +48,7 @@ def current(results: Path, runs: list[store.RunRecord],
         if r.suite in suite_names() and r.model in suites(r.suite).models:
             spec = RunSpec(r.suite, r.model, r.method, r.ratio, r.seed, r.data, r.depth)
             try:
-                changed = store.config_change(results / r.run_dir, resolved(suites(r.suite), spec))
+                changed = store.config_change(results / r.run_dir, resolve(suites(r.suite), spec).config)
             except ConfigError:  # a method the suite no longer knows: shown as it was recorded
                 changed = []
         (old if changed else keep).append(r)
