@@ -100,7 +100,7 @@ def environment(cfg: CheckConfig) -> dict[str, Any]:
 # -- cuda_tests ------------------------------------------------------------------------------
 def _marked_files() -> list[str]:
     """The test files that mark tests ``cuda`` (collecting only those keeps this part short)."""
-    return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
+    return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py")
                   if "mark.cuda" in p.read_text())
 
 
