@@ -96,13 +96,13 @@ def run_record(model: str, ratio: float, method: str, seed: int, psnr: float | N
         "val_history": [],
     }
     if psnr is None:
-        return {**record, "status": store.STATUS_FAILED, "error": ERROR, "failed_step": 4}
+        return {**record, "status": store.RunStatus.FAILED, "error": ERROR, "failed_step": 4}
     metrics = metrics_for(psnr)
     for k in missing or {}:
         metrics.pop(k, None)
     latency = 20.0 * ratio + 0.01 * seed
     return {
-        **record, "status": store.STATUS_DONE, "metrics": metrics, "missing_metrics": missing or {},
+        **record, "status": store.RunStatus.DONE, "metrics": metrics, "missing_metrics": missing or {},
         "eval": {"images": len(CROPS), "evalset": EVALSET, "wall_time_s": 3.0},
         "params": params, "macs": macs, "latency": {"median_ms": latency},
         "speedup_vs_teacher": 40.0 / latency,
@@ -125,7 +125,7 @@ def write_run(results: Path, record: dict[str, Any], samples: bool = True) -> Pa
     run_dir = (store.runs_root(results) / record["suite"] / record["model"] / f"r{record['ratio']:g}"
                / record["method"] / f"seed{record['seed']}")
     store.write_metrics(run_dir, RunRecord.from_dict(record))
-    if samples and record["status"] == store.STATUS_DONE:
+    if samples and record["status"] == store.RunStatus.DONE:
         for name in CROPS:
             who = sample_seed(record["model"], record["method"], name, record["seed"])
             atomic.write_bytes(run_dir / "samples" / f"{name}.png", png_bytes(image(who)))
@@ -137,7 +137,7 @@ def write_references(results: Path, model: str, evalset: str = EVALSET) -> Path:
     for role, psnr in (("teacher", TEACHER_PSNR[model]), ("bicubic", BICUBIC_PSNR[model])):
         record: dict[str, Any] = {
             "suite": SUITE, "model": model, "ratio": None, "role": role, "method": role, "seed": None,
-            "status": store.STATUS_DONE, "evalset": evalset, "metrics": metrics_for(psnr),
+            "status": store.RunStatus.DONE, "evalset": evalset, "metrics": metrics_for(psnr),
             "missing_metrics": {}, "samples_dir": "somewhere/else",  # the store reports where it is
         }
         if role == "teacher":

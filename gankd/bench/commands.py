@@ -86,7 +86,8 @@ def run_spec(suite: SuiteConfig, model: str, method: str, student: str, seed: in
 
 def bench(spec: RunSpec, suite: SuiteConfig, results: Path | None, progress: bool, force: bool,
           report: bool, live: LiveOptions | None = None) -> int:
-    from gankd.bench.run import STATUS_WORKER, run
+    from gankd.bench.record import RunStatus
+    from gankd.bench.run import run
     from gankd.bench.suite import resolve
     from gankd.engine import distributed
 
@@ -95,7 +96,7 @@ def bench(spec: RunSpec, suite: SuiteConfig, results: Path | None, progress: boo
         record = run(resolve(suite, spec), results, progress=progress, force=force, live=live)
     finally:
         distributed.shutdown()
-    if record.status == STATUS_WORKER:  # rank > 0 of a torchrun job: rank 0 reports
+    if record.status is RunStatus.WORKER:  # rank > 0 of a torchrun job: rank 0 reports
         return 0
     _print_run(record)
     if report:
@@ -246,7 +247,7 @@ def export(suite: SuiteConfig, model: str | None, results: Path | None, force: b
         raise unknown_choice(f"MODEL for suite {suite.name}:", model, list(suite.models))
     results = results or results_dir()
     targets = [*(r for r in store.iter_references(results) if r.role == "teacher"),
-               *(r for r in store.iter_runs(results) if r.status == store.STATUS_DONE)]
+               *(r for r in store.iter_runs(results) if r.status.has_results)]
     done = 0
     for rec in targets:
         if rec.suite != suite.name or (model and rec.model != model) or rec.model not in suite.models:
@@ -311,7 +312,7 @@ def power(results: Path | None, images: int | None = None, include_dirty: bool =
         raise ConfigError(f"--images must be >= 2 photos, got {images}")
     results = results or results_dir()
     runs = current(results, list(store.iter_runs(results)))
-    dirty = sum(r.dirty and r.status == store.STATUS_DONE for r in runs)
+    dirty = sum(r.dirty and r.status.has_results for r in runs)
     if include_dirty:
         runs = [dataclasses.replace(r, git_sha=r.git_sha.removesuffix("-dirty")) for r in runs]
     rows = []

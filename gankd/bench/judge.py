@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from gankd.bench import verdict as v
-from gankd.bench.record import STATUS_DONE, RunRecord
+from gankd.bench.record import RunRecord
 from gankd.tasks import task_of_baseline
 
 BASELINE = "scratch"
@@ -28,7 +28,7 @@ MIN_PHOTOS = 30
 
 def counted(r: RunRecord) -> bool:
     """A run whose numbers enter means and verdicts: finished, from a clean tree."""
-    return r.status == STATUS_DONE and not r.dirty
+    return r.status.has_results and not r.dirty
 
 
 def photo_of(image: str) -> str:
@@ -85,7 +85,7 @@ def judge_table(runs: Sequence[RunRecord], metric: str, plan: v.Plan, per_image:
     """Every method of one table (its runs) against ``scratch`` on ``metric``. ``per_image``:
     whether the task's primary metric has per-image values at all (FID has none: a seeds-only
     test is then no shortcoming of the records)."""
-    methods = sorted({r.method for r in runs if r.method != BASELINE and r.status == STATUS_DONE})
+    methods = sorted({r.method for r in runs if r.method != BASELINE and r.status.has_results})
     diffs, shared = {}, {}
     for m in methods:
         diffs[m], shared[m] = differences(runs, m, metric)

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from gankd.bench.record import STATUS_NA, RunRecord, columns
+from gankd.bench.record import RunRecord, RunStatus, columns
 from gankd.deploy import RUNTIMES
 from gankd.tasks import baseline_roles, reference_roles
 
@@ -124,9 +124,9 @@ def table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     df["_key"] = [tuple(str(v) for v in k) for k in df[list(KEY)].itertuples(index=False)]
     out = []
     for _, g in sorted(df.groupby("_key", sort=False), key=lambda kv: kv[0]):
-        finished, na = g[g["status"] == "done"], g[g["status"] == STATUS_NA]
+        finished, na = g[g["status"] == RunStatus.DONE], g[g["status"] == RunStatus.NOT_APPLICABLE]
         done, dirty = finished[~finished["dirty"]], finished[finished["dirty"]]
-        failed = g[~g["status"].isin(["done", STATUS_NA])]
+        failed = g[~g["status"].isin([RunStatus.DONE, RunStatus.NOT_APPLICABLE])]
         first = g.iloc[0]
         agg: dict[str, Any] = {k: first[k] for k in KEY}
         agg["seeds"] = sorted(int(s) for s in done["seed"] if s is not None and not _nan(s))
@@ -165,7 +165,7 @@ def _short(sha: str) -> str:
 
 
 def _paired_vs_baseline(result: pd.DataFrame, runs: pd.DataFrame) -> None:
-    done = runs[(runs["status"] == "done") & ~runs["dirty"]]
+    done = runs[(runs["status"] == RunStatus.DONE) & ~runs["dirty"]]
     for col in quality_keys():
         for s in ("_delta", "_ci", "_paired_n", "_noise"):
             result[col + s] = None

@@ -20,6 +20,7 @@ quality columns the metric registry declares (``gankd.metrics.Column``) and the 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +31,39 @@ from gankd.metrics import Column, all_result_columns, quality_columns
 from gankd.tasks import reference_roles
 
 SCHEMA = 3
-STATUS_DONE = "done"
-STATUS_FAILED = "failed"
-#: the method cannot distil this teacher into this student (``Method.not_applicable``): no training
-STATUS_NA = "not applicable"
+
+
+class RunStatus(enum.StrEnum):
+    """What became of a run, as its record says (the value is what the JSON holds), and what that
+    means wherever runs are counted, skipped or shown."""
+
+    DONE = "done"
+    FAILED = "failed"  # a NaN loss or a crash, with the step, term or error: a sweep runs it again
+    #: the method cannot distil this teacher into this student (``Method.not_applicable``): no
+    #: training; the leaderboard shows the cell with its reason
+    NOT_APPLICABLE = "not applicable"
+    #: what ``run`` returns on a torchrun rank > 0 (rank 0 writes the record): never stored
+    WORKER = "worker"
+
+    @property
+    def finished(self) -> bool:
+        """Nothing left to run: a sweep skips it (unless its config changed)."""
+        return self in (RunStatus.DONE, RunStatus.NOT_APPLICABLE)
+
+    @property
+    def has_results(self) -> bool:
+        """Metrics, crops and a place in the means (when its tree was clean)."""
+        return self is RunStatus.DONE
+
+    @classmethod
+    def parse(cls, value: object) -> RunStatus:
+        try:
+            return cls(value)
+        except ValueError:
+            stored = [s.value for s in cls if s is not cls.WORKER]
+            raise ValueError(f"unknown run status {value!r}; a record holds one of: "
+                             f"{', '.join(stored)}") from None
+
 
 #: the cost of a network and of its training, beside the quality columns of the metric registry
 COST_COLUMNS = (
@@ -128,7 +158,7 @@ class RunRecord:
     ratio: float | None
     seed: int | None
     depth: int | None = None  # student blocks when the student is shallower than the teacher
-    status: str = STATUS_DONE
+    status: RunStatus = RunStatus.DONE
     role: str = "student"  # student | teacher | bicubic
     data: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
@@ -180,6 +210,9 @@ class RunRecord:
     extra: dict[str, Any] = field(default_factory=dict)  # keys of other versions, kept as they were
 
     # -- reading and writing -------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        self.status = RunStatus.parse(self.status)  # a record file's string, or a typo, named
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}

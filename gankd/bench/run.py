@@ -24,7 +24,7 @@ from gankd.bench import environment, store
 from gankd.bench.assemble import assemble, not_applicable, run_teacher
 from gankd.bench.data import check_data, evaluation_set, validation_set
 from gankd.bench.evaluation import complexity_and_latency, evaluate_generator, reference_records
-from gankd.bench.record import RunRecord, gradient_shares, reference_dir
+from gankd.bench.record import RunRecord, RunStatus, gradient_shares, reference_dir
 from gankd.bench.suite import ModelSetup, ResolvedRun, RunSpec
 from gankd.datasets.source import is_named_source
 from gankd.engine import checkpoint, distributed, livelog
@@ -41,8 +41,6 @@ from gankd.tasks import TeacherSource
 
 log = logging.getLogger(__name__)
 
-#: what ``run`` returns on ranks > 0 of a torchrun job (they train; rank 0 evaluates and writes)
-STATUS_WORKER = "worker"
 
 
 def run_dir_of(results: Path, spec: RunSpec) -> Path:
@@ -105,8 +103,8 @@ def _run(r: ResolvedRun, results: Path, progress: bool, force: bool,
     spec, setup, config = r.spec, r.setup, r.config
     run_dir = run_dir_of(results, spec)
     existing = store.read_metrics(run_dir)
-    if existing and existing.status in (store.STATUS_DONE, store.STATUS_NA) and not force:
-        done = existing.status == store.STATUS_DONE
+    if existing and existing.status.finished and not force:
+        done = existing.status.has_results
         changed = store.config_change(run_dir, config) if done else []
         if not changed:
             log.info("%s already %s; skipping", spec.rel_dir, existing.status)
@@ -123,7 +121,7 @@ def _run(r: ResolvedRun, results: Path, progress: bool, force: bool,
     reason = not_applicable(setup, spec.method, spec.ratio, spec.depth)
     if reason is not None:  # recorded, so the leaderboard shows the cell and why; nothing trained
         record = RunRecord(suite=spec.suite, model=spec.model, method=spec.method, ratio=spec.ratio,
-                           seed=spec.seed, depth=spec.depth, data=spec.data, status=store.STATUS_NA,
+                           seed=spec.seed, depth=spec.depth, data=spec.data, status=RunStatus.NOT_APPLICABLE,
                            error=reason, run_dir=(Path("runs") / spec.rel_dir).as_posix(),
                            git_sha=environment.git_sha())
         if dist.is_main:
@@ -183,7 +181,7 @@ def _train_and_evaluate(r: ResolvedRun, results: Path, run_dir: Path, dist: dist
             result = trainer.fit()
         record.load = load.summary(cores_used=torch.get_num_threads() * dist.world_size)
         if not dist.is_main:  # evaluation and results are rank 0's
-            record.status = STATUS_WORKER
+            record.status = RunStatus.WORKER
             return record
         _evaluate(record, spec, setup, results, run_dir, trainer, result, built.student_entry, teacher,
                   teacher_of_run, device, t_start, curves)
@@ -204,7 +202,7 @@ def _record_failure(run_dir: Path, record: RunRecord, is_main: bool, error: str,
                     history: list[dict[str, Any]], step: int | None = None, term: str = "") -> None:
     if not is_main:
         return
-    record.status, record.error, record.history = store.STATUS_FAILED, error, history
+    record.status, record.error, record.history = RunStatus.FAILED, error, history
     record.failed_step, record.failed_term = step, term
     try:
         store.write_metrics(run_dir, record)
@@ -229,7 +227,7 @@ def _evaluate(record: RunRecord, spec: RunSpec, setup: ModelSetup, results: Path
         curves.images(result.steps, {**{f"eval_images/{k}": v for k, v in ev.outputs.items()}, **truth})
     cx = complexity_and_latency(trainer.ema.model, student_entry, setup.eval, device)
     refs = reference_records(results, spec, setup, teacher, evalset, device, keep)
-    record.status = store.STATUS_DONE
+    record.status = RunStatus.DONE
     record.metrics, record.missing_metrics, record.per_image = ev.metrics, ev.missing, ev.per_image
     record.eval = {"images": ev.num_images, "evalset": evalset.key,
                    "manifest_sha256": evalset.manifest_sha256, "wall_time_s": ev.wall_s}

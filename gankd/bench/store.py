@@ -25,11 +25,11 @@ from typing import Any
 import yaml
 
 from gankd import atomic
-from gankd.bench.record import STATUS_DONE, STATUS_FAILED, STATUS_NA, RunRecord
+from gankd.bench.record import RunRecord, RunStatus
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STATUS_DONE", "STATUS_FAILED", "STATUS_NA", "RunRecord", "Unreadable", "iter_references",
+__all__ = ["RunRecord", "RunStatus", "Unreadable", "iter_references",
            "iter_runs", "read_metrics", "read_record", "runs_root", "write_metrics", "write_metrics_to"]
 
 

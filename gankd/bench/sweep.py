@@ -76,6 +76,7 @@ def job_state(spec: RunSpec, suite: SuiteConfig, results: Path) -> str:
     """What the sweep will do with ``spec``: ``done`` / ``not applicable`` (skip), ``stale`` (done
     with another config: runs again), ``resumes at step N``, ``failed`` (runs again) or ``to run``."""
     from gankd.bench import store
+    from gankd.bench.record import RunStatus
     from gankd.bench.run import run_dir_of
     from gankd.bench.store import config_change
     from gankd.bench.suite import resolve
@@ -83,11 +84,11 @@ def job_state(spec: RunSpec, suite: SuiteConfig, results: Path) -> str:
 
     run_dir = run_dir_of(results, spec)
     record = store.read_metrics(run_dir)
-    if record is not None and record.status == store.STATUS_DONE:
+    if record is not None and record.status.has_results:
         stale = config_change(run_dir, resolve(suite, spec).config)
-        return "stale (another config: runs again)" if stale else "done"
-    if record is not None and record.status == store.STATUS_NA:
-        return "not applicable"
+        return "stale (another config: runs again)" if stale else RunStatus.DONE.value
+    if record is not None and record.status is RunStatus.NOT_APPLICABLE:
+        return RunStatus.NOT_APPLICABLE.value
     step = latest_step(run_dir / "checkpoints")
     if step:
         return f"resumes at step {step}"

@@ -209,3 +209,20 @@ def test_the_report_names_runs_that_do_not_share_a_teacher_or_a_start() -> None:
     assert len(lines) == 2
     assert any("2 different teachers" in line and "t sha256 b: 1 run(s)" in line for line in lines)
     assert any("seed0: 2 different starting students" in line for line in lines)
+
+
+def test_a_run_status_is_typed_and_an_unknown_one_is_named(tmp_path) -> None:
+    from gankd.bench.record import RunStatus
+
+    rec = RunRecord.from_dict({"suite": "s", "model": "m", "method": "mse", "ratio": 0.25, "seed": 0,
+                               "status": "not applicable"})
+    assert rec.status is RunStatus.NOT_APPLICABLE and rec.status.finished and not rec.status.has_results
+    assert json.loads(json.dumps(rec.to_dict()))["status"] == "not applicable"  # the file's value
+    assert RunStatus.FAILED.finished is False and RunStatus.DONE.has_results
+    run_dir = tmp_path / "runs/s/m/r0.25/mse/seed0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.json").write_text(json.dumps({**rec.to_dict(), "status": "finished"}))
+    unreadable: list = []
+    assert list(store.iter_runs(tmp_path, unreadable=unreadable)) == []
+    assert "unknown run status 'finished'; a record holds one of: done, failed, not applicable" in \
+        unreadable[0].reason

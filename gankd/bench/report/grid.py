@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from gankd.bench import store
 from gankd.bench.images import center_crop, data_uri, load_png
 from gankd.bench.judge import task_for
 from gankd.bench.leaderboard import BASELINE
@@ -26,7 +25,7 @@ def grid(s: Section, results: Path, crop: int = 96) -> dict[str, Any] | None:
     so its pixels stay visible)."""
     done: dict[str, RunRecord] = {}
     for r in sorted(s.runs, key=_seed_order):
-        if r.status == store.STATUS_DONE and r.run_dir:
+        if r.status.has_results and r.run_dir:
             done.setdefault(str(r.method), r)
     ref_dir = None
     if s.refs:

@@ -148,7 +148,7 @@ def curves(runs: list[RunRecord], colours: dict[str, str]) -> dict[str, Any] | N
             m = str(r.method)
             name = None if m in seen else m
             seen.add(m)
-            style = {"color": colours.get(m), "lw": 1.2, "ls": "--" if r.status != "done" else "-"}
+            style = {"color": colours.get(m), "lw": 1.2, "ls": "-" if r.status.has_results else "--"}
             for ax, (prefix, _) in zip(axes[0], panels):
                 pts = [(h["step"], _value(h, prefix)) for h in r.history]
                 pts = [p for p in pts if p[1] is not None]
@@ -169,6 +169,6 @@ def curves(runs: list[RunRecord], colours: dict[str, str]) -> dict[str, Any] | N
             ax.set_xlabel("step")
         if axes[0][-1].get_legend_handles_labels()[0]:  # a panel with no validation points has none
             axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
-        failed = any(r.status != "done" for r in with_hist)
+        failed = any(not r.status.has_results for r in with_hist)
         dashed = "; dashed: failed runs" if failed else ""
         return figure(fig, "training curves", f"Training curves, one line per seed{dashed}.")

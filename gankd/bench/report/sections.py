@@ -46,17 +46,17 @@ class Section:
     @property
     def commits(self) -> dict[str, int]:
         """Each commit its finished runs ran on (short sha, ``-dirty`` kept) -> how many."""
-        return dict(Counter(_short(r.git_sha) for r in self.runs if r.status == store.STATUS_DONE))
+        return dict(Counter(_short(r.git_sha) for r in self.runs if r.status.has_results))
 
     @property
     def left_out(self) -> list[RunRecord]:
         """Finished runs kept out of means and verdicts: from a dirty tree."""
-        return [r for r in self.runs if r.status == store.STATUS_DONE and r.dirty]
+        return [r for r in self.runs if r.status.has_results and r.dirty]
 
     @property
     def under_load(self) -> list[RunRecord]:
         """Counted runs whose s/step stays out of the mean: timed under load."""
-        return [r for r in self.runs if r.status == store.STATUS_DONE and not r.dirty and r.under_load]
+        return [r for r in self.runs if r.status.has_results and not r.dirty and r.under_load]
 
     @property
     def tag(self) -> str:
@@ -119,8 +119,8 @@ def sections_of(runs: list[RunRecord], refs: list[RunRecord]) -> list[Section]:
     for key in sorted(by_key, key=lambda k: (str(k[0]), str(k[1]), _num(k[2]), _num(k[3] or 0))):
         suite, model, ratio, depth = key
         group = by_key[key]
-        named = Counter(r.references for r in group if r.status == store.STATUS_DONE and r.references)
-        evalsets = sorted({r.eval.get("evalset") for r in group if r.status == store.STATUS_DONE}
+        named = Counter(r.references for r in group if r.status.has_results and r.references)
+        evalsets = sorted({r.eval.get("evalset") for r in group if r.status.has_results}
                           - {None})
         if named:
             folder = named.most_common(1)[0][0]

@@ -230,7 +230,7 @@ def deployment(s: Section) -> dict[str, Any] | None:
     if teacher is not None and teacher.deploy:
         per_method["teacher"] = [teacher.deploy]
     for r in s.runs:
-        if r.status == "done" and r.deploy:
+        if r.status.has_results and r.deploy:
             per_method.setdefault(r.method, []).append(r.deploy)
     if not per_method:
         return None
