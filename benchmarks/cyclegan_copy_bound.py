@@ -41,7 +41,7 @@ from gankd.bench.suite import ModelSetup, load_suite
 from gankd.bench.teachers import load_teacher
 from gankd.datasets import pool as pools
 from gankd.engine import checkpoint
-from gankd.methods.agd import style_and_feature, vgg16_features
+from gankd.methods.terms import style_and_feature, vgg16_features
 from gankd.metrics.lpips_metric import LPIPSMetric
 from gankd.metrics.psnr_ssim_metric import psnr_y
 from gankd.models import zoo

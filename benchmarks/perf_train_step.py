@@ -30,6 +30,7 @@ from gankd.bench.tune import tuning_shape
 from gankd.engine.sampler import PoolSampler
 from gankd.engine.trainer import Trainer
 from gankd.methods import METHODS as REGISTRY
+from gankd.methods.terms import Pair
 from gankd.models import zoo
 from gankd.paths import trained_dir
 
@@ -139,8 +140,9 @@ def own_parts(tr: Trainer, repeats: int) -> dict[str, float]:
                             student_features=[f.detach().requires_grad_(True) for f in s.student_features])
     for d in m.discriminators.values():
         d.requires_grad_(False)  # as in the generator step: gradients go through D, not into it
-    out = {"DCD pseudo-images through D": _time(lambda: m.dcd_loss(s).backward(), repeats),
-           "DCD VGG16 output KD": _time(lambda: sum(m.output_kd(s).values()).backward(), repeats)}
+    pair = Pair.of(s)
+    out = {"DCD pseudo-images through D": _time(lambda: m.cd(pair)["dcd"].backward(), repeats),
+           "DCD VGG16 output KD": _time(lambda: sum(m.weigh(m.output_kd(pair)).values()).backward(), repeats)}
     for d in m.discriminators.values():
         d.requires_grad_(True)
     return out

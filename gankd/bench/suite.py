@@ -164,7 +164,7 @@ class TuneConfig:
     its runs belong to no reported run, so no evaluation seed is selected on (``SuiteConfig``
     refuses a suite whose ``seeds`` contain it).
 
-    ``balance_steps``: a method that declares a balanced weight (``Config.BALANCED``: DCD's
+    ``balance_steps``: a method that declares a balanced weight (``Method.balanced``: DCD's
     lambda_CD, whose L_DCD pulled 1e-3 to 1e-4 as hard as its output KD at the release's weights)
     has that weight set, before the grid, so that its term's gradient norm on the student equals
     its reference terms' (median over a probe of that many steps from the tuning start, no
@@ -541,7 +541,7 @@ def method_options(suite: SuiteConfig, model: str, method: str, tuned: bool = Tr
     distillation weight the suite does not set is scaled by the factor it chose
     (``benchmarks/tuned/<suite>.yaml``; ``entry``: its entry, already read). ``balanced``
     (untuned configs): weights to set first."""
-    from gankd.methods import method_config
+    from gankd.methods import METHODS, method_config
 
     over = explicit_options(suite, model, method)
     where = f"{suite.name}: method_options.{method} ({model})"
@@ -557,7 +557,7 @@ def method_options(suite: SuiteConfig, model: str, method: str, tuned: bool = Tr
     if entry is None:
         return cfg
     factor = float(entry["factor"])
-    scaled = {f: getattr(cfg, f) * factor for f in getattr(cfg, "TUNED", ()) if f not in over}
+    scaled = {f: getattr(cfg, f) * factor for f in METHODS.get(method).tuned_weights() if f not in over}
     return dataclasses.replace(cfg, **scaled)
 
 
@@ -609,7 +609,7 @@ def method_weights(suite: SuiteConfig, model: str, method: str, cfg: Any = None,
     from gankd.methods import METHODS
 
     cls = METHODS.get(method).Config
-    names = getattr(cls, "TUNED", ())
+    names = METHODS.get(method).tuned_weights()
     if not names:
         return {}
     if entry is _READ:

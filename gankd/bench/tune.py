@@ -5,10 +5,11 @@ distillation terms pull on the student with gradient norms three orders of magni
 (measured, issue 11). The papers state their weights for their own base losses (DCD's release:
 a student with no base loss at all), none for an SR recipe. So, per (suite, model, method):
 
-- every method declares the weights its distillation adds (``Config.TUNED``); one factor scales
-  them together, keeping the ratios a paper fixes (OMGD's SSIM : style : feature : TV : CD);
+- every method weighs each of its distillation losses by a config field (``Method.term_weights``;
+  ``Method.tuned_weights`` lists the fields); one factor scales them together, keeping the ratios
+  a paper fixes (OMGD's SSIM : style : feature : TV : CD);
 - a method whose own term the release's ratios leave inert declares it balanced
-  (``Config.BALANCED``: DCD's lambda_CD against its output KD): a probe of ``tune.balance_steps``
+  (``Method.balanced``: DCD's L_DCD against its output KD): a probe of ``tune.balance_steps``
   steps from the tuning start sets that weight so its term's gradient norm on the student equals
   its reference terms'; the factors then scale every weight together;
 - each factor of the suite's ``tune.factors`` (a fixed log grid around 1: the defaults; the same
@@ -73,7 +74,7 @@ log = logging.getLogger(__name__)
 
 
 def tunable(method: str) -> tuple[str, ...]:
-    return getattr(METHODS.get(method).Config, "TUNED", ())
+    return METHODS.get(method).tuned_weights()
 
 
 def candidate(suite: SuiteConfig, model: str, method: str, factor: float,
@@ -88,7 +89,11 @@ def candidate(suite: SuiteConfig, model: str, method: str, factor: float,
 
 def balanced_of(method: str) -> tuple[str, str, tuple[str, ...]] | None:
     """(weight, its term, the reference terms) a method balances before the grid, if any."""
-    return getattr(METHODS.get(method).Config, "BALANCED", None)
+    cls = METHODS.get(method)
+    if cls.balanced is None:
+        return None
+    own, refs = cls.balanced
+    return cls.term_weights[own], own, refs
 
 
 def tuning_shape(suite: SuiteConfig, model: str, method: str) -> StudentShape | None:
@@ -215,7 +220,7 @@ def search(protocol: TuneConfig, score: Callable[[float], dict[str, Any]]) -> li
 
 def balance(suite: SuiteConfig, model: str, method: str, data: str, results: Path, shape: StudentShape,
             progress: bool = True) -> dict[str, Any] | None:
-    """The method's balanced weight (``Config.BALANCED``) from a probe of ``tune.balance_steps``
+    """The method's balanced weight (``Method.balanced``) from a probe of ``tune.balance_steps``
     steps at its default weights from the tuning start (seed and student as the scored runs):
     the weight times the median ratio of the reference terms' gradient norm on the student
     (the sum of their norms) to its own term's. Stored and reused like a score; None when the

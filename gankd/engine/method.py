@@ -10,7 +10,9 @@ live in its state dict and checkpoints). It declares:
 - ``student_taps`` / ``teacher_taps``: module names whose outputs it needs; the engine hooks them
   and passes the features in the ``Step`` record;
 - ``generator_terms(step)`` and ``discriminator_terms(step, active)``: *weighted* loss terms by
-  name; the engine sums, backpropagates, logs each by name.
+  name; the engine sums, backpropagates, logs each by name. A method's distillation losses are
+  composed from registered terms (``gankd.methods.terms``), each weighed by a config field
+  (``term_weights``, ``weigh``).
 
 The engine freezes every discriminator during the generator step (gradients still flow *through*
 them to the student) and steps only the generator optimizer there.
@@ -91,6 +93,19 @@ class Method(nn.Module):
     #: (the last stage of a schedule): the stored loss values, the step-time and the memory
     #: benchmarks measure the method there, without knowing its schedule
     every_term_options: ClassVar[dict[str, Any]] = {}
+    #: each distillation loss's weight, a field of ``Config`` (loss name -> field): where the
+    #: weight's default comes from is the field's ``paper(...)``/``ours(...)``; `gankd tune`
+    #: scales these fields and no others (``tuned_weights``); a loss not named is unweighted
+    term_weights: ClassVar[dict[str, str]] = {}
+    #: (own loss, reference losses): where a release's ratio leaves the method's own term inert,
+    #: `gankd tune` first sets its weight so that its gradient on the student matches theirs
+    #: (DCD's lambda_CD against its output KD; gankd/bench/tune.py)
+    balanced: ClassVar[tuple[str, tuple[str, ...]] | None] = None
+
+    @classmethod
+    def tuned_weights(cls) -> tuple[str, ...]:
+        """The config fields `gankd tune` scales: the weights of the method's distillation losses."""
+        return tuple(dict.fromkeys(cls.term_weights.values()))
 
     def __init__(self, cfg: Any, setup: Setup) -> None:
         super().__init__()
@@ -154,6 +169,11 @@ class Method(nn.Module):
         """What discriminator ``disc`` is shown as real: the real images, unless a method says
         otherwise (AKDG's distillation D sees the teacher's output)."""
         return s.batch.real
+
+    def weigh(self, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A term's losses, each times its weight (``term_weights``)."""
+        return {k: getattr(self.cfg, self.term_weights[k]) * v if k in self.term_weights else v
+                for k, v in losses.items()}
 
     # -- helpers shared by methods built on the base recipe -------------------------------
     def base_terms(self, s: Step, disc: str | None = "d") -> dict[str, torch.Tensor]:

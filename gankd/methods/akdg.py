@@ -20,8 +20,6 @@ from gankd.methods import METHODS
 
 @dataclass(frozen=True)
 class AKDGConfig(AdversarialConfig):
-    #: the distillation weight(s) `gankd tune` scales together (gankd/bench/tune.py)
-    TUNED: ClassVar[tuple[str, ...]] = ("kd_weight",)
     kd_weight: float = ours(1.0, "lambda_kd relative to the recipe's GAN weight")
     d_width: float = ours(1.0, "width of the real-data discriminator (teacher size)")
     d_kd_width: float = paper(1.0, "the distillation D shares the base D's architecture")
@@ -33,6 +31,9 @@ class AKDG(AdversarialMethod):
     defining_terms = ("kd_adv",)
     paper_task = "unconditional"  # CIFAR-10 and LSUN bedroom, IS and FID
     Config = AKDGConfig
+    # its term is adversarial, against its own discriminator: not a registered term (a term
+    # compares a student with a teacher; here d_kd does, and the method steps it)
+    term_weights: ClassVar[dict[str, str]] = {"kd_adv": "kd_weight"}
 
     def __init__(self, cfg: AKDGConfig, setup: Setup) -> None:
         super().__init__(cfg, setup)
@@ -41,7 +42,7 @@ class AKDG(AdversarialMethod):
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
         terms = self.base_terms(s, "d")
         logits = self.discriminators["d_kd"](s.fake)
-        terms["kd_adv"] = self.cfg.kd_weight * self.recipe.generator_adversarial(logits)
+        terms.update(self.weigh({"kd_adv": self.recipe.generator_adversarial(logits)}))
         return terms
 
     def real_for(self, s: Step, disc: str) -> torch.Tensor:

@@ -49,6 +49,7 @@ Deviations from the released code, on purpose (SPEC section 4):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -57,25 +58,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankd.config import paper
-from gankd.datasets.batch import Batch
 from gankd.engine.method import AdversarialConfig, AdversarialMethod, Setup, Step
 from gankd.engine.rowcache import RowCache
 from gankd.engine.spectral import power_iteration_held
 from gankd.engine.taps import FeatureTaps, tap_channels
-from gankd.engine.teacher import TeacherOutput
 from gankd.methods import METHODS
-from gankd.methods.agd import style_and_feature, vgg16_features
+from gankd.methods.terms import TERMS, Pair, StyleFeature, Term
 
 
 @dataclass(frozen=True)
 class DCDConfig(AdversarialConfig):
-    #: scaled together by `gankd tune` (gankd/bench/tune.py): the release fixes their sizes against a
-    #: student with no base recipe, so a factor calibrates them against ours
-    TUNED: ClassVar[tuple[str, ...]] = ("cd_weight", "style_weight", "feature_weight")
-    #: lambda_CD is first set so that L_DCD pulls on the student as hard as the output KD: at the
-    #: release's ratio it carried 1e-3 to 1e-4 of the output KD's gradient in every family (issue
-    #: 36: median norms 0.0009 against 5.5 on Real-ESRGAN), making ``dcd`` a VGG-feature method
-    BALANCED: ClassVar[tuple[str, str, tuple[str, ...]]] = ("cd_weight", "dcd", ("kd_style", "kd_feat"))
     taps: int = paper(4, "the release taps 4 generator layers")
     cd_weight: float = paper(1.0, "lambda_CD of the release's scripts (horse2zebra distill.sh:9)")
     style_weight: float = paper(10.0, "AGD_weights[0] as the scripts pass it (distill.sh:13; distiller:41)")
@@ -99,42 +91,29 @@ def connector(channels: int, trainable: bool) -> nn.Sequential:
     return seq
 
 
-@METHODS.register("dcd")
-class DCD(AdversarialMethod):
-    name = "dcd"
-    defining_terms = ("dcd",)  # L_DCD; the output KD is OMGD's (gankd/methods/agd.py)
-    paper_task = "translation"  # CycleGAN horse2zebra and others, its release
-    Config = DCDConfig
+@TERMS.register("dcd")
+class DiscriminatorCooperated(Term):
+    """L_DCD: each tap's feature through its connector to a 3-channel pseudo-image, student's and
+    teacher's alike through the co-trained discriminator ``disc`` (handed in, not registered: it
+    is the method's), the L1 between its penultimate activations summed over taps. Student
+    connectors train with the student; teacher connectors stay at their init."""
 
-    def __init__(self, cfg: DCDConfig, setup: Setup) -> None:
-        super().__init__(cfg, setup)
-        self.student_taps, self.teacher_taps = setup.tap_pairs(cfg.taps)
-        s_ch = tap_channels(setup.student, self.student_taps)
-        t_ch = tap_channels(setup.teacher, self.teacher_taps) if setup.teacher is not None else s_ch
-        self.student_connectors = nn.ModuleList(connector(c, trainable=True) for c in s_ch)
-        self.teacher_connectors = nn.ModuleList(connector(c, trainable=False) for c in t_ch)
-        disc = self.discriminators["d"]
+    outputs = ("dcd",)
+
+    def __init__(self, disc: nn.Module, student_channels: Sequence[int], teacher_channels: Sequence[int],
+                 signed: bool) -> None:
+        super().__init__()
+        self.student_connectors = nn.ModuleList(connector(c, trainable=True) for c in student_channels)
+        self.teacher_connectors = nn.ModuleList(connector(c, trainable=False) for c in teacher_channels)
+        self.__dict__["_disc"] = disc
         self._penultimate = FeatureTaps(disc, [disc.penultimate], "discriminator tap", on_input=True)
         self._d_size = getattr(disc, "fixed_input_size", None)
         self._d_multiple = getattr(disc, "input_multiple", 1)
         self._d_min = getattr(disc, "min_input_size", 1)
         self._per_sample = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in disc.modules())
-        vgg = vgg16_features()
-        self.__dict__["_vgg"] = vgg  # frozen loss network: kept out of the state dict
-        # the frozen teacher's images are fixed per pool row
-        self.teacher_vgg_cache = RowCache(refill=self._refill_teacher_vgg)
+        self._signed = signed
 
-    def generator_side(self) -> list[nn.Parameter]:
-        return [*super().generator_side(), *self.student_connectors.parameters()]
-
-    def row_caches(self) -> list[RowCache]:
-        return [*super().row_caches(), self.teacher_vgg_cache]
-
-    def _refill_teacher_vgg(self, batch: Batch, teacher: TeacherOutput | None) -> None:
-        if teacher is not None:  # as ``output_kd`` calls it
-            self.teacher_vgg_cache(self.__dict__["_vgg"].to(batch.real.device), teacher.image, batch.index)
-
-    def _to_d(self, pseudo: torch.Tensor) -> torch.Tensor:
+    def to_d(self, pseudo: torch.Tensor) -> torch.Tensor:
         """Resize a pseudo-image to what the discriminator accepts: its fixed size (StyleGAN2,
         DCGAN), or the next multiple of its downsampling factor (U-Net: 12x12 LR features ->
         16x16), at least its smallest side (PatchGAN: 16x16 trunk features of a 64-pixel crop
@@ -147,18 +126,18 @@ class DCD(AdversarialMethod):
             size = (max(-(-h // m) * m, self._d_min), max(-(-w // m) * m, self._d_min))
         if size != (h, w):
             pseudo = F.interpolate(pseudo, size=size, mode="bilinear", align_corners=False)
-        if self.recipe.signed:
+        if self._signed:
             # the release hands the pseudo-image to D as it is; ours maps [0, 1] to [-1, 1]
             # inside when the family's images are signed: undo that so D sees the same values
             pseudo = (pseudo + 1) / 2
         return pseudo
 
-    def _d_features(self, pseudo: list[torch.Tensor]) -> list[torch.Tensor]:
+    def penultimate(self, pseudo: list[torch.Tensor]) -> list[torch.Tensor]:
         """D's penultimate activations of each pseudo-image, in one batched pass when their
         shapes agree and D judges each sample on its own (no BatchNorm: batching then moves only
         last bits); one pass per pseudo-image otherwise (DCGAN's D normalises over its batch)."""
-        d = self.discriminators["d"]
-        images = [self._to_d(p) for p in pseudo]
+        d = self.__dict__["_disc"]
+        images = [self.to_d(p) for p in pseudo]
         batchable = self._per_sample and len({i.shape[1:] for i in images}) == 1
         groups = [images] if batchable else [[i] for i in images]
         acts: list[torch.Tensor] = []
@@ -168,31 +147,55 @@ class DCD(AdversarialMethod):
                 acts += self._penultimate.collect()[0].split([len(i) for i in group])
         return acts
 
-    def dcd_loss(self, s: Step) -> torch.Tensor:
+    def forward(self, pair: Pair) -> dict[str, torch.Tensor]:
         """Every tap's student pseudo-image in one pass through D, every teacher one in one
         no-grad pass. D's spectral norm does not advance in these passes (a feature extractor
         here, not a discriminator being trained; module doc)."""
-        assert s.teacher is not None
-        pairs = list(zip(s.student_features, s.teacher.features, self.student_connectors,
+        pairs = list(zip(pair.student_features, pair.teacher_features, self.student_connectors,
                          self.teacher_connectors))
-        act_s = self._d_features([cs(fs) for fs, _, cs, _ in pairs])
+        act_s = self.penultimate([cs(fs) for fs, _, cs, _ in pairs])
         with torch.no_grad():
-            act_t = self._d_features([ct(ft.detach()) for _, ft, _, ct in pairs])
-        loss = s.fake.new_zeros(())
+            act_t = self.penultimate([ct(ft.detach()) for _, ft, _, ct in pairs])
+        loss = pair.student.new_zeros(())
         for a_s, a_t in zip(act_s, act_t):
             loss = loss + F.l1_loss(a_s, a_t)
-        return loss
+        return {"dcd": loss}
 
-    def output_kd(self, s: Step) -> dict[str, torch.Tensor]:
-        assert s.teacher is not None
-        style, feature = style_and_feature(self.__dict__["_vgg"].to(s.fake.device), s.fake, s.teacher.image,
-                                           self.teacher_vgg_cache, s.batch.index)
-        return {"kd_style": self.cfg.style_weight * style, "kd_feat": self.cfg.feature_weight * feature}
+
+@METHODS.register("dcd")
+class DCD(AdversarialMethod):
+    name = "dcd"
+    defining_terms = ("dcd",)  # L_DCD; the output KD is OMGD's (gankd/methods/terms.py)
+    paper_task = "translation"  # CycleGAN horse2zebra and others, its release
+    Config = DCDConfig
+    # `gankd tune` scales the three together: the release fixes their sizes against a student
+    # with no base recipe, so a factor calibrates them against ours
+    term_weights: ClassVar[dict[str, str]] = {"dcd": "cd_weight", "kd_style": "style_weight",
+                                              "kd_feat": "feature_weight"}
+    # lambda_CD is first set so that L_DCD pulls on the student as hard as the output KD: at the
+    # release's ratio it carried 1e-3 to 1e-4 of the output KD's gradient in every family (issue
+    # 36: median norms 0.0009 against 5.5 on Real-ESRGAN), making ``dcd`` a VGG-feature method
+    balanced = ("dcd", ("kd_style", "kd_feat"))
+
+    def __init__(self, cfg: DCDConfig, setup: Setup) -> None:
+        super().__init__(cfg, setup)
+        self.student_taps, self.teacher_taps = setup.tap_pairs(cfg.taps)
+        s_ch = tap_channels(setup.student, self.student_taps)
+        t_ch = tap_channels(setup.teacher, self.teacher_taps) if setup.teacher is not None else s_ch
+        self.cd = DiscriminatorCooperated(self.discriminators["d"], s_ch, t_ch, self.recipe.signed)
+        self.output_kd = StyleFeature(cached=True)  # the frozen teacher's images are fixed per pool row
+
+    def generator_side(self) -> list[nn.Parameter]:
+        return [*super().generator_side(), *self.cd.trainable()]
+
+    def row_caches(self) -> list[RowCache]:
+        return [*super().row_caches(), *self.output_kd.row_caches()]
 
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
+        pair = Pair.of(s)
         terms = self.base_terms(s, "d")
-        terms["dcd"] = self.cfg.cd_weight * self.dcd_loss(s)
-        terms.update(self.output_kd(s))
+        terms.update(self.weigh(self.cd(pair)))
+        terms.update(self.weigh(self.output_kd(pair)))
         return terms
 
 
@@ -210,4 +213,3 @@ class DCDDefault(DCD):
 
     name = "dcd-default"
     Config = DCDDefaultConfig
-

@@ -47,7 +47,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gankd.config import paper
@@ -55,6 +54,7 @@ from gankd.engine.method import AdversarialConfig, AdversarialMethod, Setup, Ste
 from gankd.engine.taps import INPUT
 from gankd.errors import ConfigError
 from gankd.methods import METHODS
+from gankd.methods.terms import Pair, SectionHints
 
 PHASES = ("lit", "finetune")
 
@@ -117,9 +117,8 @@ class LIT(AdversarialMethod):
         name_t = setup.teacher.residual_body
         # the teacher's representation at the trunk's input, then at each section's end
         self.teacher_taps = [f"{name_t}.0{INPUT}", *(f"{name_t}.{i}" for i in t_ends)]
-        self.__dict__["_trunk"] = s_trunk  # the student's own blocks: not a parameter of the method
-        self.s_starts = [0, *(e + 1 for e in s_ends[:-1])]
-        self.s_ends = s_ends
+        # the student's own blocks: handed to the term, not parameters of the method
+        self.hints = SectionHints(s_trunk, [0, *(e + 1 for e in s_ends[:-1])], s_ends)
         self.lit_steps = round(cfg.lit_fraction * setup.total_steps)
         if cfg.copy_teacher_layers:
             copy_non_trunk(setup.teacher, setup.student)
@@ -133,13 +132,7 @@ class LIT(AdversarialMethod):
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
         if s.step >= self.lit_steps:  # fine-tuning: the model's full loss
             return self.base_terms(s, "d")
-        assert s.teacher is not None
-        trunk: nn.Sequential = self.__dict__["_trunk"]
-        feats = [f.detach() for f in s.teacher.features]
-        hint = s.fake.new_zeros(())
-        for j, (start, end) in enumerate(zip(self.s_starts, self.s_ends)):
-            hint = hint + F.mse_loss(trunk[start:end + 1](feats[j]), feats[j + 1])
-        return {"kd_hint": hint}
+        return self.hints(Pair.of(s))  # unweighted: the release weighs nothing (no term to tune)
 
 
 @torch.no_grad()

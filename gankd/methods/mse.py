@@ -11,17 +11,15 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 
 from gankd.config import ours
-from gankd.engine.method import AdversarialConfig, AdversarialMethod, Step
+from gankd.engine.method import AdversarialConfig, AdversarialMethod, Setup, Step
 from gankd.methods import METHODS
+from gankd.methods.terms import OutputMSE, Pair
 
 
 @dataclass(frozen=True)
 class MSEConfig(AdversarialConfig):
-    #: the distillation weight(s) `gankd tune` scales together (gankd/bench/tune.py)
-    TUNED: ClassVar[tuple[str, ...]] = ("weight",)
     weight: float = ours(1.0, "lambda of the MSE(S(x), T(x)) term; on the scale of the L1 term")
 
 
@@ -31,11 +29,14 @@ class MSE(AdversarialMethod):
     defining_terms = ("kd_mse",)
     paper_task = "unconditional"  # DCGAN on MNIST / CIFAR-10 (Aguinaldo et al. 2019)
     Config = MSEConfig
+    term_weights: ClassVar[dict[str, str]] = {"kd_mse": "weight"}
+
+    def __init__(self, cfg: MSEConfig, setup: Setup) -> None:
+        super().__init__(cfg, setup)
+        # in the family's loss range, like its L1 (GCFSR: [-1, 1])
+        self.kd = OutputMSE(self.recipe.in_loss_range)
 
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
-        assert s.teacher is not None
         terms = self.base_terms(s, "d")
-        # in the family's loss range, like its L1 (GCFSR: [-1, 1])
-        to = self.recipe.in_loss_range
-        terms["kd_mse"] = self.cfg.weight * F.mse_loss(to(s.fake), to(s.teacher.image))
+        terms.update(self.weigh(self.kd(Pair.of(s))))
         return terms

@@ -27,7 +27,7 @@ bytedance/OMGD f2492a4), against the online teacher's detached output T and feat
 - ``lambda_SSIM * (1 - SSIM(S, T))``: ``models/modules/pytorch_ssim.py`` -- 11x11 Gaussian window,
   sigma 1.5, per RGB channel, zero padding, C1 = 0.01^2, C2 = 0.03^2, on [-1, 1] images;
 - ``lambda_style``: L1 between VGG16 Gram matrices summed over relu1_2..relu4_3, and
-  ``lambda_feature``: L1 of relu2_2 features (gankd/methods/agd.py: VGG16 fed the [0, 1] image);
+  ``lambda_feature``: L1 of relu2_2 features (gankd/methods/terms.py: VGG16 fed the [0, 1] image);
 - ``lambda_tv * TV(S)``: the *sum* of absolute neighbour differences on [-1, 1], not a mean;
 - ``lambda_CD``: channel distillation at each tap: the student feature through a 1x1 conv (no
   bias) + BatchNorm + ReLU to the teacher's channels (init N(0, 0.02), trained with the student),
@@ -47,7 +47,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gankd.config import paper
@@ -55,14 +54,11 @@ from gankd.engine.method import AdversarialConfig, Method, Setup, Step
 from gankd.engine.taps import FeatureTaps, tap_channels
 from gankd.errors import ConfigError
 from gankd.methods import METHODS
-from gankd.methods.agd import style_and_feature, vgg16_features
+from gankd.methods.terms import ChannelDistillation, Pair, SSIMTerm, StyleFeature, TotalVariation
 
 
 @dataclass(frozen=True)
 class OMGDConfig(AdversarialConfig):
-    #: scaled together by `gankd tune` (gankd/bench/tune.py): the release fixes their ratios
-    TUNED: ClassVar[tuple[str, ...]] = ("ssim_weight", "style_weight", "feature_weight", "tv_weight",
-                                        "cd_weight")
     taps: int = paper(4, "4 generator layers tapped for channel distillation (multiteacher base:123-126)")
     ssim_weight: float = paper(10.0, "AGD_weights[0], lambda_SSIM (cycleganbest_distiller.py:35)")
     style_weight: float = paper(1e4, "AGD_weights[1], lambda_style (cycleganbest_distiller.py:36)")
@@ -72,42 +68,16 @@ class OMGDConfig(AdversarialConfig):
     d_width: float = paper(1.0, "the teacher's own discriminator, teacher-size, trained from scratch")
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """pytorch_ssim.SSIM as OMGD calls it: mean SSIM map, Gaussian window per channel, zero
-    padding, constants for a unit range (used on [-1, 1] images as released)."""
-    c = x.shape[1]
-    g = torch.exp(-((torch.arange(size, dtype=x.dtype, device=x.device) - size // 2) ** 2) / (2 * sigma**2))
-    g = g / g.sum()
-    window = (g[:, None] @ g[None, :]).expand(c, 1, size, size).contiguous()
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, window, padding=size // 2, groups=c)
-
-    mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
-    c1, c2 = 0.01**2, 0.03**2
-    return (((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))).mean()
-
-
-def total_variation(x: torch.Tensor) -> torch.Tensor:
-    return (x[:, :, 1:, :] - x[:, :, :-1, :]).abs().sum() + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().sum()
-
-
-def channel_adapter(c_s: int, c_t: int) -> nn.Sequential:
-    conv = nn.Conv2d(c_s, c_t, kernel_size=1, bias=False)
-    bn = nn.BatchNorm2d(c_t)
-    nn.init.normal_(conv.weight, 0.0, 0.02)  # init_net's N(0, 0.02) (models/networks.py:115-130)
-    nn.init.normal_(bn.weight, 1.0, 0.02)
-    nn.init.zeros_(bn.bias)
-    return nn.Sequential(conv, bn, nn.ReLU())
-
-
 @METHODS.register("omgd")
 class OMGD(Method):
     name = "omgd"
     defining_terms = ("kd_ssim", "kd_style", "kd_feat", "kd_tv", "kd_cd")  # the student has no other term
     paper_task = "translation"  # pix2pix and CycleGAN
     Config = OMGDConfig
+    # `gankd tune` scales them together: the release fixes their ratios
+    term_weights: ClassVar[dict[str, str]] = {"kd_ssim": "ssim_weight", "kd_style": "style_weight",
+                                              "kd_feat": "feature_weight", "kd_tv": "tv_weight",
+                                              "kd_cd": "cd_weight"}
     uses_teacher = False  # the frozen teacher's outputs are not used: the online copy's are
 
     def __init__(self, cfg: OMGDConfig, setup: Setup) -> None:
@@ -125,9 +95,11 @@ class OMGD(Method):
         self.student_taps, self.teacher_taps = setup.tap_pairs(cfg.taps)
         c_s = tap_channels(setup.student, self.student_taps)
         c_t = tap_channels(setup.teacher, self.teacher_taps)
-        self.adapters = nn.ModuleList(channel_adapter(s, t) for s, t in zip(c_s, c_t))
+        self.channel = ChannelDistillation(c_s, c_t)
         self._teacher_feats = FeatureTaps(self.online_teacher, self.teacher_taps, "online teacher tap")
-        self.__dict__["_vgg"] = vgg16_features()  # frozen loss network: kept out of the state dict
+        # the online teacher's images change every step: nothing of them is cached
+        self.output_kd = StyleFeature(cached=False)
+        self.ssim, self.tv = SSIMTerm(), TotalVariation()
         self._last: tuple[int, torch.Tensor] | None = None  # (step, teacher output) for D's step
 
     @torch.no_grad()
@@ -145,7 +117,7 @@ class OMGD(Method):
     def generator_side(self) -> list[nn.Parameter]:
         """The student's adapters and the online teacher: one optimizer steps both; each only
         has gradients from its own terms (the student's targets are detached)."""
-        return [*self.adapters.parameters(), *self.online_teacher.parameters()]
+        return [*self.channel.trainable(), *self.online_teacher.parameters()]
 
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
         with self._teacher_feats:
@@ -159,17 +131,9 @@ class OMGD(Method):
             terms.update({f"teacher_{k}": v for k, v in own.items()})
         terms["teacher_gan"] = self.recipe.generator_adversarial(self.discriminators["d"](t_img))
         # the student: the teacher's output and features only
-        t = t_img.detach()
-        to_signed = lambda x: x * 2 - 1  # noqa: E731  (SSIM and TV on [-1, 1], as OMGD computes them)
-        terms["kd_ssim"] = self.cfg.ssim_weight * (1 - ssim(to_signed(s.fake), to_signed(t)))
-        style, feature = style_and_feature(self.__dict__["_vgg"].to(s.fake.device), s.fake, t)
-        terms["kd_style"] = self.cfg.style_weight * style
-        terms["kd_feat"] = self.cfg.feature_weight * feature
-        terms["kd_tv"] = self.cfg.tv_weight * total_variation(to_signed(s.fake))
-        cd = s.fake.new_zeros(())
-        for f_s, f_t, adapt in zip(s.student_features, t_feats, self.adapters):
-            cd = cd + F.mse_loss(adapt(f_s).mean(dim=(2, 3)), f_t.detach().mean(dim=(2, 3)))
-        terms["kd_cd"] = self.cfg.cd_weight * cd
+        pair = Pair(s.fake, t_img.detach(), s.student_features, t_feats)
+        for term in (self.ssim, self.output_kd, self.tv, self.channel):
+            terms.update(self.weigh(term(pair)))
         return terms
 
     def discriminator_terms(self, s: Step, active: list[str]) -> dict[str, torch.Tensor]:

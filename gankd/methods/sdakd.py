@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gankd.config import ours, paper
@@ -28,6 +27,7 @@ from gankd.engine.method import AdversarialConfig, AdversarialMethod, Setup, Ste
 from gankd.engine.taps import tap_channels
 from gankd.errors import ConfigError
 from gankd.methods import METHODS
+from gankd.methods.terms import FeatureRegression, Pair
 from gankd.models import has_paired_target
 
 STAGES = ("supervised", "features", "adversarial")
@@ -35,8 +35,6 @@ STAGES = ("supervised", "features", "adversarial")
 
 @dataclass(frozen=True)
 class SDAKDConfig(AdversarialConfig):
-    #: the distillation weight(s) `gankd tune` scales together (gankd/bench/tune.py)
-    TUNED: ClassVar[tuple[str, ...]] = ("feature_weight",)
     stage_fractions: tuple[float, float, float] = ours((0.2, 0.3, 0.5), "stage lengths as run fractions")
     taps: int = ours(4, "feature maps distilled (evenly spaced depths)")
     feature_weight: float = ours(1.0, "weight of the MLP feature-distillation L2")
@@ -48,11 +46,6 @@ class SDAKDConfig(AdversarialConfig):
             raise ValueError(f"stage_fractions must be >= 0 and sum to 1, got {self.stage_fractions}")
 
 
-def adapter(c_s: int, c_t: int, hidden: int) -> nn.Sequential:
-    h = hidden or c_t
-    return nn.Sequential(nn.Conv2d(c_s, h, 1), nn.ReLU(), nn.Conv2d(h, c_t, 1))
-
-
 @METHODS.register("sdakd")
 class SDAKD(AdversarialMethod):
     name = "sdakd"
@@ -60,6 +53,7 @@ class SDAKD(AdversarialMethod):
     every_term_options: ClassVar[dict[str, object]] = {"stage_fractions": (0.0, 0.0, 1.0)}  # stage 3 only
     paper_task = "sr"  # GCFSR and Real-ESRGAN students
     Config = SDAKDConfig
+    term_weights: ClassVar[dict[str, str]] = {"kd_feat": "feature_weight"}
 
     @classmethod
     def not_applicable(cls, student: nn.Module, teacher: nn.Module | None) -> str | None:
@@ -75,7 +69,7 @@ class SDAKD(AdversarialMethod):
         self.student_taps, self.teacher_taps = setup.tap_pairs(cfg.taps)
         c_s = tap_channels(setup.student, self.student_taps)
         c_t = tap_channels(setup.teacher, self.teacher_taps)
-        self.adapters = nn.ModuleList(adapter(s, t, cfg.hidden) for s, t in zip(c_s, c_t))
+        self.features = FeatureRegression(c_s, c_t, cfg.hidden)
         f1, f2, _ = cfg.stage_fractions
         # Stage k starts at the first step whose index reaches its fraction of the run.
         self.boundaries = (round(f1 * setup.total_steps), round((f1 + f2) * setup.total_steps))
@@ -91,7 +85,7 @@ class SDAKD(AdversarialMethod):
         return STAGES[self.stage_index(step)]
 
     def generator_side(self) -> list[nn.Parameter]:
-        return [*super().generator_side(), *self.adapters.parameters()]
+        return [*super().generator_side(), *self.features.trainable()]
 
     def active_discriminators(self, step: int) -> list[str]:
         return ["d"] if self.stage_index(step) == 2 else []
@@ -100,9 +94,5 @@ class SDAKD(AdversarialMethod):
         stage = self.stage_index(s.step)
         terms = self.base_terms(s, "d" if stage == 2 else None)
         if stage >= 1:
-            assert s.teacher is not None
-            loss = s.fake.new_zeros(())
-            for f_s, f_t, mlp in zip(s.student_features, s.teacher.features, self.adapters):
-                loss = loss + F.mse_loss(mlp(f_s), f_t.detach())
-            terms["kd_feat"] = self.cfg.feature_weight * loss
+            terms.update(self.weigh(self.features(Pair.of(s))))
         return terms

@@ -412,7 +412,7 @@ def test_a_resume_across_reshuffles_repeats_the_uninterrupted_run(tmp_path, make
     def trainer(steps: int, run_dir=None):
         tr = make_trainer("dcd", steps=steps, run_dir=run_dir, pool=SyntheticPool(n=4))
         _batch_dependent(tr.method.recipe.vgg)
-        _batch_dependent(tr.method.__dict__["_vgg"])
+        _batch_dependent(tr.method.output_kd.vgg)
         return tr
 
     full = trainer(8)

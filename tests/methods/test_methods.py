@@ -12,6 +12,7 @@ from gankd.config import provenance
 from gankd.engine.trainer import NonFiniteLoss
 from gankd.errors import ConfigError
 from gankd.methods import METHODS, benchmark_methods
+from gankd.methods.terms import Pair
 
 ALL = benchmark_methods()  # every registered distillation method: a new one is tested as it is added
 #: the terms each known method logs on its first step (a method not listed here is held to the
@@ -62,7 +63,7 @@ def test_every_default_states_its_provenance(method):
     cfg = METHODS.get(method).Config
     names = {f.name for f in dataclasses.fields(cfg)}
     assert set(provenance(cfg)) == names
-    assert set(getattr(cfg, "TUNED", ())) <= names
+    assert set(METHODS.get(method).tuned_weights()) <= names
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -165,12 +166,12 @@ def test_dcd_gradients_reach_student_and_connectors_through_d_not_d_itself(make_
     tr = make_trainer("dcd", steps=1)
     m = tr.method
     d_before = params(m.discriminators["d"])
-    tconn_before = params(m.teacher_connectors)
-    m.dcd_loss(student_step(tr)).backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.student_connectors.parameters())
+    tconn_before = params(m.cd.teacher_connectors)
+    m.cd(Pair.of(student_step(tr)))["dcd"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.cd.student_connectors.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tr.student.body.parameters())
     assert all(p.grad is None for p in m.discriminators["d"].parameters())
-    assert all(p.grad is None for p in m.teacher_connectors.parameters())
+    assert all(p.grad is None for p in m.cd.teacher_connectors.parameters())
     # A whole step: the generator step leaves D alone (only its own D step moves it) and the
     # teacher connectors never change.
     tr2 = make_trainer("dcd", steps=1)
@@ -179,7 +180,7 @@ def test_dcd_gradients_reach_student_and_connectors_through_d_not_d_itself(make_
     tr2.train_step()
     assert same(params(tr2.method.discriminators["d"]), d2)
     tr.train_step()
-    assert same(params(m.teacher_connectors), tconn_before)
+    assert same(params(m.cd.teacher_connectors), tconn_before)
     assert not same(params(m.discriminators["d"]), d_before)
 
 
@@ -200,18 +201,18 @@ def test_dcd_batched_pseudo_image_passes_equal_one_pass_per_tap(make_trainer, fa
     s = student_step(tr)
     sn = _spectral_modules(d)
     u_before = [m_.weight_u.clone() for m_ in sn]
-    batched = m.dcd_loss(s)
+    batched = m.cd(Pair.of(s))["dcd"]
     assert all(torch.equal(a, m_.weight_u) for a, m_ in zip(u_before, sn))
     assert len(sn) == (8 if family == "realesrgan" else 0)
     per_tap = s.fake.new_zeros(())
     with torch.no_grad():
-        for fs, ft, cs, ct in zip(s.student_features, s.teacher.features, m.student_connectors,
-                                  m.teacher_connectors):
-            with m._penultimate, power_iteration_held(d):
-                d(m._to_d(cs(fs)))
-                a_s = m._penultimate.collect()[0]
-                d(m._to_d(ct(ft)))
-                a_t = m._penultimate.collect()[0]
+        for fs, ft, cs, ct in zip(s.student_features, s.teacher.features, m.cd.student_connectors,
+                                  m.cd.teacher_connectors):
+            with m.cd._penultimate, power_iteration_held(d):
+                d(m.cd.to_d(cs(fs)))
+                a_s = m.cd._penultimate.collect()[0]
+                d(m.cd.to_d(ct(ft)))
+                a_t = m.cd._penultimate.collect()[0]
             per_tap = per_tap + torch.nn.functional.l1_loss(a_s, a_t)
     torch.testing.assert_close(batched.detach(), per_tap, rtol=1e-5, atol=1e-7)
 
@@ -238,17 +239,17 @@ def test_sdakd_stages(make_trainer):
     assert list(m.discriminators) == ["d"]
     assert d.conv0.out_channels == 16 * 0.5
 
-    d0, a0 = params(d), params(m.adapters)
+    d0, a0 = params(d), params(m.features.adapters)
     terms1 = tr.train_step()  # stage 1
     assert "g/kd_feat" not in terms1 and "g/gan" not in terms1
     assert not any(k.startswith("d/") for k in terms1)
-    assert same(params(d), d0) and same(params(m.adapters), a0)
+    assert same(params(d), d0) and same(params(m.features.adapters), a0)
 
     terms2 = tr.train_step()  # stage 2
     assert "g/kd_feat" in terms2 and "g/gan" not in terms2
     assert not any(k.startswith("d/") for k in terms2)
     assert same(params(d), d0)
-    assert not same(params(m.adapters), a0)
+    assert not same(params(m.features.adapters), a0)
 
     terms3 = tr.train_step()  # stage 3
     assert {"g/kd_feat", "g/gan", "d/d/real", "d/d/fake"} <= set(terms3)
@@ -310,8 +311,8 @@ def test_dcd_pseudo_images_are_resized_to_what_the_discriminator_accepts(make_tr
     tr = make_trainer("dcd", steps=1, pool=SyntheticPool(lr=12))
     terms = tr.train_step()
     assert terms["g/dcd"] > 0
-    assert tr.method._to_d(torch.zeros(1, 3, 12, 12)).shape[-2:] == (16, 16)
-    assert tr.method._to_d(torch.zeros(1, 3, 16, 16)).shape[-2:] == (16, 16)
+    assert tr.method.cd.to_d(torch.zeros(1, 3, 12, 12)).shape[-2:] == (16, 16)
+    assert tr.method.cd.to_d(torch.zeros(1, 3, 16, 16)).shape[-2:] == (16, 16)
 
 
 def test_dcd_output_kd_and_connectors_as_the_release_ran_them(make_trainer):
@@ -319,14 +320,14 @@ def test_dcd_output_kd_and_connectors_as_the_release_ran_them(make_trainer):
     feeds VGG16 (x + 1) / 2 = our [0, 1] image, unnormalised; init_net draws connectors N(0, 0.02)."""
     import torch.nn.functional as F
 
-    from gankd.methods.agd import FEATURE_LAYER, STYLE_LAYERS, gram
+    from gankd.methods.terms import FEATURE_LAYER, STYLE_LAYERS, gram
 
     tr = make_trainer("dcd", steps=1)
     m = tr.method
     assert (m.cfg.style_weight, m.cfg.feature_weight, m.cfg.cd_weight) == (10.0, 1e4, 1.0)
-    vgg = m.__dict__["_vgg"]
+    vgg = m.output_kd.vgg
     assert vgg.imagenet_norm is False
-    connectors = (*m.student_connectors, *m.teacher_connectors)
+    connectors = (*m.cd.student_connectors, *m.cd.teacher_connectors)
     conv_w = torch.cat([c[0].weight.detach().flatten() for c in connectors])
     assert 0.01 < float(conv_w.std()) < 0.03
     batch = tr.sampler.pool.batch(torch.tensor([0, 1]))
@@ -335,7 +336,7 @@ def test_dcd_output_kd_and_connectors_as_the_release_ran_them(make_trainer):
     from gankd.engine.method import Step
 
     t_img = tr.teacher.outputs(batch).image
-    terms = m.output_kd(Step(0, batch, fake, [], tr.teacher.outputs(batch)))
+    terms = m.weigh(m.output_kd(Pair.of(Step(0, batch, fake, [], tr.teacher.outputs(batch)))))
     fs, ft = vgg(fake), vgg(t_img)  # no mean/std: VGG sees the [0, 1] image as it is
     style = sum(F.l1_loss(gram(F.relu(fs[k])), gram(F.relu(ft[k]))) for k in STYLE_LAYERS)
     feat = F.l1_loss(F.relu(fs[FEATURE_LAYER]), F.relu(ft[FEATURE_LAYER]))
@@ -471,8 +472,8 @@ def test_dcd_loss_needs_no_training_pass_of_d_before_it(make_trainer):
     tr = make_trainer("dcd", steps=1)
     m, d = tr.method, tr.method.discriminators["d"]
     s = student_step(tr)
-    fresh = float(m.dcd_loss(s))
+    fresh = float(m.cd(Pair.of(s))["dcd"])
     with torch.no_grad():
         d(s.fake)  # a training-mode pass, as the base recipe's GAN term makes
-    after = float(m.dcd_loss(s))
+    after = float(m.cd(Pair.of(s))["dcd"])
     assert 0 < fresh < 10 * after and after < 10 * fresh

@@ -12,18 +12,17 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 
 from gankd.config import ours
-from gankd.engine.method import AdversarialConfig, AdversarialMethod, Step
+from gankd.engine.method import AdversarialConfig, AdversarialMethod, Setup, Step
 from gankd.methods import METHODS
+from gankd.methods.terms import OutputMSE, Pair
 
 NAME = "mse-copy"
 
 
 @dataclass(frozen=True)
 class MSECopyConfig(AdversarialConfig):
-    TUNED: ClassVar[tuple[str, ...]] = ("weight",)
     weight: float = ours(1.0, "lambda of the MSE(S(x), T(x)) term (a copy of mse's)")
 
 
@@ -33,10 +32,13 @@ class MSECopy(AdversarialMethod):
     defining_terms = ("kd_mse",)
     paper_task = "unconditional"
     Config = MSECopyConfig
+    term_weights: ClassVar[dict[str, str]] = {"kd_mse": "weight"}
+
+    def __init__(self, cfg: MSECopyConfig, setup: Setup) -> None:
+        super().__init__(cfg, setup)
+        self.kd = OutputMSE(self.recipe.in_loss_range)
 
     def generator_terms(self, s: Step) -> dict[str, torch.Tensor]:
-        assert s.teacher is not None
         terms = self.base_terms(s, "d")
-        to = self.recipe.in_loss_range
-        terms["kd_mse"] = self.cfg.weight * F.mse_loss(to(s.fake), to(s.teacher.image))
+        terms.update(self.weigh(self.kd(Pair.of(s))))
         return terms
