@@ -31,3 +31,8 @@ def unknown_choice(kind: str, name: object, choices: list[str] | tuple[str, ...]
     """The one wording for 'X is not one of the valid choices'."""
     valid = ", ".join(sorted(str(c) for c in choices))
     return ConfigError(f"unknown {kind} {name!r}; valid choices: {valid}")
+
+
+class ImageError(ConfigError):
+    """An image file that cannot be used; the message names the file. A usage error: the user
+    fixes the data (the CLI exits 2)."""

@@ -25,7 +25,7 @@ from pathlib import Path
 def verdict(row: dict[str, str], metric: str) -> str:
     """better / worse than scratch where the leaderboard calls the difference significant, else
     its own word for it (within noise, unknown with one seed); "–" without a paired difference."""
-    from gankd.bench.leaderboard import SIGNIFICANT
+    from gankd.results.leaderboard import SIGNIFICANT
 
     delta, noise = row.get(f"{metric}_delta", ""), row.get(f"{metric}_noise", "")
     if not delta:

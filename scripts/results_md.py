@@ -32,7 +32,7 @@ def _num(row: dict[str, str], key: str) -> float | None:
 
 
 def _value(row: dict[str, str], key: str, spread: bool = True) -> str:
-    from gankd.bench.report.views import DASH, fmt
+    from gankd.results.report.views import DASH, fmt
 
     v = _num(row, key)
     if v is None:
@@ -48,7 +48,7 @@ def _p(v: float | None) -> str:
 
 
 def _places(margin: float, key: str) -> int:
-    from gankd.bench.report.views import decimals
+    from gankd.results.report.views import decimals
 
     return decimals(margin, key) + 1  # a digit finer than the column shows
 
@@ -82,10 +82,11 @@ def _sentence(method: str, row: dict[str, str], metric: str, label: str, margin:
 
 
 def _protocol(suite: str) -> str:
-    from gankd.bench.judge import MIN_PHOTOS, protocol_for
-    from gankd.bench.report.views import label
+    from gankd.bench.suite import SuiteIndex
+    from gankd.results.judge import MIN_PHOTOS
+    from gankd.results.report.views import label
 
-    p = protocol_for(suite)
+    p = SuiteIndex().protocol(suite)
     primary = ", ".join(f"{task}: {label(m)}" for task, m in sorted(p.primary.items()))
     margins = ", ".join(f"{label(m)} ±{v:g}" for m, v in sorted(p.margins.items()))
     return (f"Suite `{suite}`, judged by its declared protocol (`benchmarks/{suite}.yaml`, README "
@@ -106,8 +107,7 @@ def _na(r: dict[str, str]) -> bool:
 
 def _table(s: Any, rows: list[dict[str, str]], tally: Counter[str]) -> list[str]:
     """One section: what it rests on, the verdict table, the sentences, the secondary metrics."""
-    from gankd.bench.judge import task_for
-    from gankd.bench.report.views import label
+    from gankd.results.report.views import label
     from gankd.tasks import task
 
     st = s.study
@@ -162,7 +162,7 @@ def _table(s: Any, rows: list[dict[str, str]], tally: Counter[str]) -> list[str]
     if na := [r["method"] for r in rows if r["kind"] == "student" and _na(r)]:
         out.append(f"- Not applicable here: {', '.join(f'`{m}`' for m in na)}.")
     # the secondary metrics its task declares (descriptive: no test, no verdict)
-    secondary = task(task_for(s.suite, s.model, s.baseline)).secondary
+    secondary = task(s.task).secondary
     out += ["", "Secondary metrics (mean ± s.d. over counted seeds; descriptive, no test):", "",
             "| method | n | " + " | ".join(label(k) for k in secondary) + " |",
             "|" + " --- |" * (len(secondary) + 2)]
@@ -175,13 +175,16 @@ def _table(s: Any, rows: list[dict[str, str]], tally: Counter[str]) -> list[str]
 
 def render(csv_path: Path, results: Path) -> str:
     """RESULTS.md's text for ``csv_path`` (a leaderboard) and the records under ``results``."""
-    from gankd.bench import store
-    from gankd.bench.report import current, sections_of
+    from gankd.bench.suite import SuiteIndex
+    from gankd.results import store
+    from gankd.results.report import current, sections_of
 
     with csv_path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    runs = current(results, list(store.iter_runs(results)))
-    sections = [s for s in sections_of(runs, list(store.iter_references(results))) if s.study is not None]
+    suites = SuiteIndex()
+    runs = current(results, list(store.iter_runs(results)), suites=suites)
+    sections = [s for s in sections_of(runs, list(store.iter_references(results)), suites)
+                if s.study is not None]
     tally: Counter[str] = Counter()
     body: list[str] = []
     for s in sections:

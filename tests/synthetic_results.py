@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from gankd import atomic
-from gankd.bench import store
-from gankd.bench.images import png_bytes
-from gankd.bench.record import RunRecord
+from gankd.images import png_bytes
+from gankd.results import store
+from gankd.results.record import RunRecord
 
 SUITE = "synth"
 EVALSET = "builtin-eval-abc123"

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gankd.bench.record import RunRecord
 from gankd.bench.suite import RunSpec, SuiteConfig, check_ratio, check_seed, load_suite
-from gankd.bench.tables import print_table
 from gankd.engine.livelog import LiveOptions
 from gankd.errors import ConfigError, unknown_choice
 from gankd.paths import reports_dir, results_dir
+from gankd.results.record import RunRecord
+from gankd.results.tables import print_table
 
 if TYPE_CHECKING:
     from gankd.bench.executors import ClusterOptions
@@ -86,10 +86,10 @@ def run_spec(suite: SuiteConfig, model: str, method: str, student: str, seed: in
 
 def bench(spec: RunSpec, suite: SuiteConfig, results: Path | None, progress: bool, force: bool,
           report: bool, live: LiveOptions | None = None) -> int:
-    from gankd.bench.record import RunStatus
     from gankd.bench.run import run
     from gankd.bench.suite import resolve
     from gankd.engine import distributed
+    from gankd.results.record import RunStatus
 
     results = results or results_dir()
     try:
@@ -237,11 +237,12 @@ def tune(suite: SuiteConfig, model: str | None, methods: list[str] | None, data:
 
 
 def export(suite: SuiteConfig, model: str | None, results: Path | None, force: bool, progress: bool) -> int:
-    """Deployment numbers (gankd/bench/deployment.py) for every finished run of the suite (and
+    """Deployment numbers (gankd/bench/export_records.py) for every finished run of the suite (and
     its teacher references) that has none yet, or lacks a runtime this machine times (CUDA);
     ``force`` measures everything again. The report is refreshed."""
-    from gankd.bench import store
-    from gankd.bench.deployment import deploy_record, timed_runtimes
+    from gankd.bench.deployment import timed_runtimes
+    from gankd.bench.export_records import deploy_record
+    from gankd.results import store
 
     if model is not None and model not in suite.models:
         raise unknown_choice(f"MODEL for suite {suite.name}:", model, list(suite.models))
@@ -284,9 +285,10 @@ def teacher(suite: SuiteConfig, model: str, data: str, progress: bool) -> int:
 
 
 def _report(results: Path, out: Path | None) -> dict[str, Path]:
-    from gankd.bench.report import build
+    from gankd.bench.suite import SuiteIndex
+    from gankd.results.report import build
 
-    paths = build(results, out or reports_dir())
+    paths = build(results, out or reports_dir(), SuiteIndex())
     print(f"report: {paths['html']}  (csv: {paths['csv']})")
     return paths
 
@@ -304,19 +306,21 @@ def power(results: Path | None, images: int | None = None, include_dirty: bool =
     sweep will evaluate on (default: the pilot's own); it matters only where the pilot's records
     hold per-image values (else its per-seed variance is all there is). ``include_dirty``: runs
     from dirty trees count towards the variance too (planning only: they still decide nothing)."""
-    from gankd.bench import store
-    from gankd.bench.report import current, sections_of
-    from gankd.bench.verdict import seeds_needed
+    from gankd.bench.suite import SuiteIndex
+    from gankd.results import store
+    from gankd.results.report import current, sections_of
+    from gankd.results.verdict import seeds_needed
 
     if images is not None and images < 2:
         raise ConfigError(f"--images must be >= 2 photos, got {images}")
     results = results or results_dir()
-    runs = current(results, list(store.iter_runs(results)))
+    suites = SuiteIndex()
+    runs = current(results, list(store.iter_runs(results)), suites=suites)
     dirty = sum(r.dirty and r.status.has_results for r in runs)
     if include_dirty:
         runs = [dataclasses.replace(r, git_sha=r.git_sha.removesuffix("-dirty")) for r in runs]
     rows = []
-    for s in sections_of(runs, list(store.iter_references(results))):
+    for s in sections_of(runs, list(store.iter_references(results)), suites):
         st = s.study
         name = f"{s.suite} {s.model} {s.tag}"
         if st is None or st.components is None:

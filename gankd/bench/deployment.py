@@ -15,38 +15,34 @@ from __future__ import annotations
 
 import copy
 import logging
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from gankd.bench.assemble import POOL_SEED, run_teacher
-from gankd.bench.data import evaluation_set
-from gankd.bench.record import RunRecord
-from gankd.bench.suite import DeployConfig, ModelSetup
-from gankd.bench.teachers import load_teacher
+from gankd.bench.suite import DeployConfig
 from gankd.deploy import CUDA_RUNTIMES, EXPORT_OF, EXPORTED
 from gankd.deploy.export import export, summary
 from gankd.deploy.latency import measure
-from gankd.engine import checkpoint
-from gankd.errors import GankdError
 from gankd.hardware import cpu_info
 from gankd.models import zoo
 from gankd.paths import cache_dir
 
+if TYPE_CHECKING:
+    from gankd.datasets.batch import EvalSample
+
 log = logging.getLogger(__name__)
 
 
-def deploy_network(net: nn.Module, entry: zoo.ZooEntry, setup: ModelSetup, data: str, suite: str,
+def deploy_network(net: nn.Module, entry: zoo.ZooEntry, cfg: DeployConfig, samples: Sequence[EvalSample],
                    progress: bool = False, runtimes: list[str] | None = None) -> dict[str, Any]:
-    """Export, check and time ``net`` (built from ``entry``) per the suite's deploy settings, on
-    ``runtimes`` (default: every runtime this machine times, ``timed_runtimes``)."""
-    cfg: DeployConfig = setup.eval.deploy
+    """Export, check and time ``net`` (built from ``entry``) per the suite's deploy settings
+    ``cfg``, on ``runtimes`` (default: every runtime this machine times, ``timed_runtimes``); each
+    export is checked against torch on the first ``cfg.check_images`` of ``samples`` (the run's
+    evaluation set, handed in by the caller that has it)."""
     net = copy.deepcopy(net).cpu().eval()  # the caller's network stays where and as it is
-    teacher = run_teacher(setup, data, progress=False)  # only unpaired tasks' inputs need it
-    samples = evaluation_set(setup, data, suite, teacher).samples[: cfg.check_images]
-    check = [tuple(t[None].numpy() for t in s.g_input) for s in samples]  # batch 1
+    check = [tuple(t[None].numpy() for t in s.g_input) for s in samples[: cfg.check_images]]  # batch 1
     folder = cache_dir() / "exports"
     results = export(net, check, folder, threads=cfg.threads)
     files = {k: v for r in results.values() for k, v in r.files.items()}
@@ -76,28 +72,3 @@ def timed_runtimes(cfg: DeployConfig) -> tuple[str, ...]:
     """The suite's runtimes, and the CUDA ones wherever torch sees a CUDA device."""
     extra = CUDA_RUNTIMES if torch.cuda.is_available() else ()
     return (*cfg.runtimes, *(rt for rt in extra if rt not in cfg.runtimes))
-
-
-def deploy_record(record: RunRecord, results: Path, setup: ModelSetup, progress: bool = False,
-                  runtimes: list[str] | None = None) -> RunRecord:
-    """``record`` with its ``deploy`` section: the EMA student of its final checkpoint, or the
-    teacher for a teacher reference (bicubic has no network). With ``runtimes``, only those are
-    measured and merged into the section the record has (its host and other runtimes kept)."""
-    if record.role == "teacher":
-        entry = zoo.get(setup.teacher)
-        net = load_teacher(setup, record.data or "builtin", POOL_SEED, progress=progress).net
-    else:
-        found = checkpoint.load_latest(results / record.run_dir / "checkpoints")
-        if found is None:
-            raise GankdError(f"{record.run_dir} keeps no checkpoint: its student cannot be exported")
-        entry = zoo.get(record.student) if record.student in zoo.entries() else zoo.student(
-            setup.teacher, float(record.ratio), setup.student, depth=record.depth)
-        net = entry.build()
-        net.load_state_dict(found[0]["ema"])
-    new = deploy_network(net, entry, setup, record.data or "builtin", record.suite, progress, runtimes)
-    if runtimes is None or not record.deploy:
-        record.deploy = new
-    else:
-        record.deploy["latency"] = {**record.deploy.get("latency", {}), **new["latency"]}
-        record.deploy["exports"] = {**new["exports"], **record.deploy.get("exports", {})}
-    return record

@@ -11,17 +11,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from gankd.bench import environment, store
-from gankd.bench.images import save_png
-from gankd.bench.record import RunRecord, reference_dir
+from gankd.bench import environment
+from gankd.bench.deployment import deploy_network
 from gankd.bench.suite import EvalConfig, ModelSetup, RunSpec
 from gankd.datasets.batch import EvalSample
 from gankd.engine.teacher import Teacher
+from gankd.images import save_png
 from gankd.locks import file_lock
 from gankd.metrics import evaluate as ev
 from gankd.metrics.complexity import count
 from gankd.metrics.latency import measure
 from gankd.models import zoo
+from gankd.results import store
+from gankd.results.record import RunRecord, reference_dir
 from gankd.tasks import task
 
 #: why a translation teacher has no quality numbers: every student is judged against its outputs
@@ -97,9 +99,7 @@ def reference_records(results: Path, spec: RunSpec, setup: ModelSetup, teacher: 
                 record.params, record.macs, record.macs_input = cx["params"], cx["macs"], cx["macs_input"]
                 record.latency, record.speedup_vs_teacher = cx["latency"], 1.0
                 if setup.eval.deploy.in_run:
-                    from gankd.bench.deployment import deploy_network
-
-                    record.deploy = deploy_network(teacher.net, entry, setup, spec.data, spec.suite)
+                    record.deploy = deploy_network(teacher.net, entry, setup.eval.deploy, evalset.samples)
             else:
                 lat = setup.eval.latency
                 record.latency = measure(gen, teacher.net.example_inputs(1, lat.size), warmup=lat.warmup,

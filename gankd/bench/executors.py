@@ -119,8 +119,8 @@ def submit(specs: list[RunSpec], suite: SuiteConfig, results: Path, name: str,
            opts: ClusterOptions, live: LiveOptions | None = None) -> list[RunSpec]:
     """Submits the jobs of ``specs`` not done yet (one array); with ``opts.wait`` waits for them
     and returns the runs that failed (a job that crashed counts), else returns at once."""
-    from gankd.bench.record import RunStatus
     from gankd.bench.sweep import job_state
+    from gankd.results.record import RunStatus
 
     finished = (RunStatus.DONE, RunStatus.NOT_APPLICABLE)  # a sweep job's state names them as they are
     todo = [s for s in specs if job_state(s, suite, results) not in finished]

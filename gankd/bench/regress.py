@@ -46,12 +46,12 @@ from typing import Any
 
 from gankd import atomic
 from gankd.bench import environment
-from gankd.bench.record import RunRecord
 from gankd.bench.suite import SuiteConfig, load_suite
-from gankd.bench.tables import print_table as show
 from gankd.hardware import cpu_family
 from gankd.metrics import Column, all_result_columns
 from gankd.paths import results_dir
+from gankd.results.record import RunRecord
+from gankd.results.tables import print_table as show
 
 
 def regressed() -> dict[str, Column]:

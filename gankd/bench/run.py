@@ -20,11 +20,11 @@ import yaml
 from torch import nn
 
 from gankd import atomic, tasks
-from gankd.bench import environment, store
+from gankd.bench import environment
 from gankd.bench.assemble import assemble, not_applicable, run_teacher
 from gankd.bench.data import check_data, evaluation_set, validation_set
+from gankd.bench.deployment import deploy_network
 from gankd.bench.evaluation import complexity_and_latency, evaluate_generator, reference_records
-from gankd.bench.record import RunRecord, RunStatus, gradient_shares, reference_dir
 from gankd.bench.suite import ModelSetup, ResolvedRun, RunSpec
 from gankd.datasets.source import is_named_source
 from gankd.engine import checkpoint, distributed, livelog
@@ -37,6 +37,8 @@ from gankd.locks import file_lock, holder
 from gankd.methods import METHODS
 from gankd.models import zoo
 from gankd.paths import cache_dir
+from gankd.results import store
+from gankd.results.record import RunRecord, RunStatus, gradient_shares, reference_dir
 from gankd.tasks import TeacherSource
 
 log = logging.getLogger(__name__)
@@ -248,9 +250,7 @@ def _evaluate(record: RunRecord, spec: RunSpec, setup: ModelSetup, results: Path
         "grad_share": gradient_shares(result.history)}
     record.floors = floors(ev.metrics, refs, setup.task)
     if setup.eval.deploy.in_run:
-        from gankd.bench.deployment import deploy_network
-
-        record.deploy = deploy_network(trainer.ema.model, student_entry, setup, spec.data, spec.suite)
+        record.deploy = deploy_network(trainer.ema.model, student_entry, setup.eval.deploy, evalset.samples)
     record.history, record.val_history = result.history, result.val_history
     record.total_time_s = time.perf_counter() - t_start
 
@@ -301,7 +301,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def _save_samples(folder: Path, outputs: dict[str, torch.Tensor]) -> None:
     """This evaluation's crops, and only these: a crop an earlier evaluation of the run kept (of
     another evaluation set) would stand in the report's grid beside numbers it did not make."""
-    from gankd.bench.images import save_png
+    from gankd.images import save_png
 
     for name, img in outputs.items():
         save_png(folder / f"{name}.png", img)

@@ -26,6 +26,10 @@ from gankd.engine.cycle import CycleConfig
 from gankd.errors import ConfigError, unknown_choice
 from gankd.models import zoo
 from gankd.paths import benchmarks_dir, family_file, family_names
+from gankd.results import store
+from gankd.results.protocol import Protocol
+from gankd.results.record import RunRecord
+from gankd.results.suites import Suites
 from gankd.tasks import task as task_of
 from gankd.tasks import task_names
 
@@ -215,74 +219,6 @@ class TuneConfig:
     def guards(self, task_name: str) -> bool:
         """Whether the PSNR guard applies to a family of ``task`` (see the class docstring)."""
         return self.psnr_margin is not None and task_of(task_name).psnr_guard
-
-
-def primary_metrics() -> dict[str, str]:
-    """Each task's primary metric, the one its papers judge by (``Task.primary``): LPIPS to the HR
-    image for SR, LPIPS to the teacher's output for translation (what that family's lpips already
-    measures: it has no paired target), FID to the teacher's samples for unconditional generation."""
-    return {name: task_of(name).primary for name in task_names()}
-
-
-#: the equivalence margin of each primary metric (docs/verdicts.md): about 2 % of the gap between
-#: a scratch student and its teacher in the cpu suite (LPIPS 0.005 of Real-ESRGAN's 0.23; FID 5
-#: of DCGAN's 233 at 256 samples)
-MARGINS = {"lpips": 0.005, "fid": 5.0}
-CORRECTIONS = ("holm", "bonferroni")
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """How a suite's tables are judged, declared before its runs (gankd/bench/verdict.py): per
-    task the primary metric (every other metric is secondary: shown, never a verdict), the
-    family-wise level ``alpha`` over a table's methods with its ``correction``, the equivalence
-    ``margins`` of the primary metrics, and the ``power`` a study is sized for (``gankd power``)."""
-
-    primary: dict[str, str] = field(default_factory=primary_metrics)
-    alpha: float = 0.05
-    correction: str = "holm"
-    margins: dict[str, float] = field(default_factory=lambda: dict(MARGINS))
-    power: float = 0.8
-
-    def __post_init__(self) -> None:
-        for task in self.primary:
-            if task not in task_names():
-                raise unknown_choice("task in protocol.primary", task, task_names())
-        if self.correction not in CORRECTIONS:
-            raise unknown_choice("protocol.correction", self.correction, CORRECTIONS)
-        if not 0 < self.alpha < 0.5:
-            raise ConfigError(f"protocol.alpha must be in (0, 0.5), got {self.alpha}")
-        if not 0.5 <= self.power < 1:
-            raise ConfigError(f"protocol.power must be in [0.5, 1), got {self.power}")
-        for metric in sorted(set(self.primary.values())):
-            if metric not in self.margins:
-                raise ConfigError(f"protocol.margins has no equivalence margin for the primary metric "
-                                  f"{metric!r} (margins given: {', '.join(sorted(self.margins)) or 'none'})")
-        for metric, margin in self.margins.items():
-            if not margin > 0:
-                raise ConfigError(f"protocol.margins.{metric} must be > 0, got {margin}")
-
-    def check_metrics(self) -> None:
-        """Every metric named is a result some registered metric returns (imports the metric
-        registry, hence not in ``__post_init__``)."""
-        from gankd.metrics import all_result_columns
-
-        keys = sorted(all_result_columns())
-        for where, metric in [*(("protocol.primary", m) for m in self.primary.values()),
-                              *(("protocol.margins", m) for m in self.margins)]:
-            if metric not in keys:
-                raise unknown_choice(f"metric in {where}", metric, keys)
-
-    def plan(self, task: str) -> tuple[str, Any]:
-        """(the primary metric of ``task``, the ``verdict.Plan`` a table of that task is judged by)."""
-        from gankd.bench.verdict import Plan
-        from gankd.metrics import all_result_columns
-
-        if task not in self.primary:
-            raise unknown_choice("task", task, sorted(self.primary))
-        metric = self.primary[task]
-        return metric, Plan(margin=self.margins[metric], alpha=self.alpha, correction=self.correction,
-                            power=self.power, higher_is_better=all_result_columns()[metric].higher_is_better)
 
 
 def default_methods() -> tuple[str, ...]:
@@ -632,3 +568,37 @@ def method_weights(suite: SuiteConfig, model: str, method: str, cfg: Any = None,
             source = default_source.get(name, "ours")
         out[name] = {"value": getattr(cfg, name), "source": source}
     return out
+
+
+class SuiteIndex(Suites):
+    """What the results side is told about this checkout's suites (``gankd.results.suites``):
+    their protocols, their models' tasks, and each record's config against its suite's current
+    one. Each suite is loaded once, when a record of it is first asked about; a suite this
+    checkout does not have is answered for as the default does."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, SuiteConfig | None] = {}
+
+    def suite(self, name: str) -> SuiteConfig | None:
+        if name not in self._loaded:
+            self._loaded[name] = load_suite(name) if name in suite_names() else None
+        return self._loaded[name]
+
+    def protocol(self, suite: str) -> Protocol:
+        found = self.suite(suite)
+        return found.protocol if found is not None else Protocol()
+
+    def task(self, suite: str, model: str) -> str | None:
+        found = self.suite(suite)
+        return str(found.models[model].task) if found is not None and model in found.models else None
+
+    def config_change(self, results: Path, record: RunRecord) -> list[str]:
+        found = self.suite(record.suite)
+        if found is None or record.model not in found.models:
+            return []
+        spec = RunSpec(record.suite, record.model, record.method, record.ratio, record.seed, record.data,
+                       record.depth)
+        try:
+            return store.config_change(results / record.run_dir, resolve(found, spec).config)
+        except ConfigError:  # a method the suite no longer knows: shown as it was recorded
+            return []

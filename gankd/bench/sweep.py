@@ -75,12 +75,12 @@ def parse_shard(text: str) -> tuple[int, int]:
 def job_state(spec: RunSpec, suite: SuiteConfig, results: Path) -> str:
     """What the sweep will do with ``spec``: ``done`` / ``not applicable`` (skip), ``stale`` (done
     with another config: runs again), ``resumes at step N``, ``failed`` (runs again) or ``to run``."""
-    from gankd.bench import store
-    from gankd.bench.record import RunStatus
     from gankd.bench.run import run_dir_of
-    from gankd.bench.store import config_change
     from gankd.bench.suite import resolve
     from gankd.engine.checkpoint import latest_step
+    from gankd.results import store
+    from gankd.results.record import RunStatus
+    from gankd.results.store import config_change
 
     run_dir = run_dir_of(results, spec)
     record = store.read_metrics(run_dir)

@@ -31,7 +31,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from gankd.errors import ConfigError
+from gankd.datasets.lmdb_store import read_value
+from gankd.errors import ConfigError, ImageError  # ImageError: importable from here as it always was
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -58,11 +59,6 @@ def max_pixels() -> int:
     if value < 1:
         raise ConfigError(f"{MAX_PIXELS_ENV} must be a positive number of pixels (e.g. 200e6), got {raw!r}")
     return value
-
-
-class ImageError(ConfigError):
-    """An image file that cannot be used; the message names the file. A usage error: the user
-    fixes the data (the CLI exits 2)."""
 
 
 @dataclass(frozen=True)
@@ -171,8 +167,6 @@ def ref_bytes(ref: ImageRef) -> bytes:
             return ref.path.read_bytes()
         except OSError as exc:
             raise ImageError(f"cannot read image file {ref.path}: {exc.strerror or exc}") from None
-    from gankd.datasets.lmdb_store import read_value
-
     return read_value(ref.database, ref.key, ref.name)
 
 

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gankd.datasets.images import ImageError
-from gankd.errors import ConfigError
+from gankd.errors import ConfigError, ImageError
 
 META_INFO = "meta_info.txt"
 #: BasicSR's line: ``{key}.png ({h},{w},{c}) {compress_level}`` (lmdb_util.make_lmdb_from_imgs)

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gankd.datasets import evalset as evalsets
-from gankd.datasets import pool as pools
 from gankd.tasks import TASKS
 from gankd.tasks.base import DataCheck, Task, TeacherSource
-from gankd.tasks.images import check_images
 
 if TYPE_CHECKING:
     from gankd.bench.suite import ModelSetup
     from gankd.datasets.batch import EvalSample
+    from gankd.datasets.evalset import EvalSet
+    from gankd.datasets.pool import TrainPool
+
+# A task module's top imports nothing that loads data code or torch: the results side reads a
+# task's declaration (references, baseline, primary metric, image columns) from the class without
+# them; what a method runs it imports where it runs.
 
 
 @TASKS.register("sr")
@@ -32,10 +35,14 @@ class SuperResolution(Task):
     grid_after = (("HR", "hr"),)
 
     def check_data(self, setup: ModelSetup, data: str) -> DataCheck:
+        from gankd.tasks.images import check_images
+
         return check_images(setup, data)
 
     def training_pool(self, setup: ModelSetup, data: str, pool_seed: int,
-                      teacher: TeacherSource) -> pools.TrainPool | None:
+                      teacher: TeacherSource) -> TrainPool | None:
+        from gankd.datasets import pool as pools
+
         if setup.data.pool_size == 0:
             return None
         return pools.build_pool(setup.data, data, pool_seed)
@@ -43,14 +50,20 @@ class SuperResolution(Task):
     def training_images(self, setup: ModelSetup, data: str, pool_seed: int) -> dict[str, Any]:
         # the pool's identity: the content of its images, not the name of the source (a rebuilt
         # or edited set of the same name is other data)
+        from gankd.datasets import pool as pools
+
         if setup.data.pool_size > 0:
             return pools.pool_identity(setup.data, data, pool_seed)[0]
         return {"source": data}
 
     def evaluation_set(self, setup: ModelSetup, data: str, suite: str,
-                       teacher: TeacherSource) -> evalsets.EvalSet:
-        return evalsets.build_evalset(setup.data, data, suite)
+                       teacher: TeacherSource) -> EvalSet:
+        from gankd.datasets.evalset import build_evalset
+
+        return build_evalset(setup.data, data, suite)
 
     def validation_set(self, setup: ModelSetup, data: str, suite: str,
                        teacher: TeacherSource) -> list[EvalSample]:
-        return evalsets.build_valset(setup.data, data, suite).samples
+        from gankd.datasets.evalset import build_valset
+
+        return build_valset(setup.data, data, suite).samples

@@ -14,19 +14,19 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-import torch
-
 from gankd.cachekeys import cache_key
-from gankd.datasets import evalset as evalsets
-from gankd.datasets import pool as pools
 from gankd.tasks import TASKS
 from gankd.tasks.base import DataCheck, Task, TeacherSource
-from gankd.tasks.images import check_images
-from gankd.tasks.teacher_outputs import UnpairedPool, pool_size, real_images, teacher_outputs
 
 if TYPE_CHECKING:
     from gankd.bench.suite import ModelSetup
     from gankd.datasets.batch import EvalSample
+    from gankd.datasets.evalset import EvalSet
+    from gankd.tasks.teacher_outputs import UnpairedPool
+
+# A task module's top imports nothing that loads data code or torch: the results side reads a
+# task's declaration (references, baseline, primary metric, image columns) from the class without
+# them; what a method runs it imports where it runs.
 
 #: domain A of a translation family: the inputs are always the builtin photos
 DOMAIN_A = "builtin"
@@ -46,10 +46,17 @@ class Translation(Task):
 
     def check_data(self, setup: ModelSetup, data: str) -> DataCheck:
         # builtin: the domain-A photos it reads, checked as any photos; a folder: its images
+        from gankd.tasks.images import check_images
+
         return check_images(setup, data)
 
     def training_pool(self, setup: ModelSetup, data: str, pool_seed: int,
                       teacher: TeacherSource) -> UnpairedPool:
+        import torch
+
+        from gankd.datasets import pool as pools
+        from gankd.tasks.teacher_outputs import UnpairedPool, pool_size, real_images, teacher_outputs
+
         pool_size(setup, self.name)
         t = teacher()
         real = real_images(setup, data, pool_seed)
@@ -64,15 +71,23 @@ class Translation(Task):
         return UnpairedPool(key, inputs, real)
 
     def evaluation_set(self, setup: ModelSetup, data: str, suite: str,
-                       teacher: TeacherSource) -> evalsets.EvalSet:
-        return _with_teacher_hr(teacher, evalsets.build_evalset(setup.data, DOMAIN_A, suite), "eval")
+                       teacher: TeacherSource) -> EvalSet:
+        from gankd.datasets.evalset import build_evalset
+
+        return _with_teacher_hr(teacher, build_evalset(setup.data, DOMAIN_A, suite), "eval")
 
     def validation_set(self, setup: ModelSetup, data: str, suite: str,
                        teacher: TeacherSource) -> list[EvalSample]:
-        return _with_teacher_hr(teacher, evalsets.build_valset(setup.data, DOMAIN_A, suite), "val").samples
+        from gankd.datasets.evalset import build_valset
+
+        return _with_teacher_hr(teacher, build_valset(setup.data, DOMAIN_A, suite), "val").samples
 
 
-def _with_teacher_hr(teacher: TeacherSource, es: evalsets.EvalSet, kind: str) -> evalsets.EvalSet:
+def _with_teacher_hr(teacher: TeacherSource, es: EvalSet, kind: str) -> EvalSet:
+    import torch
+
+    from gankd.tasks.teacher_outputs import teacher_outputs
+
     t = teacher()
     inputs = [s.g_input for s in es.samples]
     outs = teacher_outputs(t, lambda a, b: tuple(torch.stack(x) for x in zip(*inputs[a:b])),

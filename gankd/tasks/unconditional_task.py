@@ -16,23 +16,19 @@ import logging
 from typing import TYPE_CHECKING
 
 from gankd.cachekeys import cache_key
-from gankd.datasets import evalset as evalsets
-from gankd.datasets.batch import EvalSample
 from gankd.paths import cache_dir
 from gankd.tasks import TASKS
 from gankd.tasks.base import DataCheck, Task, TeacherSource
-from gankd.tasks.images import check_images
-from gankd.tasks.teacher_outputs import (
-    UnpairedPool,
-    latent_size,
-    noise,
-    pool_size,
-    real_images,
-    teacher_outputs,
-)
 
 if TYPE_CHECKING:
     from gankd.bench.suite import ModelSetup
+    from gankd.datasets.batch import EvalSample
+    from gankd.datasets.evalset import EvalSet
+    from gankd.tasks.teacher_outputs import UnpairedPool
+
+# A task module's top imports nothing that loads data code or torch: the results side reads a
+# task's declaration (references, baseline, primary metric, image columns) from the class without
+# them; what a method runs it imports where it runs.
 
 log = logging.getLogger("gankd.bench.data")
 
@@ -50,6 +46,8 @@ class Unconditional(Task):
 
     def check_data(self, setup: ModelSetup, data: str) -> DataCheck:
         if data != "builtin":
+            from gankd.tasks.images import check_images
+
             return check_images(setup, data)
         rule = "no images: the teacher's samples are the real distribution"
         log.info("data builtin: %s", rule)
@@ -57,6 +55,15 @@ class Unconditional(Task):
 
     def training_pool(self, setup: ModelSetup, data: str, pool_seed: int,
                       teacher: TeacherSource) -> UnpairedPool:
+        from gankd.tasks.teacher_outputs import (
+            UnpairedPool,
+            latent_size,
+            noise,
+            pool_size,
+            real_images,
+            teacher_outputs,
+        )
+
         n = pool_size(setup, self.name)
         t = teacher()
         real = real_images(setup, data, pool_seed)
@@ -71,7 +78,7 @@ class Unconditional(Task):
         return UnpairedPool(key, z, real)
 
     def evaluation_set(self, setup: ModelSetup, data: str, suite: str,
-                       teacher: TeacherSource) -> evalsets.EvalSet:
+                       teacher: TeacherSource) -> EvalSet:
         return _noise_set(teacher, suite, "eval-noise", setup.data.eval_samples)
 
     def validation_set(self, setup: ModelSetup, data: str, suite: str,
@@ -82,12 +89,18 @@ class Unconditional(Task):
         """The teacher's samples on a second set of noise vectors, judged against its samples on
         the evaluation noise: the level a perfect copy of its distribution reaches (FID's sampling
         floor; PSNR / LPIPS between unrelated samples)."""
+        from gankd.tasks.teacher_outputs import noise
+
         nz = int(samples[0].g_input[0].shape[0])
         z = noise(len(samples), nz, suite, "eval-noise-b")
         return [dataclasses.replace(s, g_input=(z[i],)) for i, s in enumerate(samples)]
 
 
-def _noise_set(teacher: TeacherSource, suite: str, kind: str, n: int) -> evalsets.EvalSet:
+def _noise_set(teacher: TeacherSource, suite: str, kind: str, n: int) -> EvalSet:
+    from gankd.datasets.batch import EvalSample
+    from gankd.datasets.evalset import EvalSet
+    from gankd.tasks.teacher_outputs import latent_size, noise, teacher_outputs
+
     t = teacher()
     nz = latent_size(t)
     z = noise(n, nz, suite, kind)
@@ -96,5 +109,5 @@ def _noise_set(teacher: TeacherSource, suite: str, kind: str, n: int) -> evalset
                for i, o in enumerate(outs)]
     key = cache_key({"kind": kind, "suite": suite, "n": n, "nz": nz, "teacher": t.identity})
     how = f"N(0, I) from derive_seed({suite!r}, {kind!r})"
-    return evalsets.EvalSet(key=key, root=cache_dir() / "task-outputs", manifest_sha256=key,
+    return EvalSet(key=key, root=cache_dir() / "task-outputs", manifest_sha256=key,
                             samples=samples, manifest={"kind": kind, "noise": how})

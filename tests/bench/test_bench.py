@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gankd.bench import store
 from gankd.cli import main
 from gankd.paths import benchmarks_dir
+from gankd.results import store
 
 SPEC_METRICS = ("psnr", "ssim", "lpips", "fid", "kid", "niqe")
 

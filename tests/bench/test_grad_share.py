@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gankd.bench.record import INERT_SHARE, RunRecord, defining_share, gradient_shares
+from gankd.results.record import INERT_SHARE, RunRecord, defining_share, gradient_shares
 
 HISTORY = [
     {"step": 10.0, "g/l1": 0.1, "gradnorm/l1": 3.0, "gradnorm/gan": 1.0, "gradnorm/dcd": 0.001},
@@ -38,8 +38,8 @@ def test_a_record_shows_its_defining_share_and_a_method_without_terms_shows_none
 def test_the_report_flags_an_inert_method_and_not_an_active_one(tmp_path) -> None:
     from synthetic_results import make_tree
 
-    from gankd.bench import store
-    from gankd.bench.report import build
+    from gankd.results import store
+    from gankd.results.report import build
 
     tree = make_tree(tmp_path / "results", models=("gcfsr",))
     for (_, _, method, _), run_dir in tree.run_dirs.items():

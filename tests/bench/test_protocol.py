@@ -1,5 +1,5 @@
 """The verdict protocol each suite declares before its runs (``protocol:`` in benchmarks/*.yaml,
-gankd.bench.suite.Protocol): present in every shipped suite, and checked when a suite loads."""
+gankd.results.protocol.Protocol): present in every shipped suite, and checked when a suite loads."""
 
 from __future__ import annotations
 

@@ -10,7 +10,6 @@ import pytest
 import yaml
 from conftest import THROWAWAY
 
-from gankd.bench.record import RunRecord
 from gankd.bench.regress import (
     SPREAD_MULTIPLE,
     Diff,
@@ -22,6 +21,7 @@ from gankd.bench.regress import (
 )
 from gankd.bench.suite import load_suite
 from gankd.paths import benchmarks_dir, results_dir
+from gankd.results.record import RunRecord
 
 
 def suite_copy(tmp_path: Path, name: str, methods: list[str], models: list[str], edit=None) -> Path:

@@ -143,22 +143,22 @@ def test_gankd_export_adds_deployment_to_a_finished_run(tmp_path, monkeypatch):
 def test_export_builds_the_student_of_the_runs_shape(tmp_path, monkeypatch):
     """A shallow student (depth knob) is rebuilt at its own depth before its checkpoint loads:
     built at the teacher's depth, its state_dict would miss blocks and the export crash."""
-    from gankd.bench import deployment
-    from gankd.bench.record import RunRecord
+    from gankd.bench import export_records
     from gankd.bench.suite import load_suite
     from gankd.engine import checkpoint
     from gankd.models import zoo
+    from gankd.results.record import RunRecord
 
     setup = load_suite("smoke").models["realesrgan"]
     shallow = zoo.student(setup.teacher, 1.0, setup.student, depth=2).build()
     run_dir = "runs/smoke/realesrgan/r1-d2/scratch/seed0"
     checkpoint.save(tmp_path / run_dir / "checkpoints", 10, {"ema": shallow.state_dict()})
     seen = {}
-    monkeypatch.setattr(deployment, "deploy_network",
+    monkeypatch.setattr(export_records, "deploy_network",
                         lambda net, entry, *a, **k: seen.update(net=net, entry=entry) or {"exports": {}})
     rec = RunRecord(suite="smoke", model="realesrgan", ratio=1.0, depth=2, method="scratch", seed=0,
                     run_dir=run_dir)
-    deployment.deploy_record(rec, tmp_path, setup)
+    export_records.deploy_record(rec, tmp_path, setup)
     got = {k: v for k, v in seen["net"].state_dict().items()}
     assert got.keys() == shallow.state_dict().keys()
     assert all(torch.equal(got[k], v) for k, v in shallow.state_dict().items())
@@ -207,7 +207,7 @@ def test_torch_bf16_runs_in_bf16_and_stays_near_fp32():
 
 
 def test_the_report_gives_a_cuda_runtimes_difference_from_fp32():
-    from gankd.bench.report.views import _parity
+    from gankd.results.report.views import _parity
 
     deploy = {"exports": {"onnxruntime": {"status": "ok (max diff 3e-07)"}},
               "latency": {"torch_cuda_bf16": {"64": {"median_ms": 2.0, "max_abs_diff": 0.004},
@@ -221,11 +221,11 @@ def test_the_report_gives_a_cuda_runtimes_difference_from_fp32():
 def test_a_record_measured_elsewhere_gets_only_the_missing_runtimes_merged(tmp_path, monkeypatch):
     """`gankd export` on a GPU host adds the CUDA runtimes to a record timed on a CPU host and
     keeps its CPU numbers and host, so one runtime's column stays one machine's."""
-    from gankd.bench import deployment
-    from gankd.bench.record import RunRecord
+    from gankd.bench import export_records
     from gankd.bench.suite import load_suite
     from gankd.engine import checkpoint
     from gankd.models import zoo
+    from gankd.results.record import RunRecord
 
     setup = load_suite("smoke").models["realesrgan"]
     student = zoo.student(setup.teacher, 0.25, setup.student).build()
@@ -233,17 +233,17 @@ def test_a_record_measured_elsewhere_gets_only_the_missing_runtimes_merged(tmp_p
     checkpoint.save(tmp_path / run_dir / "checkpoints", 10, {"ema": student.state_dict()})
     asked = []
 
-    def fake(net, entry, setup, data, suite, progress=False, runtimes=None):
+    def fake(net, entry, cfg, samples, progress=False, runtimes=None):
         asked.append(runtimes)
         return {"exports": {"onnxruntime": {"status": "ok (again)"}}, "cpu": "GPU host",
                 "latency": {rt: {"64": {"median_ms": 1.0, "device": "GPU"}} for rt in runtimes}}
 
-    monkeypatch.setattr(deployment, "deploy_network", fake)
+    monkeypatch.setattr(export_records, "deploy_network", fake)
     old = {"exports": {"onnxruntime": {"status": "ok (first)"}}, "cpu": "CPU host",
            "latency": {"torch": {"64": {"median_ms": 9.0}}}}
     rec = RunRecord(suite="smoke", model="realesrgan", ratio=0.25, method="scratch", seed=0, run_dir=run_dir,
                     deploy=json.loads(json.dumps(old)))
-    deployment.deploy_record(rec, tmp_path, setup, runtimes=["torch_cuda"])
+    export_records.deploy_record(rec, tmp_path, setup, runtimes=["torch_cuda"])
     assert asked == [["torch_cuda"]]
     assert rec.deploy["latency"]["torch"] == old["latency"]["torch"]
     assert rec.deploy["latency"]["torch_cuda"]["64"]["device"] == "GPU"

@@ -23,7 +23,8 @@ class TinyD(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(4, 1, 3, padding=1))
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.LeakyReLU(0.2),
+                                  nn.Conv2d(4, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)

@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from gankd.bench.leaderboard import (
+from gankd.results.leaderboard import (
     BASELINE,
     FLOOR_METRIC,
     SIGNIFICANT,
@@ -16,8 +16,8 @@ from gankd.bench.leaderboard import (
     column_keys,
     quality_keys,
 )
-from gankd.bench.record import INERT_SHARE, RunRecord, column
-from gankd.bench.report.sections import Section
+from gankd.results.record import INERT_SHARE, RunRecord, RunStatus, column
+from gankd.results.report.sections import Section
 from gankd.tasks import reference_roles
 
 DASH = "–"
@@ -80,7 +80,7 @@ VERDICT_CLASS = {"better": "better", "worse": "worse", "equivalent": "equiv", "u
 
 def board(s: Section, palette: dict[str, str]) -> dict[str, Any]:
     """The table of one section: a header per column, a row per method and reference, and the
-    verdict against scratch last (gankd/bench/judge.py)."""
+    verdict against scratch last (gankd/results/judge.py)."""
     best = best_per_column(s.students)
     keys = [k for k in column_keys() if column(k).shown]
     head = [{"label": label(k), "hint": column(k).hint, "arrow": arrow(k),
@@ -108,10 +108,10 @@ def board(s: Section, palette: dict[str, str]) -> dict[str, Any]:
                 row["failed_badge"], row["errors"] = f"{a['failed']} failed", a["errors"]
             row["weights"] = a.get("weights", "")
         if not is_ref and not a["n"] and a.get("not_applicable"):
-            row["cls"] = "na"
-            row["missing_row"] = f"not applicable: {a['not_applicable']}"
+            row["cls"] = RunStatus.NOT_APPLICABLE.css_class
+            row["missing_row"] = RunStatus.NOT_APPLICABLE.describe(a["not_applicable"])
         elif not is_ref and not a["n"]:
-            row["cls"] = "failed"
+            row["cls"] = RunStatus.FAILED.css_class
             row["failed_text"] = f"({a['failed']} run{'s' if a['failed'] != 1 else ''}): {a['errors']}"
         else:
             row["cls"] = "ref" if is_ref else ""

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from gankd import atomic
-from gankd.bench import store
-from gankd.bench.record import RunRecord
 from gankd.errors import DiskFullError
+from gankd.results import store
+from gankd.results.record import RunRecord
 
 
 def rec(**fields) -> RunRecord:
@@ -162,8 +162,8 @@ def test_the_report_leaves_out_runs_of_an_older_config(tmp_path) -> None:
     import yaml
 
     from gankd.bench import run as run_mod
-    from gankd.bench.report import current
-    from gankd.bench.suite import RunSpec, load_suite, resolve
+    from gankd.bench.suite import RunSpec, SuiteIndex, load_suite, resolve
+    from gankd.results.report import current
 
     suite = load_suite("smoke")
     for seed, steps_added in ((0, 0), (1, 1)):
@@ -176,7 +176,9 @@ def test_the_report_leaves_out_runs_of_an_older_config(tmp_path) -> None:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     foreign = RunRecord.from_dict({"suite": "mine", "model": "m", "method": "mse", "ratio": 0.25, "seed": 0})
     runs = [*store.iter_runs(tmp_path), foreign]
-    assert [(r.suite, r.seed) for r in current(tmp_path, runs)] == [("smoke", 0), ("mine", 0)]
+    kept = current(tmp_path, runs, suites=SuiteIndex())
+    assert [(r.suite, r.seed) for r in kept] == [("smoke", 0), ("mine", 0)]
+    assert len(current(tmp_path, runs)) == 3  # told of no suite, the results side keeps every record
 
 
 def test_networks_trained_once_live_where_gankd_trained_says(tmp_path, monkeypatch) -> None:
@@ -193,7 +195,7 @@ def test_networks_trained_once_live_where_gankd_trained_says(tmp_path, monkeypat
 
 
 def test_the_report_names_runs_that_do_not_share_a_teacher_or_a_start() -> None:
-    from gankd.bench.report import mixed_starts
+    from gankd.results.report import mixed_starts
 
     def run(method: str, seed: int, teacher: str, start: str) -> RunRecord:
         return RunRecord.from_dict({"suite": "cpu", "model": "gcfsr", "method": method, "ratio": 0.25,
@@ -212,7 +214,7 @@ def test_the_report_names_runs_that_do_not_share_a_teacher_or_a_start() -> None:
 
 
 def test_a_run_status_is_typed_and_an_unknown_one_is_named(tmp_path) -> None:
-    from gankd.bench.record import RunStatus
+    from gankd.results.record import RunStatus
 
     rec = RunRecord.from_dict({"suite": "s", "model": "m", "method": "mse", "ratio": 0.25, "seed": 0,
                                "status": "not applicable"})

@@ -15,21 +15,21 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from gankd.bench import store
-from gankd.bench.leaderboard import BASELINE, FLOOR_METRIC
-from gankd.bench.record import RunRecord
-from gankd.bench.report import grid, plots, views
-from gankd.bench.report.sections import Section, slug
+from gankd.results import store
+from gankd.results.leaderboard import BASELINE, FLOOR_METRIC
+from gankd.results.record import RunRecord
+from gankd.results.report import grid, plots, views
+from gankd.results.report.sections import Section, slug
 
 
 @cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("gankd.bench.report", "templates"),
+    return jinja2.Environment(loader=jinja2.PackageLoader("gankd.results.report", "templates"),
                               autoescape=True, keep_trailing_newline=True)
 
 
 def _static(name: str) -> Markup:
-    return Markup(resources.files("gankd.bench.report").joinpath("static", name).read_text())
+    return Markup(resources.files("gankd.results.report").joinpath("static", name).read_text())
 
 
 def to_html(sections: list[Section], runs: list[RunRecord], results: Path,

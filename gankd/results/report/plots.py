@@ -7,11 +7,11 @@ import base64
 import io
 from typing import Any
 
-from gankd.bench.leaderboard import BASELINE
-from gankd.bench.record import RunRecord
-from gankd.bench.report.sections import Section
-from gankd.bench.report.views import arrow, label
 from gankd.deploy import RUNTIMES
+from gankd.results.leaderboard import BASELINE
+from gankd.results.record import RunRecord
+from gankd.results.report.sections import Section
+from gankd.results.report.views import arrow, label
 from gankd.tasks import baseline_roles
 
 STYLE = {"font.size": 9, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,

@@ -1,5 +1,5 @@
 """The results store: one ``metrics.json`` per run and per reference -- a ``RunRecord``
-(gankd/bench/record.py), written atomically, the single source of truth.
+(gankd/results/record.py), written atomically, the single source of truth.
 
 Layout under ``results/``::
 
@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from gankd import atomic
-from gankd.bench.record import RunRecord, RunStatus
+from gankd.results.record import RunRecord, RunStatus
 
 log = logging.getLogger(__name__)
 

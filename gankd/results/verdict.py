@@ -23,7 +23,7 @@ dropping it would trade the seeds' 2 df for the photos' many); degrees of freedo
 Why this and not a two-way bootstrap: with 3-16 seeds a bootstrap over seeds has too few
 distinct resamples (10 for three seeds) and its percentile intervals are too narrow at small n,
 while the ANOVA estimator is unbiased (before its floor) for any S, I >= 2 and its t reference
-with Satterthwaite's df is calibrated (``tests/bench/test_verdict.py`` measures it by simulation).
+with Satterthwaite's df is calibrated (``tests/results/test_verdict.py`` measures it by simulation).
 
 Records without per-image values (older records, and set metrics such as FID and KID, which
 have no value per image) fall back to the paired t-test over seeds, whose variance treats the
@@ -211,7 +211,7 @@ class Verdict:
 @dataclass(frozen=True)
 class Plan:
     """What one table's verdicts are declared with: the part of a suite's protocol
-    (``gankd.bench.suite.Protocol``) that the statistics need, for the table's primary metric."""
+    (``gankd.results.protocol.Protocol``) that the statistics need, for the table's primary metric."""
 
     margin: float
     higher_is_better: bool

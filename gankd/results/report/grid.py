@@ -7,11 +7,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from gankd.bench.images import center_crop, data_uri, load_png
-from gankd.bench.judge import task_for
-from gankd.bench.leaderboard import BASELINE
-from gankd.bench.record import RunRecord
-from gankd.bench.report.sections import Section
+from gankd.images import center_crop, data_uri, load_png
+from gankd.results.leaderboard import BASELINE
+from gankd.results.record import RunRecord
+from gankd.results.report.sections import Section
 from gankd.tasks import task
 
 
@@ -33,7 +32,7 @@ def grid(s: Section, results: Path, crop: int = 96) -> dict[str, Any] | None:
         if some.samples_dir:
             ref_dir = results / some.samples_dir
     # the columns the section's task declares (gankd.tasks: Task.grid_before / grid_after)
-    kind = task(task_for(s.suite, s.model, s.baseline))
+    kind = task(s.task)
     before, after = kind.grid_before, kind.grid_after
     sources: list[tuple[str, Path]] = []
     if ref_dir is not None:

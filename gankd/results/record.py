@@ -55,6 +55,23 @@ class RunStatus(enum.StrEnum):
         """Metrics, crops and a place in the means (when its tree was clean)."""
         return self is RunStatus.DONE
 
+    @property
+    def failed(self) -> bool:
+        """A seed the leaderboard counts as failed (its error shown): it ran and did not finish."""
+        return not self.finished
+
+    @property
+    def css_class(self) -> str:
+        """The report's class for a row none of whose runs has results, by why ("" for DONE)."""
+        return {RunStatus.NOT_APPLICABLE: "na", RunStatus.DONE: ""}.get(self, "failed")
+
+    def describe(self, detail: str) -> str:
+        """How a table says that a row has no results, and why (``detail``: the recorded reason
+        or errors)."""
+        if self is RunStatus.NOT_APPLICABLE:
+            return f"not applicable: {detail}"
+        return f"{self.value}: {detail}"
+
     @classmethod
     def parse(cls, value: object) -> RunStatus:
         try:

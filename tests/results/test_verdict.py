@@ -1,4 +1,4 @@
-"""The verdict machinery (gankd/bench/verdict.py): the crossed seed x image variance, Holm, TOST,
+"""The verdict machinery (gankd/results/verdict.py): the crossed seed x image variance, Holm, TOST,
 the detectable effect and the power helper, each against an independent computation; then a
 simulation of 1000 tables with known nulls and known effects under crossed seed and photo
 effects, which measures the family-wise error and the power of the whole procedure.
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gankd.bench import verdict as v
+from gankd.results import verdict as v
 
 TABLES = 1000
 FWER_BOUND = 0.05 + 2.33 * math.sqrt(0.05 * 0.95 / TABLES)  # 0.066

@@ -30,8 +30,8 @@ from synthetic_results import (
 )
 
 from gankd.bench import commands
-from gankd.bench.images import center_crop
-from gankd.bench.report import CSV_FIELDS, DASH, build
+from gankd.images import center_crop
+from gankd.results.report import CSV_FIELDS, DASH, build
 
 
 def _t_sf(t: float, df: int) -> float:

@@ -1,6 +1,6 @@
 """A table's verdicts from its run records: each method's paired differences to ``scratch`` on
 the table's primary metric (per seed and photo where the records hold per-image values, else per
-seed), judged by the suite's declared protocol (gankd/bench/verdict.py), and whether the table
+seed), judged by the suite's declared protocol (gankd/results/verdict.py), and whether the table
 is big enough to decide anything (a *pilot* when it is not).
 
 Only runs that count go in: finished, from a clean tree (``RunRecord.dirty``: a dirty run's code
@@ -10,16 +10,13 @@ choice the verdict must generalise over is the photo (``photo_of``), and crops o
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from gankd.bench import verdict as v
-from gankd.bench.record import RunRecord
-from gankd.tasks import task_of_baseline
+from gankd.results import verdict as v
+from gankd.results.record import RunRecord
 
 BASELINE = "scratch"
 #: the smallest evaluation set a decisive table rests on, in distinct photos (issue 37)
@@ -119,33 +116,6 @@ def _pilot_reasons(s: Study, per_image: bool) -> list[str]:
     elif per_image and s.photos is not None and s.photos < MIN_PHOTOS:
         out.append(f"{s.photos} evaluation photos, fewer than {MIN_PHOTOS}")
     return out
-
-
-# -- which protocol, which task -------------------------------------------------------------------
-@functools.cache
-def _suite(name: str) -> Any:
-    from gankd.bench.suite import load_suite, suite_names
-
-    return load_suite(name) if name in suite_names() else None
-
-
-def protocol_for(suite: str) -> Any:
-    """The suite's declared protocol; a suite this checkout does not have is judged by the
-    default one (``gankd.bench.suite.Protocol()``, what the shipped suites declare)."""
-    from gankd.bench.suite import Protocol
-
-    found = _suite(suite)
-    return found.protocol if found is not None else Protocol()
-
-
-def task_for(suite: str, model: str, baseline: str | None) -> str:
-    """The model's task in its suite, else the one its records' no-network baseline implies."""
-    found = _suite(suite)
-    if found is not None and model in found.models:
-        return str(found.models[model].task)
-    # else the task whose floor the records name (gankd.tasks); records older than any other
-    # task than SR name none of them
-    return task_of_baseline(baseline) or "sr"
 
 
 def has_per_image(metric: str) -> bool:

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from gankd.bench import store
-from gankd.bench.judge import Study, has_per_image, judge_table, protocol_for, task_for
-from gankd.bench.leaderboard import (
+from gankd.deploy import RUNTIMES
+from gankd.results import store
+from gankd.results.judge import Study, has_per_image, judge_table
+from gankd.results.leaderboard import (
     BASELINE,
     GROUP,
     add_ratios,
@@ -22,8 +23,9 @@ from gankd.bench.leaderboard import (
     mark_floors,
     quality_keys,
 )
-from gankd.bench.record import RunRecord
-from gankd.deploy import RUNTIMES
+from gankd.results.protocol import Protocol
+from gankd.results.record import RunRecord
+from gankd.results.suites import Suites
 from gankd.tasks import reference_roles
 
 
@@ -41,7 +43,9 @@ class Section:
     aggs: list[dict]
     evalset: str | None
     evalsets: list[str]  # every evaluation set the section's finished runs used
-    study: Study | None = None  # the verdicts of its methods against scratch (gankd/bench/judge.py)
+    task: str = "sr"  # its model's task (gankd.tasks): primary metric, image columns
+    protocol: Protocol | None = None  # its suite's verdict protocol
+    study: Study | None = None  # the verdicts of its methods against scratch (gankd/results/judge.py)
 
     @property
     def commits(self) -> dict[str, int]:
@@ -104,10 +108,12 @@ def _num(x: object) -> float:
         return math.inf
 
 
-def sections_of(runs: list[RunRecord], refs: list[RunRecord]) -> list[Section]:
+def sections_of(runs: list[RunRecord], refs: list[RunRecord], suites: Suites | None = None) -> list[Section]:
     """Group runs by (suite, model, ratio); attach the teacher and bicubic records each run names
     (``RunRecord.references``). Where a table's runs name several, the one most of them name is
-    shown, and the table says so."""
+    shown, and the table says so. ``suites``: what is known of the runs' suites (their protocol
+    and tasks; ``gankd.bench.suite.SuiteIndex`` for this checkout's)."""
+    suites = suites or Suites()
     by_key: dict[tuple, list[RunRecord]] = defaultdict(list)
     for r in runs:
         by_key[(r.suite, r.model, r.ratio, r.depth)].append(r)
@@ -136,6 +142,8 @@ def sections_of(runs: list[RunRecord], refs: list[RunRecord]) -> list[Section]:
         aggs.sort(key=lambda a: (a["method"] != BASELINE, str(a["method"])))
         aggs += sorted(ref_aggs, key=lambda a: reference_roles().index(a["method"]))
         section = Section(suite, model, ratio, depth, group, chosen, aggs, evalset, evalsets)
+        section.task = suites.task_for(suite, model, section.baseline)
+        section.protocol = suites.protocol(suite)
         section.study = study_of(section)
         add_verdicts(aggs, section.study)
         mark_floors(aggs)
@@ -146,8 +154,8 @@ def sections_of(runs: list[RunRecord], refs: list[RunRecord]) -> list[Section]:
 
 def study_of(s: Section) -> Study:
     """The section's verdicts by its suite's protocol on its task's primary metric."""
-    protocol = protocol_for(s.suite)
-    metric, plan = protocol.plan(task_for(s.suite, s.model, s.baseline))
+    assert s.protocol is not None
+    metric, plan = s.protocol.plan(s.task)
     return judge_table(s.runs, metric, plan, per_image=has_per_image(metric))
 
 

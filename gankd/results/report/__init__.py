@@ -9,48 +9,42 @@ a grid of the same crops from every method beside LR, bicubic, teacher and HR. P
 are embedded as data URIs and the sorting script is inline, so the file opens from disk in any
 browser with no server and no network.
 
-Rooms: ``sections`` groups records into tables (pandas, gankd/bench/leaderboard.py), ``views``
+Nothing here builds a suite or imports the training side: what the records' suites declare comes
+in as a ``gankd.results.suites.Suites`` (``gankd.bench.suite.SuiteIndex`` for this checkout's).
+
+Rooms: ``sections`` groups records into tables (pandas, gankd/results/leaderboard.py), ``views``
 turns a table into what the template shows, ``plots`` and ``grid`` make the figures and crops,
 ``page`` renders ``templates/page.html.j2`` with ``static/report.{css,js}``.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 
 from gankd import atomic
-from gankd.bench import store
-from gankd.bench.report.page import to_html
-from gankd.bench.report.sections import CSV_FIELDS, Section, sections_of, to_csv
-from gankd.bench.report.views import DASH
+from gankd.results import store
+from gankd.results.report.page import to_html
+from gankd.results.report.sections import CSV_FIELDS, Section, sections_of, to_csv
+from gankd.results.report.views import DASH
+from gankd.results.suites import Suites
 
 __all__ = ["CSV_FIELDS", "DASH", "Section", "build", "current", "sections_of", "to_csv", "to_html"]
 
 log = logging.getLogger(__name__)
 
 
-def current(results: Path, runs: list[store.RunRecord],
-            left_out: list[store.Unreadable] | None = None) -> list[store.RunRecord]:
-    """``runs`` without those of one of our suites that ran with another config than the suite's
-    current one (an edited suite, re-tuned weights): a sample grown over sessions may hold both
-    until `gankd sweep` runs them again, and the two are never ranked side by side. Runs of suites
-    this checkout does not have are kept as they are. Each run left out goes to ``left_out``
-    (kind "older config", with what changed), so the report names it where a reader sees it."""
-    from gankd.bench.suite import RunSpec, load_suite, resolve, suite_names
-    from gankd.errors import ConfigError
-
-    suites = functools.lru_cache(maxsize=None)(load_suite)
+def current(results: Path, runs: list[store.RunRecord], left_out: list[store.Unreadable] | None = None,
+            suites: Suites | None = None) -> list[store.RunRecord]:
+    """``runs`` without those of a suite ``suites`` knows that ran with another config than the
+    suite's current one (an edited suite, re-tuned weights): a sample grown over sessions may hold
+    both until `gankd sweep` runs them again, and the two are never ranked side by side. Runs of
+    suites it does not know are kept as they are. Each run left out goes to ``left_out`` (kind
+    "older config", with what changed), so the report names it where a reader sees it."""
+    suites = suites or Suites()
     keep, old = [], []
     for r in runs:
-        changed: list[str] = []
-        if r.suite in suite_names() and r.model in suites(r.suite).models:
-            spec = RunSpec(r.suite, r.model, r.method, r.ratio, r.seed, r.data, r.depth)
-            try:
-                changed = store.config_change(results / r.run_dir, resolve(suites(r.suite), spec).config)
-            except ConfigError:  # a method the suite no longer knows: shown as it was recorded
-                changed = []
+        changed = suites.config_change(results, r)
         (old if changed else keep).append(r)
         if changed and left_out is not None:
             what = ", ".join(changed[:3]) + (" ..." if len(changed) > 3 else "")
@@ -83,16 +77,17 @@ def mixed_starts(runs: list[store.RunRecord]) -> list[str]:
             for k, v in groups.items() if len(v) > 1]
 
 
-def build(results: Path, out: Path) -> dict[str, Path]:
+def build(results: Path, out: Path, suites: Suites | None = None) -> dict[str, Path]:
     """Write ``leaderboard.csv`` and ``leaderboard.html`` under ``out``; return their paths. A
     record that cannot be read is named in both (a CSV row of kind ``unreadable``, a note at the
-    top of the page), not only in a log nobody keeps."""
+    top of the page), not only in a log nobody keeps. ``suites``: what is known of the records'
+    suites (``gankd.bench.suite.SuiteIndex``: this checkout's), for stale runs, protocols, tasks."""
     unreadable: list[store.Unreadable] = []
-    runs = current(results, list(store.iter_runs(results, unreadable)), unreadable)
+    runs = current(results, list(store.iter_runs(results, unreadable)), unreadable, suites)
     for line in mixed_starts(runs):
         log.warning("runs compared below do not share their networks: %s", line)
     refs = list(store.iter_references(results, unreadable))
-    sections = sections_of(runs, refs)
+    sections = sections_of(runs, refs, suites)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "leaderboard.csv"
     atomic.write_text(csv_path, to_csv(sections, unreadable))

@@ -16,7 +16,7 @@ under load (``RunRecord.under_load``) keeps its quality numbers but its s/step s
 mean (``timed_under_load``). ``commits`` names the commits of each row's runs.
 
 These paired intervals are descriptive: uncorrected, over seeds only, on every metric. The
-verdicts (gankd/bench/judge.py) are the table's tests: the primary metric only, corrected over
+verdicts (gankd/results/judge.py) are the table's tests: the primary metric only, corrected over
 its methods, with the photos' uncertainty; "best" is marked on them alone (``best_per_column``).
 
 Sanity floors (``mark_floors``): the no-network baseline is the floor every network must clear
@@ -26,7 +26,7 @@ not better than the baseline's on the same evaluation set, and a teacher that is
 is, not ranked. Unconditional generation has no such baseline, and no floor.
 
 Columns, their direction and digits come from the metric registry and the run record
-(``gankd.bench.record.columns``): a new metric shows up here without an edit.
+(``gankd.results.record.columns``): a new metric shows up here without an edit.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from gankd.bench.record import RunRecord, RunStatus, columns
 from gankd.deploy import RUNTIMES
+from gankd.results.record import RunRecord, RunStatus, columns
 from gankd.tasks import baseline_roles, reference_roles
 
 GROUP = ("suite", "model", "ratio", "depth")
@@ -124,9 +124,11 @@ def table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     df["_key"] = [tuple(str(v) for v in k) for k in df[list(KEY)].itertuples(index=False)]
     out = []
     for _, g in sorted(df.groupby("_key", sort=False), key=lambda kv: kv[0]):
-        finished, na = g[g["status"] == RunStatus.DONE], g[g["status"] == RunStatus.NOT_APPLICABLE]
+        status = g["status"].map(RunStatus.parse)
+        finished = g[status.map(lambda s: s.has_results).astype(bool)]
+        na = g[status.map(lambda s: s is RunStatus.NOT_APPLICABLE).astype(bool)]
         done, dirty = finished[~finished["dirty"]], finished[finished["dirty"]]
-        failed = g[~g["status"].isin([RunStatus.DONE, RunStatus.NOT_APPLICABLE])]
+        failed = g[status.map(lambda s: s.failed).astype(bool)]
         first = g.iloc[0]
         agg: dict[str, Any] = {k: first[k] for k in KEY}
         agg["seeds"] = sorted(int(s) for s in done["seed"] if s is not None and not _nan(s))

@@ -1,16 +1,21 @@
-"""PNG I/O for result samples and report grids (8-bit RGB, as the metrics see them)."""
+"""PNG I/O for result samples and report grids (8-bit RGB, as the metrics see them): shared by the
+training side, which saves samples, and the results side, which shows them (no torch needed to
+read one)."""
 
 from __future__ import annotations
 
 import base64
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
 from gankd import atomic
+
+if TYPE_CHECKING:
+    import torch
 
 
 def to_uint8(img: torch.Tensor) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""From run records to a table's verdicts (gankd/bench/judge.py): which runs count, how the paired
+"""From run records to a table's verdicts (gankd/results/judge.py): which runs count, how the paired
 differences are laid out (per seed and photo, crops averaged per photo; per seed without
 per-image values), and when a table is only a pilot."""
 
@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from synthetic_results import run_record
 
-from gankd.bench import verdict as v
-from gankd.bench.judge import MIN_PHOTOS, differences, judge_table, photo_of, task_for
-from gankd.bench.record import RunRecord
+from gankd.bench.suite import SuiteIndex, load_suite
+from gankd.results import verdict as v
+from gankd.results.judge import MIN_PHOTOS, differences, judge_table, photo_of
+from gankd.results.record import RunRecord
+from gankd.results.suites import Suites
 
 PLAN = v.Plan(margin=0.005, higher_is_better=False)
 
@@ -84,6 +86,9 @@ def test_a_big_enough_table_is_no_pilot() -> None:
 
 
 def test_task_of_a_suite_or_of_its_records() -> None:
-    assert task_for("cpu", "dcgan", "bicubic") == "unconditional"  # the suite knows it
-    assert task_for("elsewhere", "m", "identity") == "translation"  # else the records' baseline
-    assert task_for("elsewhere", "m", None) == "unconditional"
+    index = SuiteIndex()
+    assert index.task_for("cpu", "dcgan", "bicubic") == "unconditional"  # the suite knows it
+    assert index.task_for("elsewhere", "m", "identity") == "translation"  # else the records' baseline
+    assert index.task_for("elsewhere", "m", None) == "unconditional"
+    assert Suites().task_for("cpu", "dcgan", "bicubic") == "sr"  # told of no suite: the records' baseline
+    assert index.protocol("cpu") == load_suite("cpu").protocol

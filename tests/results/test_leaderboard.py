@@ -9,8 +9,8 @@ import statistics
 import pytest
 from synthetic_results import ERROR, PLAN, make_tree, run_record
 
-from gankd.bench import store
-from gankd.bench.leaderboard import (
+from gankd.results import store
+from gankd.results.leaderboard import (
     SIGNIFICANT,
     UNKNOWN_NOISE,
     WITHIN_NOISE,
@@ -21,7 +21,7 @@ from gankd.bench.leaderboard import (
     mean_std,
     paired,
 )
-from gankd.bench.record import RunRecord
+from gankd.results.record import RunRecord
 
 # two-sided 95% Student-t quantiles, from tables (not from the code under test)
 T975 = {1: 12.706204736, 2: 4.302652730, 3: 3.182446305}
