@@ -351,7 +351,11 @@ def test_a_run_of_an_older_config_is_named_where_a_reader_sees_it(tmp_path) -> N
     shutil.copytree(REPO_ROOT / "reports" / "sample" / "results" / run, dst)
     config = dst / "config.yaml"
     config.write_text(re.sub(r"kd_weight: [0-9.e-]+", "kd_weight: 123.0", config.read_text()))
-    paths = build(tmp_path / "results", tmp_path / "out")
+    from gankd.bench.suite import SuiteIndex
+
+    assert not [r for r in csv.DictReader(io.StringIO(build(tmp_path / "results", tmp_path / "plain")["csv"]
+                                                        .read_text())) if r["kind"] == "older config"]
+    paths = build(tmp_path / "results", tmp_path / "out", SuiteIndex())  # told of this checkout's suites
     rows = [r for r in csv.DictReader(io.StringIO(paths["csv"].read_text())) if r["kind"] == "older config"]
     assert [(r["model"], r["method"], r["seeds"]) for r in rows] == [("realesrgan", "akdg", "0")]
     assert "run with an older config (method.kd_weight" in rows[0]["errors"]
