@@ -32,7 +32,7 @@ def test_committed_results_md_is_what_the_script_writes(rendered) -> None:
 
 
 def test_every_table_states_its_status_and_every_verdict_comes_from_the_csv(rendered) -> None:
-    tables = re.split(r"^## ", rendered, flags=re.M)[1:]
+    tables = [t for t in re.split(r"^## ", rendered, flags=re.M)[1:] if not t.startswith("What to conclude")]
     assert tables
     for t in tables:
         status = t.splitlines()[2]
@@ -57,3 +57,36 @@ def test_a_stale_leaderboard_is_refused(script, tmp_path) -> None:
         w.writerows(rows)
     with pytest.raises(SystemExit, match="run `gankd report`"):
         script.render(stale, SAMPLE / "results")
+
+
+def _table(model: str, pilot: bool, verdicts: dict[str, str]):
+    """A stand-in for a report section with a study (what conclusion and headline read)."""
+    from types import SimpleNamespace as NS
+
+    plan = NS(margin=0.005, correction="holm", alpha=0.05, power=0.8)
+    study = NS(pilot=pilot, metric="lpips", plan=plan, seeds=8, photos=36, methods=len(verdicts),
+               verdicts={m: NS(verdict=v) for m, v in verdicts.items()})
+    return NS(model=model, title="student r=0.25", study=study)
+
+
+def test_the_conclusion_says_what_decisive_verdicts_say_and_nothing_of_pilots(script) -> None:
+    decisive = _table("realesrgan", False, {"mse": "better", "dcd": "worse", "akdg": "equivalent",
+                                            "omgd": "undetermined"})
+    text = script.conclusion("realesrgan", [decisive])
+    assert "`mse` better than `scratch`" in text and "`dcd` worse" in text
+    assert "`akdg` equivalent to it within ±0.005" in text and "`omgd` undetermined" in text
+    assert "not shown to be without effect" in text  # undetermined is never read as "no effect"
+    pilot = _table("gcfsr", True, {"mse": "better"})
+    said = script.conclusion("gcfsr", [pilot])
+    assert "nothing to conclude yet" in said and "`mse`" not in said
+    head = script.headline([decisive, pilot])
+    assert "realesrgan student r=0.25" in head and "`mse` better" in head and "gcfsr" not in head
+    assert "no table is decisive yet (1 pilot tables)" in script.headline([pilot])
+
+
+def test_the_readme_headline_is_what_the_script_writes(script) -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    line = script.headline(script.sections_for(SAMPLE / "results"))
+    assert script.readme_with(readme, line) == readme, "README's headline is stale: run scripts/results_md.py"
+    assert readme.index(script.HEADLINE_BEGIN) < readme.index("## What this is")  # on the first screen
+
