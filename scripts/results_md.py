@@ -104,6 +104,31 @@ def _protocol(suite: str) -> str:
             f"than {MIN_PHOTOS} photos: its verdicts size the decisive sweep, they are no findings.")
 
 
+#: how RESULTS.md names what a method records about its own state (``Method.diagnostics``)
+DIAGNOSTICS = {"online_teacher_drift": ("its online teacher moved from the pretrained weights by",
+                                        "relative L2 distance of all its weights, ||w - w0|| / ||w0||", "%")}
+
+
+def _diagnostics(s: Any) -> list[str]:
+    """What each method recorded about itself (OMGD: how far its online teacher drifted), median
+    and range over the table's counted runs."""
+    import statistics
+
+    values: dict[tuple[str, str], list[float]] = {}
+    for r in s.runs:
+        if r.status.has_results and not r.dirty:
+            for key, v in ((r.train or {}).get("method_diagnostics") or {}).items():
+                values.setdefault((r.method, key), []).append(float(v))
+    out = []
+    for (method, key), vs in sorted(values.items()):
+        says, what, unit = DIAGNOSTICS.get(key, (f"recorded {key}", "", ""))
+        scale = 100.0 if unit == "%" else 1.0
+        spread = f"range {min(vs) * scale:.3g}-{max(vs) * scale:.3g}{unit}"
+        out.append(f"`{method}`: {says} {statistics.median(vs) * scale:.3g}{unit} (median of {len(vs)} "
+                   f"run{'s' if len(vs) != 1 else ''}, {spread}" + (f"; {what}" if what else "") + ").")
+    return out
+
+
 def _na(r: dict[str, str]) -> bool:
     """A method that cannot run on this table (and ran nowhere in it)."""
     return bool(r.get("not_applicable")) and r["n"] == "0"
@@ -145,6 +170,7 @@ def _table(s: Any, rows: list[dict[str, str]], tally: Counter[str]) -> list[str]
     if s.under_load:
         out += ["Timed under load (s/step not in the means): "
                 + ", ".join(f"`{r.method}` seed {r.seed}" for r in s.under_load) + "."]
+    out += _diagnostics(s)
     out += ["", f"| method | n | {name} | Δ{name} vs scratch | df | p | p adj. | TOST p adj. | detectable "
                 "| verdict |", "|" + " --- |" * 10]
     students = [r for r in rows if r["kind"] == "student" and not _na(r)]

@@ -90,3 +90,17 @@ def test_the_readme_headline_is_what_the_script_writes(script) -> None:
     assert script.readme_with(readme, line) == readme, "README's headline is stale: run scripts/results_md.py"
     assert readme.index(script.HEADLINE_BEGIN) < readme.index("## What this is")  # on the first screen
 
+
+def test_a_tables_method_diagnostics_are_stated_from_its_counted_runs(script) -> None:
+    from types import SimpleNamespace as NS
+
+    from gankd.results.record import RunStatus
+
+    def run(drift: float, dirty: bool = False):
+        return NS(method="omgd", status=RunStatus.DONE, dirty=dirty,
+                  train={"method_diagnostics": {"online_teacher_drift": drift}})
+
+    lines = script._diagnostics(NS(runs=[run(0.01), run(0.03), run(0.5, dirty=True)]))
+    assert lines == ["`omgd`: its online teacher moved from the pretrained weights by 2% (median of 2 runs, "
+                     "range 1-3%; relative L2 distance of all its weights, ||w - w0|| / ||w0||)."]
+
