@@ -123,3 +123,12 @@ def test_each_weight_is_a_config_field_of_a_loss_the_method_logs(method):
     if cls.balanced is not None:
         own, refs = cls.balanced
         assert own in cls.term_weights and set(refs) <= set(cls.term_weights)
+
+
+def test_the_docs_table_lists_every_registered_term():
+    from conftest import ROOT
+
+    doc = (ROOT / "docs" / "methods.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`") for line in doc.splitlines() if line.startswith("| `")}
+    assert set(TERMS.names()) <= rows
+
