@@ -99,9 +99,12 @@ def _protocol(suite: str) -> str:
             f"uncertainty over evaluation photos as well as seeds where the records hold per-image values "
             f"(a crossed seed x photo model), else a paired t-test over seeds; {p.correction.capitalize()} "
             f"over the methods of a table at alpha {p.alpha:g}, separately for differences and for "
-            f"equivalence (TOST within {margins}). A table is a **pilot** when it has fewer seeds than its "
-            f"own variance asks for at the margin ({p.power:.0%} power), no per-image values, or fewer "
-            f"than {MIN_PHOTOS} photos: its verdicts size the decisive sweep, they are no findings.")
+            f"equivalence (TOST within {margins}). A table is **decisive** when every method has, paired "
+            f"with `scratch`, the seeds the suite declared for it before its runs (at least "
+            f"{p.decisive_seeds}), per-image values, and at least {MIN_PHOTOS} photos; else it is a "
+            f"**pilot**: its verdicts size the decisive sweep, they are no findings. A decisive table's "
+            f"own variance decides nothing about it: where it is larger than the sweep was sized for "
+            f"({p.power:.0%} power at the margin), more cells come out undetermined.")
 
 
 #: how RESULTS.md names what a method records about its own state (``Method.diagnostics``)
@@ -144,7 +147,8 @@ def _table(s: Any, rows: list[dict[str, str]], tally: Counter[str]) -> list[str]
     places = _places(margin, metric)
     out = [f"## {s.model} · {s.title} (suite `{s.suite}`)", ""]
     out += [("**Pilot**: " + "; ".join(st.pilot_reasons) + ".") if st.pilot
-            else "Decisive: enough seeds for its variance, per-image values on enough photos.", ""]
+            else f"Decisive: the {st.declared_seeds or st.decisive_seeds} seeds declared for it, per-image "
+                 f"values on {st.photos} photos.", ""]
     images = sorted({str(r.eval.get("images")) for r in s.runs if r.eval.get("images")})
     evaluation = f"Evaluation: {', '.join(images) or '–'} images per run"
     if st.photos:
@@ -288,12 +292,9 @@ def readme_with(readme: str, line: str) -> str:
 def sections_for(results: Path) -> list[Any]:
     """The report's tables of the records under ``results`` that have a study."""
     from gankd.bench.suite import SuiteIndex
-    from gankd.results import store
-    from gankd.results.report import current, sections_of
+    from gankd.results.report import tables
 
-    suites = SuiteIndex()
-    runs = current(results, list(store.iter_runs(results)), suites=suites)
-    return [s for s in sections_of(runs, list(store.iter_references(results)), suites) if s.study is not None]
+    return [s for s in tables(results, SuiteIndex())[1] if s.study is not None]
 
 
 def render(csv_path: Path, results: Path) -> str:

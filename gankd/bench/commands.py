@@ -307,20 +307,18 @@ def power(results: Path | None, images: int | None = None, include_dirty: bool =
     hold per-image values (else its per-seed variance is all there is). ``include_dirty``: runs
     from dirty trees count towards the variance too (planning only: they still decide nothing)."""
     from gankd.bench.suite import SuiteIndex
-    from gankd.results import store
-    from gankd.results.report import current, sections_of
+    from gankd.results.report import tables
     from gankd.results.verdict import seeds_needed
 
     if images is not None and images < 2:
         raise ConfigError(f"--images must be >= 2 photos, got {images}")
     results = results or results_dir()
-    suites = SuiteIndex()
-    runs = current(results, list(store.iter_runs(results)), suites=suites)
+    runs, sections = tables(results, SuiteIndex())
     dirty = sum(r.dirty and r.status.has_results for r in runs)
     if include_dirty:
-        runs = [dataclasses.replace(r, git_sha=r.git_sha.removesuffix("-dirty")) for r in runs]
+        runs, sections = tables(results, SuiteIndex(), include_dirty=True)
     rows = []
-    for s in sections_of(runs, list(store.iter_references(results)), suites):
+    for s in sections:
         st = s.study
         name = f"{s.suite} {s.model} {s.tag}"
         if st is None or st.components is None:

@@ -592,6 +592,12 @@ class SuiteIndex(Suites):
         found = self.suite(suite)
         return str(found.models[model].task) if found is not None and model in found.models else None
 
+    def declared_seeds(self, suite: str, model: str, ratio: float, depth: int | None) -> int | None:
+        found = self.suite(suite)
+        if found is None or model not in found.models:
+            return None
+        return len(found.seeds_for(model, StudentShape(ratio, depth)))
+
     def config_change(self, results: Path, record: RunRecord) -> list[str]:
         found = self.suite(record.suite)
         if found is None or record.model not in found.models:

@@ -1,7 +1,7 @@
 """A table's verdicts from its run records: each method's paired differences to ``scratch`` on
 the table's primary metric (per seed and photo where the records hold per-image values, else per
 seed), judged by the suite's declared protocol (gankd/results/verdict.py), and whether the table
-is big enough to decide anything (a *pilot* when it is not).
+has what the protocol declared it needs to decide anything (a *pilot* when it has not).
 
 Only runs that count go in: finished, from a clean tree (``RunRecord.dirty``: a dirty run's code
 is not the commit it names). Crops of one photo are averaged before the test: the unit whose
@@ -60,7 +60,7 @@ def differences(runs: Sequence[RunRecord], method: str, metric: str) -> tuple[np
 
 @dataclass
 class Study:
-    """What a table's verdicts rest on, and what a decisive table would need."""
+    """What a table's verdicts rest on, and whether the table is complete enough to decide."""
 
     metric: str
     plan: v.Plan
@@ -70,7 +70,10 @@ class Study:
     photos: int | None  # photos of the crossed tests (None: no per-image values)
     tests: list[str]
     components: v.Components | None  # pooled over the table's methods
-    seeds_needed: dict[str, int | None] = field(default_factory=dict)
+    shared: dict[str, int] = field(default_factory=dict)  # method with results -> seeds shared with scratch
+    declared_seeds: int | None = None  # the seeds its suite declares for the table (None: unknown)
+    decisive_seeds: int = 8  # the protocol's fewest seeds for a decisive table
+    seeds_needed: dict[str, int | None] = field(default_factory=dict)  # at its own variance: planning
     pilot_reasons: list[str] = field(default_factory=list)
 
     @property
@@ -78,10 +81,13 @@ class Study:
         return bool(self.pilot_reasons)
 
 
-def judge_table(runs: Sequence[RunRecord], metric: str, plan: v.Plan, per_image: bool = True) -> Study:
+def judge_table(runs: Sequence[RunRecord], metric: str, plan: v.Plan, per_image: bool = True,
+                declared_seeds: int | None = None, decisive_seeds: int = 8) -> Study:
     """Every method of one table (its runs) against ``scratch`` on ``metric``. ``per_image``:
     whether the task's primary metric has per-image values at all (FID has none: a seeds-only
-    test is then no shortcoming of the records)."""
+    test is then no shortcoming of the records). ``declared_seeds``: the seeds the table's suite
+    declares for it; ``decisive_seeds``: the protocol's fewest for a decisive table
+    (``gankd.results.protocol.Protocol``)."""
     methods = sorted({r.method for r in runs if r.method != BASELINE and r.status.has_results})
     diffs, shared = {}, {}
     for m in methods:
@@ -92,7 +98,9 @@ def judge_table(runs: Sequence[RunRecord], metric: str, plan: v.Plan, per_image:
     photos = max((e.images for e in ests if e.images), default=None)
     comps = v.pooled([e.components for e in ests], [e.seeds - 1 for e in ests]) if ests else None
     tested = len(ests)
-    study = Study(metric, plan, verdicts, tested, seeds, photos, sorted({e.test for e in ests}), comps)
+    study = Study(metric, plan, verdicts, tested, seeds, photos, sorted({e.test for e in ests}), comps,
+                  shared={m: len(shared[m]) for m in methods},
+                  declared_seeds=declared_seeds, decisive_seeds=decisive_seeds)
     if comps is not None:
         study.seeds_needed = v.seeds_needed(comps, plan.margin, photos, plan.alpha, max(1, tested),
                                             plan.power)
@@ -101,16 +109,24 @@ def judge_table(runs: Sequence[RunRecord], metric: str, plan: v.Plan, per_image:
 
 
 def _pilot_reasons(s: Study, per_image: bool) -> list[str]:
-    """Why a table cannot decide at its margin: too few seeds for its own variance, no per-image
-    values (its photos' uncertainty is not in the test), or fewer than ``MIN_PHOTOS`` photos."""
+    """Why a table cannot decide: its suite declares fewer seeds than the protocol's decisive
+    count, a tested method shares fewer seeds with scratch than declared (the sweep has not
+    finished it), no per-image values (its photos' uncertainty is not in the test), or fewer
+    than ``MIN_PHOTOS`` photos. Its own variance is no reason: that sizes the next study
+    (``seeds_needed``) and shows in the verdicts as undetermined cells."""
     out = []
     if not s.methods:
         return ["no method shares two or more counted seeds with scratch"]
-    needed = s.seeds_needed.get("difference")
-    if needed is None or s.seeds < needed:
-        want = f"{needed}" if needed else "more than 64"
-        out.append(f"{s.seeds} seeds where its own variance asks for {want} to find a difference of the "
-                   f"margin ({s.plan.margin:g}) with {s.plan.power:.0%} power")
+    want = s.declared_seeds or s.decisive_seeds
+    if s.declared_seeds is not None and s.declared_seeds < s.decisive_seeds:
+        out.append(f"its suite declares {s.declared_seeds} seeds, fewer than the {s.decisive_seeds} "
+                   f"the protocol asks of a decisive table")
+    elif short := {m: k for m, k in s.shared.items() if k < want}:
+        whose = ("its suite declares" if s.declared_seeds is not None
+                 else "the protocol asks of a decisive table")
+        alike = len(short) == len(s.shared) and len(set(short.values())) == 1  # the sweep's front
+        out.append(f"{min(short.values())} of the {want} seeds {whose}" + ("" if alike else
+                   f" ({', '.join(f'{m}: {k}' for m, k in sorted(short.items()))})"))
     if per_image and v.SEEDS_ONLY in s.tests:
         out.append("no per-image values: the test cannot take the choice of photos into account")
     elif per_image and s.photos is not None and s.photos < MIN_PHOTOS:

@@ -30,13 +30,20 @@ class Protocol:
     """How a suite's tables are judged, declared before its runs (gankd/results/verdict.py): per
     task the primary metric (every other metric is secondary: shown, never a verdict), the
     family-wise level ``alpha`` over a table's methods with its ``correction``, the equivalence
-    ``margins`` of the primary metrics, and the ``power`` a study is sized for (``gankd power``)."""
+    ``margins`` of the primary metrics, the ``power`` a study is sized for (``gankd power``), and
+    ``decisive_seeds``: the fewest seeds a table may be decisive with. A table is decisive when
+    every tested method shares with ``scratch`` the seeds its suite declares for it, and those are
+    at least ``decisive_seeds`` (issue 39: at least 8); else it is a pilot. The count is fixed
+    before the runs (the suite's, from a pilot's power calculation), never from the table's own
+    variance: a test's error rates hold at any sample size, and a table that asks for more seeds
+    than it has shows it as undetermined cells, not as a verdict withheld."""
 
     primary: dict[str, str] = field(default_factory=primary_metrics)
     alpha: float = 0.05
     correction: str = "holm"
     margins: dict[str, float] = field(default_factory=lambda: dict(MARGINS))
     power: float = 0.8
+    decisive_seeds: int = 8
 
     def __post_init__(self) -> None:
         for task in self.primary:
@@ -48,6 +55,9 @@ class Protocol:
             raise ConfigError(f"protocol.alpha must be in (0, 0.5), got {self.alpha}")
         if not 0.5 <= self.power < 1:
             raise ConfigError(f"protocol.power must be in [0.5, 1), got {self.power}")
+        if self.decisive_seeds < 2:
+            raise ConfigError(f"protocol.decisive_seeds must be >= 2 (a paired test needs two), "
+                              f"got {self.decisive_seeds}")
         for metric in sorted(set(self.primary.values())):
             if metric not in self.margins:
                 raise ConfigError(f"protocol.margins has no equivalence margin for the primary metric "

@@ -2,7 +2,8 @@
 
 Records carry their suite's name, not its declaration. Three things about a suite matter when
 records are judged and shown: the verdict protocol it declares, the task of each of its models
-(which primary metric, which image columns), and whether a record ran under the suite's current
+(which primary metric, which image columns), the seeds it declares for each table (whether the
+table is complete, or a pilot), and whether a record ran under the suite's current
 config (a run of an edited suite is left out until `gankd sweep` runs it again). Knowing them
 means loading the suite, which resolves training configs: the training side's business. So the
 results package asks a ``Suites`` it is handed and builds none itself: ``gankd.bench.suite``'s
@@ -28,6 +29,11 @@ class Suites:
 
     def task(self, suite: str, model: str) -> str | None:
         """The task of ``model`` in ``suite`` (None: not known here)."""
+        return None
+
+    def declared_seeds(self, suite: str, model: str, ratio: float, depth: int | None) -> int | None:
+        """How many seeds ``suite`` declares for the table of ``model`` at this student shape
+        (None: not known here; the protocol's ``decisive_seeds`` is then what the table needs)."""
         return None
 
     def config_change(self, results: Path, record: RunRecord) -> list[str]:

@@ -36,11 +36,12 @@ def _suite(tmp_path, protocol: str, models: str = "  gcfsr: {}\n"):
     ("{correction: hochberg}", r"unknown protocol.correction 'hochberg'; valid choices: bonferroni, holm"),
     ("{alpha: 0.5}", r"alpha must be in \(0, 0.5\)"),
     ("{power: 1.2}", r"power must be in \[0.5, 1\)"),
+    ("{decisive_seeds: 1}", r"protocol.decisive_seeds must be >= 2"),
     ("{margins: {lpips: 0.005}}", r"no equivalence margin for the primary metric 'fid'"),
     ("{margins: {lpips: 0.0, fid: 5}}", r"margins.lpips must be > 0"),
     ("{primary: {sr: lpip, translation: lpips, unconditional: fid}, margins: {lpip: 1, lpips: 1, fid: 1}}",
      r"unknown metric in protocol.primary 'lpip'; valid choices: .*lpips"),
-    ("{primry: {}}", r"primry.*valid choices: alpha, correction, margins, power, primary"),
+    ("{primry: {}}", r"primry.*valid choices: alpha, correction, decisive_seeds, margins, power, primary"),
 ])
 def test_a_bad_protocol_is_refused_with_the_valid_choices(tmp_path, protocol: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -85,6 +85,62 @@ def test_a_big_enough_table_is_no_pilot() -> None:
     assert any(f"5 evaluation photos, fewer than {MIN_PHOTOS}" in w for w in reasons)
 
 
+def _table(seeds: int, sd: float, methods: tuple[str, ...] = ("mse",), short: dict[str, int] | None = None,
+           rng_seed: int = 0) -> list[RunRecord]:
+    """A table of ``MIN_PHOTOS`` photos whose methods differ from scratch by seed noise of s.d.
+    ``sd`` (no true effect); ``short``: methods run on fewer seeds."""
+    rng = np.random.default_rng(rng_seed)
+    photos = [f"p{k:02d}" for k in range(MIN_PHOTOS)]
+    base = {p: 0.5 + 0.05 * rng.standard_normal() for p in photos}
+    runs = [_run("scratch", s, base, crops=1) for s in range(seeds)]
+    for m in methods:
+        for s in range((short or {}).get(m, seeds)):
+            shift = sd * rng.standard_normal()
+            runs.append(_run(m, s, {p: base[p] + shift + 0.001 * rng.standard_normal() for p in photos},
+                             crops=1))
+    return runs
+
+
+def test_a_table_is_decisive_at_its_declared_seeds_whatever_its_variance() -> None:
+    """The seed count is declared before the runs; the table's own variance sizes the next study,
+    and never withholds a verdict (the rule before issue 39's decision: a pilot whenever its
+    variance asked for more seeds than it had, which no declared sweep could then satisfy)."""
+    noisy = _table(8, sd=0.02)
+    study = judge_table(noisy, "lpips", PLAN, declared_seeds=8)
+    assert study.seeds_needed["difference"] is None or study.seeds_needed["difference"] > 8
+    assert not study.pilot, study.pilot_reasons
+    assert study.verdicts["mse"].verdict == v.UNDETERMINED  # what the variance costs: no verdict
+
+
+def test_fewer_seeds_than_declared_is_a_pilot_naming_the_methods_short() -> None:
+    runs = _table(8, sd=0.001, methods=("mse", "akdg"), short={"akdg": 5})
+    reasons = judge_table(runs, "lpips", PLAN, declared_seeds=8).pilot_reasons
+    assert reasons == ["5 of the 8 seeds its suite declares (akdg: 5)"]
+    assert not judge_table(_table(8, sd=0.001), "lpips", PLAN, declared_seeds=8).pilot
+    # a table whose suite is not known here is held to the protocol's decisive count
+    assert judge_table(_table(6, sd=0.001), "lpips", PLAN).pilot_reasons == [
+        "6 of the 8 seeds the protocol asks of a decisive table"]
+    assert not judge_table(_table(6, sd=0.001), "lpips", PLAN, decisive_seeds=6).pilot
+
+
+def test_a_table_declared_with_fewer_than_the_decisive_seeds_stays_a_pilot() -> None:
+    study = judge_table(_table(3, sd=0.001), "lpips", PLAN, declared_seeds=3)
+    assert study.pilot_reasons == ["its suite declares 3 seeds, fewer than the 8 the protocol asks of a "
+                                   "decisive table"]
+
+
+def test_the_seeds_a_suite_declares_per_table() -> None:
+    index = SuiteIndex()
+    cpu = load_suite("cpu")
+    assert index.declared_seeds("cpu", "realesrgan", 0.25, None) == len(cpu.models["realesrgan"].seeds) >= 8
+    assert index.declared_seeds("cpu", "gcfsr", 0.25, None) == len(cpu.models["gcfsr"].seeds) >= 8
+    assert index.declared_seeds("cpu", "realesrgan", 0.5, 10) == 3  # a shape's own seeds: a pilot
+    assert index.declared_seeds("cpu", "nosuch", 0.25, None) is None
+    assert index.declared_seeds("elsewhere", "realesrgan", 0.25, None) is None
+    assert Suites().declared_seeds("cpu", "realesrgan", 0.25, None) is None
+    assert cpu.protocol.decisive_seeds == 8
+
+
 def test_task_of_a_suite_or_of_its_records() -> None:
     index = SuiteIndex()
     assert index.task_for("cpu", "dcgan", "bicubic") == "unconditional"  # the suite knows it

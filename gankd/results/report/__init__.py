@@ -19,6 +19,7 @@ turns a table into what the template shows, ``plots`` and ``grid`` make the figu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from gankd.results.report.sections import CSV_FIELDS, Section, sections_of, to_c
 from gankd.results.report.views import DASH
 from gankd.results.suites import Suites
 
-__all__ = ["CSV_FIELDS", "DASH", "Section", "build", "current", "sections_of", "to_csv", "to_html"]
+__all__ = ["CSV_FIELDS", "DASH", "Section", "build", "current", "sections_of", "tables", "to_csv", "to_html"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,17 @@ def current(results: Path, runs: list[store.RunRecord], left_out: list[store.Unr
         log.warning("left out of the report: %d run(s) of an older config (%s); `gankd sweep` runs them "
                     "again", len(old), ", ".join(r.run_dir for r in old))
     return keep
+
+
+def tables(results: Path, suites: Suites | None = None, left_out: list[store.Unreadable] | None = None,
+           include_dirty: bool = False) -> tuple[list[store.RunRecord], list[Section]]:
+    """The records under ``results`` as the report judges them: (the runs of each suite's current
+    config, their tables). ``left_out`` collects what was not read or not current;
+    ``include_dirty``: runs from dirty trees count as clean (planning only: `gankd power`)."""
+    runs = current(results, list(store.iter_runs(results, left_out)), left_out, suites)
+    if include_dirty:
+        runs = [dataclasses.replace(r, git_sha=r.git_sha.removesuffix("-dirty")) for r in runs]
+    return runs, sections_of(runs, list(store.iter_references(results, left_out)), suites)
 
 
 def mixed_starts(runs: list[store.RunRecord]) -> list[str]:
@@ -83,11 +95,9 @@ def build(results: Path, out: Path, suites: Suites | None = None) -> dict[str, P
     top of the page), not only in a log nobody keeps. ``suites``: what is known of the records'
     suites (``gankd.bench.suite.SuiteIndex``: this checkout's), for stale runs, protocols, tasks."""
     unreadable: list[store.Unreadable] = []
-    runs = current(results, list(store.iter_runs(results, unreadable)), unreadable, suites)
+    runs, sections = tables(results, suites, unreadable)
     for line in mixed_starts(runs):
         log.warning("runs compared below do not share their networks: %s", line)
-    refs = list(store.iter_references(results, unreadable))
-    sections = sections_of(runs, refs, suites)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "leaderboard.csv"
     atomic.write_text(csv_path, to_csv(sections, unreadable))

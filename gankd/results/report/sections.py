@@ -43,8 +43,9 @@ class Section:
     aggs: list[dict]
     evalset: str | None
     evalsets: list[str]  # every evaluation set the section's finished runs used
-    task: str = "sr"  # its model's task (gankd.tasks): primary metric, image columns
-    protocol: Protocol | None = None  # its suite's verdict protocol
+    task: str  # its model's task (gankd.tasks): primary metric, image columns
+    protocol: Protocol  # its suite's verdict protocol
+    declared_seeds: int | None  # the seeds its suite declares for it (None: suite not known here)
     study: Study | None = None  # the verdicts of its methods against scratch (gankd/results/judge.py)
 
     @property
@@ -77,11 +78,7 @@ class Section:
 
     @property
     def baseline(self) -> str | None:
-        """The task's no-network baseline its runs' floors name: bicubic for SR and for records
-        older than the other tasks, the input itself ("identity") for translation, None for
-        unconditional generation."""
-        named = {r.floors["baseline"] for r in self.runs if r.floors and "baseline" in r.floors}
-        return named.pop() if len(named) == 1 else ("bicubic" if not named else None)
+        return baseline_of(self.runs)
 
     @property
     def expected_refs(self) -> tuple[str, ...]:
@@ -91,6 +88,14 @@ class Section:
     @property
     def students(self) -> list[dict]:
         return [a for a in self.aggs if a["method"] not in reference_roles()]
+
+
+def baseline_of(runs: Sequence[RunRecord]) -> str | None:
+    """The task's no-network baseline the runs' floors name: bicubic for SR and for records older
+    than the other tasks, the input itself ("identity") for translation, None for unconditional
+    generation."""
+    named = {r.floors["baseline"] for r in runs if r.floors and "baseline" in r.floors}
+    return named.pop() if len(named) == 1 else ("bicubic" if not named else None)
 
 
 def _short(sha: str) -> str:
@@ -141,9 +146,10 @@ def sections_of(runs: list[RunRecord], refs: list[RunRecord], suites: Suites | N
         aggs = [a for a in student_aggs if tuple(a[k] for k in GROUP) == key]
         aggs.sort(key=lambda a: (a["method"] != BASELINE, str(a["method"])))
         aggs += sorted(ref_aggs, key=lambda a: reference_roles().index(a["method"]))
-        section = Section(suite, model, ratio, depth, group, chosen, aggs, evalset, evalsets)
-        section.task = suites.task_for(suite, model, section.baseline)
-        section.protocol = suites.protocol(suite)
+        section = Section(suite, model, ratio, depth, group, chosen, aggs, evalset, evalsets,
+                          task=suites.task_for(suite, model, baseline_of(group)),
+                          protocol=suites.protocol(suite),
+                          declared_seeds=suites.declared_seeds(suite, model, ratio, depth))
         section.study = study_of(section)
         add_verdicts(aggs, section.study)
         mark_floors(aggs)
@@ -154,9 +160,9 @@ def sections_of(runs: list[RunRecord], refs: list[RunRecord], suites: Suites | N
 
 def study_of(s: Section) -> Study:
     """The section's verdicts by its suite's protocol on its task's primary metric."""
-    assert s.protocol is not None
     metric, plan = s.protocol.plan(s.task)
-    return judge_table(s.runs, metric, plan, per_image=has_per_image(metric))
+    return judge_table(s.runs, metric, plan, per_image=has_per_image(metric),
+                       declared_seeds=s.declared_seeds, decisive_seeds=s.protocol.decisive_seeds)
 
 
 #: the verdict columns of a student's row (CSV and report), from its ``verdict.Verdict``
