@@ -231,11 +231,16 @@ def _verdict_clause(s: Any) -> str:
 
     st, got = s.study, _by_verdict(s)
     name = label(st.metric)
+
+    def small(methods: list[str]) -> str:  # a difference found, yet within the margin (TOST too)
+        inside = [m for m in methods if (st.verdicts[m].p_tost_adjusted or 1.0) < st.plan.alpha]
+        return f" ({_names(inside)} by less than the margin)" if inside else ""
+
     parts = []
     if got["better"]:
-        parts.append(f"{_names(got['better'])} better than `scratch`")
+        parts.append(f"{_names(got['better'])} better than `scratch`{small(got['better'])}")
     if got["worse"]:
-        parts.append(f"{_names(got['worse'])} worse")
+        parts.append(f"{_names(got['worse'])} worse{small(got['worse'])}")
     if got["equivalent"]:
         parts.append(f"{_names(got['equivalent'])} equivalent to it within ±{st.plan.margin:g} {name}")
     if got["undetermined"]:
@@ -273,7 +278,8 @@ def headline(sections: list[Any]) -> str:
     decisive = [s for s in sections if not s.study.pilot]
     link = "[RESULTS.md](reports/sample/RESULTS.md)"
     if not decisive:
-        return (f"**Headline**: no table is decisive yet ({len(sections)} pilot tables): gankd names no "
+        tables = f"{len(sections)} pilot table" + ("s" if len(sections) != 1 else "")
+        return (f"**Headline**: no table is decisive yet ({tables}): gankd names no "
                 f"best distillation method until the decisive sweep lands; every verdict so far is in "
                 f"{link}.")
     said = "; ".join(f"{s.model} {s.title}: {_verdict_clause(s)}" for s in decisive)

@@ -59,21 +59,23 @@ def test_a_stale_leaderboard_is_refused(script, tmp_path) -> None:
         script.render(stale, SAMPLE / "results")
 
 
-def _table(model: str, pilot: bool, verdicts: dict[str, str]):
+def _table(model: str, pilot: bool, verdicts: dict[str, str], tost: dict[str, float] | None = None):
     """A stand-in for a report section with a study (what conclusion and headline read)."""
     from types import SimpleNamespace as NS
 
     plan = NS(margin=0.005, correction="holm", alpha=0.05, power=0.8)
     study = NS(pilot=pilot, metric="lpips", plan=plan, seeds=8, photos=36, methods=len(verdicts),
-               verdicts={m: NS(verdict=v) for m, v in verdicts.items()})
+               verdicts={m: NS(verdict=v, p_tost_adjusted=(tost or {}).get(m, 0.5))
+                         for m, v in verdicts.items()})
     return NS(model=model, title="student r=0.25", study=study)
 
 
 def test_the_conclusion_says_what_decisive_verdicts_say_and_nothing_of_pilots(script) -> None:
     decisive = _table("realesrgan", False, {"mse": "better", "dcd": "worse", "akdg": "equivalent",
-                                            "omgd": "undetermined"})
+                                            "omgd": "undetermined", "sdakd": "worse"}, tost={"sdakd": 0.001})
     text = script.conclusion("realesrgan", [decisive])
-    assert "`mse` better than `scratch`" in text and "`dcd` worse" in text
+    assert "`mse` better than `scratch`;" in text  # its TOST failed: nothing said of the margin
+    assert "`dcd`, `sdakd` worse (`sdakd` by less than the margin)" in text
     assert "`akdg` equivalent to it within ±0.005" in text and "`omgd` undetermined" in text
     assert "not shown to be without effect" in text  # undetermined is never read as "no effect"
     pilot = _table("gcfsr", True, {"mse": "better"})
@@ -81,7 +83,7 @@ def test_the_conclusion_says_what_decisive_verdicts_say_and_nothing_of_pilots(sc
     assert "nothing to conclude yet" in said and "`mse`" not in said
     head = script.headline([decisive, pilot])
     assert "realesrgan student r=0.25" in head and "`mse` better" in head and "gcfsr" not in head
-    assert "no table is decisive yet (1 pilot tables)" in script.headline([pilot])
+    assert "no table is decisive yet (1 pilot table)" in script.headline([pilot])
 
 
 def test_the_readme_headline_is_what_the_script_writes(script) -> None:
