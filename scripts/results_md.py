@@ -107,6 +107,25 @@ def _protocol(suite: str) -> str:
             f"({p.power:.0%} power at the margin), more cells come out undetermined.")
 
 
+def _photo_floor(st: Any) -> str:
+    """Where the photos' share of the variance bounds what more seeds can do: the photo term of a
+    mean difference's variance does not shrink with seeds, so on these photos even unlimited
+    seeds may not reach the power (then only a larger evaluation set would; `gankd power --images`)."""
+    from gankd.results.verdict import power_difference
+
+    c = st.components
+    if c is None or c.image is None or not st.photos:
+        return ""
+    share = c.image / st.photos / c.var_of_mean(st.seeds, st.photos)
+    text = (f" The choice of photos makes {share:.0%} of that pooled variance of a mean difference at "
+            f"{st.seeds} seeds x {st.photos} photos")
+    unlimited = power_difference(c, 10_000, st.photos, st.plan.margin, st.plan.alpha, max(1, st.methods))
+    if unlimited < st.plan.power:
+        text += (f"; on these {st.photos} photos no number of seeds reaches {st.plan.power:.0%} power at "
+                 f"the margin ({unlimited:.0%} at most): only more photos would")
+    return text + "."
+
+
 #: how RESULTS.md names what a method records about its own state (``Method.diagnostics``)
 DIAGNOSTICS = {"online_teacher_drift": ("its online teacher moved from the pretrained weights by",
                                         "relative L2 distance of all its weights, ||w - w0|| / ||w0||", "%")}
@@ -164,6 +183,7 @@ def _table(s: Any, rows: list[dict[str, str]], tally: Counter[str]) -> list[str]
         evaluation += (f" At this table's variance ({dof} df, pooled over its methods) a difference of the "
                        f"margin needs {need['difference']} seeds and equivalence within it "
                        f"{need['equivalence']} (`gankd power`).")
+        evaluation += _photo_floor(st)
     out += [evaluation, ""]
     out += ["Commits: " + ", ".join(f"`{c}` ({n} run{'s' if n != 1 else ''})"
                                     for c, n in sorted(s.commits.items())) + "."]

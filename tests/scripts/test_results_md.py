@@ -106,3 +106,24 @@ def test_a_tables_method_diagnostics_are_stated_from_its_counted_runs(script) ->
     assert lines == ["`omgd`: its online teacher moved from the pretrained weights by 2% (median of 2 runs, "
                      "range 1-3%; relative L2 distance of all its weights, ||w - w0|| / ||w0||)."]
 
+
+
+def test_the_photos_share_of_the_variance_says_when_seeds_cannot_help(script) -> None:
+    """The photo term of a mean difference's variance does not shrink with seeds: where it alone
+    keeps the power under the protocol's, RESULTS.md says only more photos would help."""
+    from types import SimpleNamespace as NS
+
+    from gankd.results.verdict import Components
+
+    plan = NS(margin=0.005, alpha=0.05, power=0.8)
+    photo_bound = NS(components=Components(0.003**2, 0.015**2, 0.006**2), photos=36, seeds=5, methods=6,
+                     plan=plan)
+    text = script._photo_floor(photo_bound)
+    assert "of that pooled variance of a mean difference at 5 seeds x 36 photos" in text
+    assert "no number of seeds reaches 80% power" in text and "only more photos would" in text
+    seed_bound = NS(components=Components(0.003**2, 0.001**2, 0.001**2), photos=36, seeds=5, methods=6,
+                    plan=plan)
+    said = script._photo_floor(seed_bound)
+    assert said and "no number of seeds" not in said
+    assert script._photo_floor(NS(components=Components(0.003**2), photos=None, seeds=5, methods=6,
+                                  plan=plan)) == ""  # per-seed records: no photo term to speak of
