@@ -45,6 +45,8 @@ def fresh_cache(root: Path) -> Path:
 #: the networks the committed sample was made from (GCFSR's cpu teacher, the students' supervised
 #: stages), each beside the record of its sha256
 SAMPLE_KEPT = REPO_ROOT / "reports" / "sample" / "trained"
+#: the committed sample's run records (`make bench` compares a run with them)
+SAMPLE_RESULTS = REPO_ROOT / "reports" / "sample" / "results"
 
 #: the value of ``GANKD_KEPT`` that turns the kept set off
 KEPT_OFF = "none"

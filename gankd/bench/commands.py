@@ -99,9 +99,24 @@ def bench(spec: RunSpec, suite: SuiteConfig, results: Path | None, progress: boo
     if record.status is RunStatus.WORKER:  # rank > 0 of a torchrun job: rank 0 reports
         return 0
     _print_run(record)
+    if record.status.has_results:
+        _beside_sample(record, results, suite.protocol.primary[str(suite.models[spec.model].task)])
     if report:
         _report(results, None)
     return 0
+
+
+def _beside_sample(record: RunRecord, results: Path, metric: str) -> None:
+    """The run beside the committed sample's record of it and its row (gankd/results/sample_match.py)."""
+    from gankd.paths import SAMPLE_RESULTS
+    from gankd.results.sample_match import match
+
+    if not SAMPLE_RESULTS.is_dir() or results.resolve() == SAMPLE_RESULTS.resolve():
+        return  # no sample in this checkout, or the run is one of the sample's own
+    found = match(record, results, SAMPLE_RESULTS, metric)
+    if found is not None:
+        print_table("beside the committed sample (reports/sample/results)", ("what", "finding"),
+                    found.lines(record.machine))
 
 
 def dry_run(spec: RunSpec, suite: SuiteConfig) -> int:

@@ -121,13 +121,14 @@ def config_change(run_dir: Path, config: dict[str, Any]) -> list[str]:
     path = run_dir / "config.yaml"
     if not path.is_file():
         return []
-    return _diff(yaml.safe_load(path.read_text()), plain_config(config))
+    return config_diff(yaml.safe_load(path.read_text()), plain_config(config))
 
 
-def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """The dotted keys in which two plain configs differ."""
     if isinstance(old, dict) and isinstance(new, dict):
         return [k for key in sorted(set(old) | set(new), key=str)
-                for k in _diff(old.get(key), new.get(key), f"{prefix}{key}.")]
+                for k in config_diff(old.get(key), new.get(key), f"{prefix}{key}.")]
     return [] if old == new else [prefix.rstrip(".") or "config"]
 
 

@@ -60,6 +60,8 @@ def test_smoke_bench_sdakd_gcfsr_writes_record_row_and_report(dirs, capsys):
     assert {"teacher", "bicubic"} <= {line.split(",")[5] for line in csv[1:]}
     html = (reports / "leaderboard.html").read_text()
     assert "sdakd" in html and "teacher" in html and "bicubic" in html
+    # beside the committed sample, which has no smoke run: it says so (gankd/results/sample_match.py)
+    assert "the committed sample has no comparable run of this table" in capsys.readouterr().out
 
     # The same command again finds the run done: nothing retrained, the record unchanged.
     mtime = (run_dir / "metrics.json").stat().st_mtime_ns
