@@ -57,9 +57,29 @@ def _places(margin: float, key: str) -> int:
     return decimals(margin, key) + 1  # a digit finer than the column shows
 
 
+def _inert(s: Any) -> dict[str, float]:
+    """The table's methods whose own (defining) terms carried under ``INERT_SHARE`` of the student's
+    gradient: a verdict on such a method is one on the base recipe beside a near-silent term."""
+    from gankd.results.record import INERT_SHARE
+
+    return {str(a["method"]): float(a["kd_share"]) for a in s.aggs
+            if a.get("kd_share") is not None and a["kd_share"] < INERT_SHARE}
+
+
+def _inert_clause(share: float | None) -> str:
+    from gankd.results.record import INERT_SHARE
+
+    if share is None:
+        return ""
+    return (f"; its own terms carried {100 * share:.2g} % of the student's gradient (inert: under "
+            f"{100 * INERT_SHARE:g} %), so this is a verdict on the base recipe at the method's tuned "
+            "weights")
+
+
 def _sentence(method: str, row: dict[str, str], metric: str, label: str, margin: float, alpha: float,
-              power: float) -> str:
-    """One method's verdict as a sentence, with the numbers it rests on."""
+              power: float, inert: float | None = None) -> str:
+    """One method's verdict as a sentence, with the numbers it rests on (and, where its own terms
+    were inert, that it says nothing of the method's idea at a strength where it acts)."""
     verdict = row.get("verdict", "")
     places = _places(margin, metric)
     delta, se = _num(row, "primary_delta"), _num(row, "primary_se")
@@ -75,14 +95,14 @@ def _sentence(method: str, row: dict[str, str], metric: str, label: str, margin:
         small = (f"; yet within the margin ±{margin:g} (adjusted TOST p {_p(p_tost)}): too small to matter "
                  "by the protocol" if p_tost is not None and p_tost < alpha else "")
         return (f"- `{method}` is **{verdict}** than `scratch` on {label}: {diff} (adjusted p {_p(p_adj)}; "
-                f"{basis}){small}.")
+                f"{basis}){small}{_inert_clause(inert)}.")
     if verdict == "equivalent":
         return (f"- `{method}` is **equivalent** to `scratch` within ±{margin:g} {label}: {diff} (adjusted "
-                f"TOST p {_p(p_tost)}; {basis}).")
+                f"TOST p {_p(p_tost)}; {basis}){_inert_clause(inert)}.")
     found = f"; the smallest difference this table finds with {power:.0%} power is {mde:.{places}f}"
     found = found if mde else ""
     return (f"- `{method}`: **undetermined**: {diff} (adjusted p {_p(p_adj)}, adjusted TOST p {_p(p_tost)}; "
-            f"{basis}){found}.")
+            f"{basis}){found}{_inert_clause(inert)}.")
 
 
 def _protocol(suite: str) -> str:
@@ -209,9 +229,11 @@ def _table(s: Any, rows: list[dict[str, str]], tally: Counter[str]) -> list[str]
                    f"{'–' if mde is None else f'{mde:.{places}f}'} | {verdict} |")
     out += ["", f"Verdicts ({name}, {st.plan.correction.capitalize()}-corrected over {st.methods} method"
                 f"{'s' if st.methods != 1 else ''}, alpha {st.plan.alpha:g}, margin ±{margin:g}):", ""]
+    inert = _inert(s)
     for r in students:
         if r["method"] != "scratch":
-            out.append(_sentence(r["method"], r, metric, name, margin, st.plan.alpha, st.plan.power))
+            out.append(_sentence(r["method"], r, metric, name, margin, st.plan.alpha, st.plan.power,
+                                 inert.get(r["method"])))
             tally[r.get("verdict") or "undetermined"] += 1
     if na := [r["method"] for r in rows if r["kind"] == "student" and _na(r)]:
         out.append(f"- Not applicable here: {', '.join(f'`{m}`' for m in na)}.")
@@ -256,15 +278,23 @@ def _verdict_clause(s: Any) -> str:
         inside = [m for m in methods if (st.verdicts[m].p_tost_adjusted or 1.0) < st.plan.alpha]
         return f" ({_names(inside)} by less than the margin)" if inside else ""
 
+    def silent(methods: list[str]) -> str:  # its own terms under INERT_SHARE of the gradient
+        quiet = [m for m in methods if m in inert]
+        return (f" ({_names(quiet)} with {'its' if len(quiet) == 1 else 'their'} own terms inert)"
+                if quiet else "")
+
+    inert = _inert(s)
     parts = []
     if got["better"]:
-        parts.append(f"{_names(got['better'])} better than `scratch`{small(got['better'])}")
+        parts.append(f"{_names(got['better'])} better than `scratch`{small(got['better'])}"
+                     f"{silent(got['better'])}")
     if got["worse"]:
-        parts.append(f"{_names(got['worse'])} worse{small(got['worse'])}")
+        parts.append(f"{_names(got['worse'])} worse{small(got['worse'])}{silent(got['worse'])}")
     if got["equivalent"]:
-        parts.append(f"{_names(got['equivalent'])} equivalent to it within ±{st.plan.margin:g} {name}")
+        parts.append(f"{_names(got['equivalent'])} equivalent to it within ±{st.plan.margin:g} {name}"
+                     f"{silent(got['equivalent'])}")
     if got["undetermined"]:
-        parts.append(f"{_names(got['undetermined'])} undetermined")
+        parts.append(f"{_names(got['undetermined'])} undetermined{silent(got['undetermined'])}")
     return "; ".join(parts) or "no method tested"
 
 
@@ -285,6 +315,12 @@ def conclusion(model: str, tables: list[Any]) -> str:
     if lines:
         text += "; ".join(lines) + ". An undetermined method is not shown to be without effect: the " \
                 "table could not tell it from `scratch` at its margin."
+        if any(_inert(s) for s in decisive):
+            from gankd.results.record import INERT_SHARE
+
+            text += (f" A method whose own terms are inert carried under {100 * INERT_SHARE:g} % of the "
+                     "student's gradient through them at the weights tuning chose: its verdict is one on the "
+                     "base recipe, not on the method's idea at a strength where it acts.")
     else:
         text += "nothing to conclude yet: every table is a pilot."
     if pilots and lines:

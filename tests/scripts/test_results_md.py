@@ -59,15 +59,39 @@ def test_a_stale_leaderboard_is_refused(script, tmp_path) -> None:
         script.render(stale, SAMPLE / "results")
 
 
-def _table(model: str, pilot: bool, verdicts: dict[str, str], tost: dict[str, float] | None = None):
-    """A stand-in for a report section with a study (what conclusion and headline read)."""
+def _table(model: str, pilot: bool, verdicts: dict[str, str], tost: dict[str, float] | None = None,
+           shares: dict[str, float] | None = None):
+    """A stand-in for a report section with a study (what conclusion and headline read); ``shares``:
+    each method's own terms' share of the student's gradient (the leaderboard's kd_share)."""
     from types import SimpleNamespace as NS
 
     plan = NS(margin=0.005, correction="holm", alpha=0.05, power=0.8)
     study = NS(pilot=pilot, metric="lpips", plan=plan, seeds=8, photos=36, methods=len(verdicts),
                verdicts={m: NS(verdict=v, p_tost_adjusted=(tost or {}).get(m, 0.5))
                          for m, v in verdicts.items()})
-    return NS(model=model, title="student r=0.25", study=study)
+    aggs = [{"method": m, "kd_share": (shares or {}).get(m)} for m in verdicts]
+    return NS(model=model, title="student r=0.25", study=study, aggs=aggs)
+
+
+def test_a_verdict_on_a_method_whose_own_terms_are_inert_says_so(script) -> None:
+    """An "equivalent" for a method whose defining terms carried under 1 % of the gradient is a
+    verdict on the base recipe: the conclusion, the headline and its sentence say so; a method
+    whose terms act, or one without a recorded share, is not marked."""
+    table = _table("realesrgan", False, {"akdg": "equivalent", "mse": "equivalent", "dcd": "equivalent",
+                                         "omgd": "better"},
+                   shares={"akdg": 5e-6, "mse": 0.0026, "dcd": 0.26, "omgd": 1.0})
+    text = script.conclusion("realesrgan", [table])
+    assert "equivalent to it within ±0.005 LPIPS (`akdg`, `mse` with their own terms inert)" in text
+    assert "`omgd` better than `scratch`;" in text and "verdict is one on the base recipe" in text
+    assert "(`akdg`, `mse` with their own terms inert)" in script.headline([table])
+    row = {"verdict": "equivalent", "primary_delta": "0.00002", "primary_se": "0.0002",
+           "verdict_p_tost_adj": "0.0001", "verdict_seeds": "8", "verdict_images": "36",
+           "verdict_test": "seed x photo ANOVA"}
+    said = script._sentence("akdg", row, "lpips", "LPIPS", 0.005, 0.05, 0.8, inert=5e-6)
+    assert "its own terms carried 0.0005 % of the student's gradient (inert: under 1 %)" in said
+    assert "inert" not in script._sentence("dcd", row, "lpips", "LPIPS", 0.005, 0.05, 0.8)
+    acting = _table("realesrgan", False, {"dcd": "equivalent"}, shares={"dcd": 0.26})
+    assert "inert" not in script.conclusion("realesrgan", [acting])
 
 
 def test_the_conclusion_says_what_decisive_verdicts_say_and_nothing_of_pilots(script) -> None:
