@@ -130,19 +130,34 @@ def _protocol(suite: str) -> str:
 def _photo_floor(st: Any) -> str:
     """Where the photos' share of the variance bounds what more seeds can do: the photo term of a
     mean difference's variance does not shrink with seeds, so on these photos even unlimited
-    seeds may not reach the power (then only a larger evaluation set would; `gankd power --images`)."""
+    seeds may not reach the power (then only a larger evaluation set would; `gankd power --images`).
+    Said of the pooled variance (planning) and then per method: methods differ by orders of
+    magnitude in how much their images differ from scratch's photo by photo, and the pooled
+    figure alone would read as if no method could be decided."""
     from gankd.results.verdict import power_difference
 
     c = st.components
     if c is None or c.image is None or not st.photos:
         return ""
+    m, plan = max(1, st.methods), st.plan
     share = c.image / st.photos / c.var_of_mean(st.seeds, st.photos)
     text = (f" The choice of photos makes {share:.0%} of that pooled variance of a mean difference at "
             f"{st.seeds} seeds x {st.photos} photos")
-    unlimited = power_difference(c, 10_000, st.photos, st.plan.margin, st.plan.alpha, max(1, st.methods))
-    if unlimited < st.plan.power:
-        text += (f"; on these {st.photos} photos no number of seeds reaches {st.plan.power:.0%} power at "
-                 f"the margin ({unlimited:.0%} at most): only more photos would")
+    unlimited = power_difference(c, 10_000, st.photos, plan.margin, plan.alpha, m)
+    if unlimited < plan.power:
+        text += (f"; at that pooled variance, on these {st.photos} photos, no number of seeds reaches "
+                 f"{plan.power:.0%} power at the margin ({unlimited:.0%} at most)")
+    bound = [name for name, x in sorted((getattr(st, "verdicts", None) or {}).items())
+             if x.estimate is not None and x.estimate.components.image is not None
+             and power_difference(x.estimate.components, 10_000, st.photos, plan.margin, plan.alpha, m)
+             < plan.power]
+    if bound:
+        text += (f". Per method, the photos bound {_names(bound)}: on these photos no number of seeds "
+                 f"gives {'it' if len(bound) == 1 else 'them'} {plan.power:.0%} power at the margin, only "
+                 "more photos would")
+    elif unlimited < plan.power:
+        text += (f"; per method, every one's own variance leaves {plan.power:.0%} power within reach of "
+                 "more seeds")
     return text + "."
 
 

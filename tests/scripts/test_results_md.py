@@ -140,11 +140,18 @@ def test_the_photos_share_of_the_variance_says_when_seeds_cannot_help(script) ->
     from gankd.results.verdict import Components
 
     plan = NS(margin=0.005, alpha=0.05, power=0.8)
-    photo_bound = NS(components=Components(0.003**2, 0.015**2, 0.006**2), photos=36, seeds=5, methods=6,
-                     plan=plan)
+    wide, tight = Components(0.003**2, 0.015**2, 0.006**2), Components(1e-4**2, 1e-4**2, 1e-4**2)
+    verdicts = {"omgd": NS(estimate=NS(components=wide)), "akdg": NS(estimate=NS(components=tight))}
+    photo_bound = NS(components=wide, photos=36, seeds=5, methods=6, plan=plan, verdicts=verdicts)
     text = script._photo_floor(photo_bound)
     assert "of that pooled variance of a mean difference at 5 seeds x 36 photos" in text
     assert "no number of seeds reaches 80% power" in text and "only more photos would" in text
+    # per method: the pooled figure is not read as if no method could be decided
+    assert "the photos bound `omgd`: on these photos no number of seeds gives it 80% power" in text
+    assert "`akdg`" not in text
+    tight_only = NS(components=wide, photos=36, seeds=5, methods=6, plan=plan,
+                    verdicts={"akdg": verdicts["akdg"]})
+    assert "every one's own variance leaves 80% power within reach" in script._photo_floor(tight_only)
     seed_bound = NS(components=Components(0.003**2, 0.001**2, 0.001**2), photos=36, seeds=5, methods=6,
                     plan=plan)
     said = script._photo_floor(seed_bound)
