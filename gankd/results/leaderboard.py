@@ -13,7 +13,9 @@ when the two-sided 95% Student-t confidence interval of the mean difference excl
 Provenance: a run from a dirty tree (modified tracked files: its code is not the commit it names)
 is left out of every mean, spread and paired difference, and listed in ``left_out``; a run timed
 under load (``RunRecord.under_load``) keeps its quality numbers but its s/step stays out of the
-mean (``timed_under_load``). ``commits`` names the commits of each row's runs.
+mean (``timed_under_load``). ``commits`` names the commits of each row's runs. ``term_shares``
+names each loss term's median share of the student's gradient over the row's seeds (the medians
+over each run's log windows), largest first: what ``kd_share`` sums for the method's own terms.
 
 These paired intervals are descriptive: uncorrected, over seeds only, on every metric. The
 verdicts (gankd/results/judge.py) are the table's tests: the primary metric only, corrected over
@@ -40,7 +42,7 @@ import pandas as pd
 from scipy import stats
 
 from gankd.deploy import RUNTIMES
-from gankd.results.record import RunRecord, RunStatus, columns
+from gankd.results.record import RunRecord, RunStatus, columns, shares_text
 from gankd.tasks import baseline_roles, reference_roles
 
 GROUP = ("suite", "model", "ratio", "depth")
@@ -103,7 +105,7 @@ def paired(diffs: Sequence[float]) -> dict[str, Any]:
 def runs_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """One row per run, every column numeric (NaN: not measured)."""
     df = pd.DataFrame(list(rows), columns=[*KEY, "seed", "status", "error", "weights", "machine", "git_sha",
-                                           "dirty", "under_load", *column_keys()])
+                                           "dirty", "under_load", "term_shares", *column_keys()])
     df["dirty"] = df["dirty"].fillna(False).astype(bool)
     df["under_load"] = df["under_load"].astype(object).where(df["under_load"].notna(), None)
     df["git_sha"] = df["git_sha"].fillna("")
@@ -148,6 +150,7 @@ def table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         agg["timed_under_load"] = " ".join(str(int(sd)) for sd in sorted(done[loaded]["seed"]))
         agg["commits"] = " ".join(sorted({_short(sha) for sha in finished["git_sha"] if sha}))
         agg["weights"] = next((w for w in done["weights"] if w), "")
+        agg["term_shares"] = shares_text([s for s in done["term_shares"] if isinstance(s, dict)])
         agg["machines"] = "; ".join(sorted({m for m in done["machine"] if isinstance(m, str) and m}))
         agg["not_applicable"] = na["error"].iloc[0] if len(na) and not len(done) else ""
         out.append(agg)

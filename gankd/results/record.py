@@ -120,6 +120,18 @@ def gradient_shares(history: list[dict[str, Any]]) -> dict[str, float]:
     return {t: _median(v) for t, v in sorted(per_term.items())}
 
 
+def shares_text(per_run: list[dict[str, float]]) -> str:
+    """Each term's median share of the student's gradient over ``per_run`` (one dict per run, as
+    ``gradient_shares`` gives), largest first: ``"percep 97 %, l1 2.2 %, kd_adv 0.00058 %"``."""
+    terms: dict[str, list[float]] = {}
+    for shares in per_run:
+        for term, v in shares.items():
+            terms.setdefault(term, []).append(v)
+    medians = sorted(((_median(v), t) for t, v in terms.items()), reverse=True)
+    return ", ".join(f"{term} {100 * m:.0f} %" if m >= 0.1 else f"{term} {100 * m:.2g} %"
+                     for m, term in medians)
+
+
 def defining_share(history: list[dict[str, Any]], terms: list[str] | tuple[str, ...]) -> float | None:
     """The median, over log windows, of the summed share of ``terms`` (None: not measured)."""
     shares = []
@@ -269,6 +281,7 @@ class RunRecord:
             "s_step": _number(self.train.get("step_time_s")) or None,
             "kd_share": defining_share(self.history, self.defining_terms) if self.defining_terms else None,
         })
+        values["term_shares"] = gradient_shares(self.history)  # not a column: the leaderboard's text
         values.update({c.key: deploy_latency(self.deploy, c.key[4:-3]) for c in DEPLOY_COLUMNS})
         weights = "; ".join(f"{k}={w['value']:.4g} ({w['source']})" for k, w in self.method_weights.items())
         if self.tuning.get("borrowed"):

@@ -52,3 +52,35 @@ def test_the_report_flags_an_inert_method_and_not_an_active_one(tmp_path) -> Non
         store.write_metrics(run_dir, rec)
     page = build(tmp_path / "results", tmp_path / "out")["html"].read_text()
     assert page.count("inert: own terms") == 1 and "inert: own terms 0.01 % of the gradient" in page
+
+
+def test_every_terms_share_reaches_the_csv_and_the_row_median_over_seeds_largest_first(tmp_path) -> None:
+    """Issue 36: each row shows every term's share of the student's gradient, not only the sum of
+    the method's own: a reader sees which term pulls and which is along for the ride."""
+    import pandas as pd
+    from synthetic_results import make_tree
+
+    from gankd.results import store
+    from gankd.results.record import shares_text
+    from gankd.results.report import build
+
+    assert shares_text([{"l1": 0.9, "kd": 0.1}, {"l1": 0.7, "kd": 0.3}, {"l1": 0.8, "kd": 0.2}]) \
+        == "l1 80 %, kd 20 %"  # medians over runs, largest first
+    assert shares_text([{"gan": 1.0, "kd": 0.0123}]) == "gan 100 %, kd 1.2 %"
+    assert shares_text([]) == ""
+    tree = make_tree(tmp_path / "results", models=("gcfsr",))
+    for (_, _, method, seed), run_dir in tree.run_dirs.items():
+        if method != "sdakd":
+            continue
+        rec = store.read_metrics(run_dir)
+        rec.defining_terms = ["kd"]
+        rec.history = [{"step": 1.0, "gradnorm/kd": 1.0 + int(seed), "gradnorm/l1": 3.0 - int(seed)}]
+        store.write_metrics(run_dir, rec)
+    out = build(tmp_path / "results", tmp_path / "out")
+    frame = pd.read_csv(out["csv"])
+    row = frame[(frame["method"] == "sdakd") & (frame["kind"] == "student")].iloc[0]
+    seeds = sorted(int(float(s)) for s in str(row["seeds"]).split())
+    expected = shares_text([{"kd": (1 + s) / 4, "l1": (3 - s) / 4} for s in seeds])
+    assert row["term_shares"] == expected and "kd" in expected and "l1" in expected
+    assert frame[frame["method"] == "scratch"]["term_shares"].isna().all()  # nothing measured there
+    assert f"<div class='terms'>{expected}</div>" in out["html"].read_text()

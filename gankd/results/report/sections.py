@@ -190,8 +190,8 @@ def add_verdicts(aggs: list[dict], study: Study) -> None:
 # -- CSV ------------------------------------------------------------------------------------
 def csv_fields() -> list[str]:
     return [*GROUP, "kind", "method", "n", "seeds", "failed", "failed_seeds", "floor",
-            *(f for col in column_keys() for f in (col, col + "_std")), "weights", "not_applicable",
-            "mac_ratio", *(f"speedup_{rt}" for rt in RUNTIMES),
+            *(f for col in column_keys() for f in (col, col + "_std")), "weights", "term_shares",
+            "not_applicable", "mac_ratio", *(f"speedup_{rt}" for rt in RUNTIMES),
             "paired_n", *(col + s for col in quality_keys() for s in ("_delta", "_ci", "_noise")),
             "evalset", "errors", *VERDICT_FIELDS, "commits", "left_out", "timed_under_load"]
 

@@ -123,8 +123,11 @@ def board(s: Section, palette: dict[str, str]) -> dict[str, Any]:
                 why = missing.get(k) if val is None else None
                 if k == "s_step" and a.get("timed_under_load"):
                     why = f"seeds {a['timed_under_load']} timed under load: not in this mean"
+                terms = a.get("term_shares") if k == "kd_share" and not is_ref else ""
+                if terms:  # every term's pull beside the method's own terms' sum (issue 36)
+                    why = f"share of the student's gradient per term (median over seeds): {terms}"
                 cells.append({"v": None if val is None else f"{val:.10g}", "text": text,
-                              "best": k in best and method in best[k], "why": why,
+                              "best": k in best and method in best[k], "why": why, "terms": terms,
                               "spread": spread if k not in ("params_m", "gmacs") else ""})  # sizes: no spread
             if study is not None:
                 cells.append(_verdict_cell(a, method))
