@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -57,27 +58,30 @@ def _places(margin: float, key: str) -> int:
     return decimals(margin, key) + 1  # a digit finer than the column shows
 
 
-def _inert(s: Any) -> dict[str, float]:
+def _inert(s: Any) -> dict[str, str]:
     """The table's methods whose own (defining) terms carried under ``INERT_SHARE`` of the student's
-    gradient: a verdict on such a method is one on the base recipe beside a near-silent term."""
-    from gankd.results.record import INERT_SHARE
+    gradient (the report's flag, on the seeds' mean), each with what to say of it: the share, its
+    spread over seeds and the factor tuning chose. Such a verdict does not test what those terms
+    add; the clause says so whatever the verdict."""
+    from gankd.results.record import INERT_SHARE, pct
 
-    return {str(a["method"]): float(a["kd_share"]) for a in s.aggs
-            if a.get("kd_share") is not None and a["kd_share"] < INERT_SHARE}
-
-
-def _inert_clause(share: float | None) -> str:
-    from gankd.results.record import INERT_SHARE
-
-    if share is None:
-        return ""
-    return (f"; its own terms carried {100 * share:.2g} % of the student's gradient (inert: under "
-            f"{100 * INERT_SHARE:g} %), so this is a verdict on the base recipe at the method's tuned "
-            "weights")
+    out = {}
+    for a in s.aggs:
+        share = a.get("kd_share")
+        if share is None or share >= INERT_SHARE:
+            continue
+        spread = f" ± {pct(a['kd_share_std'])}" if a.get("kd_share_std") else ""
+        factors = set(re.findall(r"\(x([0-9.e+-]+) of", str(a.get("weights") or "")))
+        tuned = f" at its tuned weights (x{factors.pop()} of its defaults)" if len(factors) == 1 else \
+            " at its tuned weights"
+        out[str(a["method"])] = (f"its own terms carried {pct(share)}{spread} of the student's gradient"
+                                 f"{tuned}, under the {pct(INERT_SHARE)} the report flags as inert: this "
+                                 "verdict does not test what those terms add")
+    return out
 
 
 def _sentence(method: str, row: dict[str, str], metric: str, label: str, margin: float, alpha: float,
-              power: float, inert: float | None = None) -> str:
+              power: float, inert: str = "") -> str:
     """One method's verdict as a sentence, with the numbers it rests on (and, where its own terms
     were inert, that it says nothing of the method's idea at a strength where it acts)."""
     verdict = row.get("verdict", "")
@@ -95,14 +99,14 @@ def _sentence(method: str, row: dict[str, str], metric: str, label: str, margin:
         small = (f"; yet within the margin ±{margin:g} (adjusted TOST p {_p(p_tost)}): too small to matter "
                  "by the protocol" if p_tost is not None and p_tost < alpha else "")
         return (f"- `{method}` is **{verdict}** than `scratch` on {label}: {diff} (adjusted p {_p(p_adj)}; "
-                f"{basis}){small}{_inert_clause(inert)}.")
+                f"{basis}){small}{'; ' + inert if inert else ''}.")
     if verdict == "equivalent":
         return (f"- `{method}` is **equivalent** to `scratch` within ±{margin:g} {label}: {diff} (adjusted "
-                f"TOST p {_p(p_tost)}; {basis}){_inert_clause(inert)}.")
+                f"TOST p {_p(p_tost)}; {basis}){'; ' + inert if inert else ''}.")
     found = f"; the smallest difference this table finds with {power:.0%} power is {mde:.{places}f}"
     found = found if mde else ""
     return (f"- `{method}`: **undetermined**: {diff} (adjusted p {_p(p_adj)}, adjusted TOST p {_p(p_tost)}; "
-            f"{basis}){found}{_inert_clause(inert)}.")
+            f"{basis}){found}{'; ' + inert if inert else ''}.")
 
 
 def _protocol(suite: str) -> str:
@@ -152,12 +156,12 @@ def _photo_floor(st: Any) -> str:
              and power_difference(x.estimate.components, 10_000, st.photos, plan.margin, plan.alpha, m)
              < plan.power]
     if bound:
-        text += (f". Per method, the photos bound {_names(bound)}: on these photos no number of seeds "
-                 f"gives {'it' if len(bound) == 1 else 'them'} {plan.power:.0%} power at the margin, only "
-                 "more photos would")
+        text += (f". Per method, the photos cap the difference test's power at the margin under "
+                 f"{plan.power:.0%} for {_names(bound)} whatever the seeds: a verdict reached there stands, "
+                 "an undetermined one could be settled only by more photos")
     elif unlimited < plan.power:
-        text += (f"; per method, every one's own variance leaves {plan.power:.0%} power within reach of "
-                 "more seeds")
+        text += (f"; per method, every method with per-image values has {plan.power:.0%} power at the margin "
+                 "within reach of more seeds")
     return text + "."
 
 
@@ -191,7 +195,7 @@ def _na(r: dict[str, str]) -> bool:
     return bool(r.get("not_applicable")) and r["n"] == "0"
 
 
-def _table(s: Any, rows: list[dict[str, str]], tally: Counter[str]) -> list[str]:
+def _table(s: Any, rows: list[dict[str, str]], tally: Counter[tuple[str, str]]) -> list[str]:
     """One section: what it rests on, the verdict table, the sentences, the secondary metrics."""
     from gankd.results.report.views import label
     from gankd.tasks import task
@@ -248,8 +252,8 @@ def _table(s: Any, rows: list[dict[str, str]], tally: Counter[str]) -> list[str]
     for r in students:
         if r["method"] != "scratch":
             out.append(_sentence(r["method"], r, metric, name, margin, st.plan.alpha, st.plan.power,
-                                 inert.get(r["method"])))
-            tally[r.get("verdict") or "undetermined"] += 1
+                                 inert.get(r["method"], "")))
+            tally["pilot" if st.pilot else "decisive", r.get("verdict") or "not tested"] += 1
     if na := [r["method"] for r in rows if r["kind"] == "student" and _na(r)]:
         out.append(f"- Not applicable here: {', '.join(f'`{m}`' for m in na)}.")
     # the secondary metrics its task declares (descriptive: no test, no verdict)
@@ -323,19 +327,21 @@ def conclusion(model: str, tables: list[Any]) -> str:
     for s in decisive:
         st = s.study
         lines.append(f"at {s.title} ({st.seeds} seeds, {st.photos or 'no per-image'} photos; "
-                     f"{label(st.metric)}, {st.plan.correction.capitalize()} over {st.methods} methods at "
-                     f"alpha {st.plan.alpha:g}) {_verdict_clause(s)}")
+                     f"{label(st.metric)}, {st.plan.correction.capitalize()} over "
+                     f"{_count(st.methods, 'method')} at alpha {st.plan.alpha:g}) {_verdict_clause(s)}")
     pilots = [s for s in tables if s.study.pilot]
     text = f"**`{model}`**: "
     if lines:
-        text += "; ".join(lines) + ". An undetermined method is not shown to be without effect: the " \
-                "table could not tell it from `scratch` at its margin."
+        text += "; ".join(lines) + "."
+        if any(_by_verdict(s)["undetermined"] for s in decisive):
+            text += (" An undetermined method is not shown to be without effect: the table could not tell "
+                     "it from `scratch` at its margin.")
         if any(_inert(s) for s in decisive):
-            from gankd.results.record import INERT_SHARE
+            from gankd.results.record import INERT_SHARE, pct
 
-            text += (f" A method whose own terms are inert carried under {100 * INERT_SHARE:g} % of the "
-                     "student's gradient through them at the weights tuning chose: its verdict is one on the "
-                     "base recipe, not on the method's idea at a strength where it acts.")
+            text += (f" A method whose own terms are inert carried under {pct(INERT_SHARE)} of the "
+                     "student's gradient through them at the weights tuning chose: its verdict does not test "
+                     "what those terms add.")
     else:
         text += "nothing to conclude yet: every table is a pilot."
     if pilots and lines:
@@ -374,12 +380,27 @@ def sections_for(results: Path) -> list[Any]:
     return [s for s in tables(results, SuiteIndex())[1] if s.study is not None]
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _tally(tally: Counter[tuple[str, str]], kind: str, tables: int) -> str:
+    """The comparisons with scratch of one kind of table (decisive or pilot), by verdict; a pilot's
+    are no findings, and a method without a shared seed was not tested at all."""
+    got = {v: n for (k, v), n in tally.items() if k == kind}
+    said = ", ".join(f"{got[v]} {v}" for v in (*VERDICTS, "not tested") if got.get(v))
+    total = sum(got.values())
+    text = f"{_count(tables, kind + ' table')}: {_count(total, 'comparison')} with `scratch`"
+    text += f" ({said})" if said else ""
+    return text + (", no findings" if kind == "pilot" and total else "")
+
+
 def render(csv_path: Path, results: Path) -> str:
     """RESULTS.md's text for ``csv_path`` (a leaderboard) and the records under ``results``."""
     with csv_path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     sections = sections_for(results)
-    tally: Counter[str] = Counter()
+    tally: Counter[tuple[str, str]] = Counter()
     body: list[str] = []
     for s in sections:
         key = (s.suite, s.model, f"{s.ratio:g}", str(s.depth or ""))
@@ -391,9 +412,9 @@ def render(csv_path: Path, results: Path) -> str:
                                  f"the records give {x.verdict!r}: run `gankd report` on {results} first")
         body += _table(s, mine, tally)
     pilots = sum(s.study.pilot for s in sections)
-    counts = ", ".join(f"{tally[v]} {v}" for v in ("better", "worse", "equivalent", "undetermined"))
-    short = (f"**In short**: {len(sections)} tables, {pilots} of them pilots; {sum(tally.values())} "
-             f"comparisons with `scratch`: {counts}.")
+    kinds = (("decisive", len(sections) - pilots), ("pilot", pilots))
+    short = (f"**In short**: {_count(len(sections), 'table')}; "
+             + "; ".join(_tally(tally, kind, n) for kind, n in kinds if n) + ".")
     if pilots == len(sections):
         short += " Every table is a pilot: no verdict here is a finding."
     out = [GENERATED, "", "# Results of the committed sample", ""]

@@ -14,8 +14,10 @@ Provenance: a run from a dirty tree (modified tracked files: its code is not the
 is left out of every mean, spread and paired difference, and listed in ``left_out``; a run timed
 under load (``RunRecord.under_load``) keeps its quality numbers but its s/step stays out of the
 mean (``timed_under_load``). ``commits`` names the commits of each row's runs. ``term_shares``
-names each loss term's median share of the student's gradient over the row's seeds (the medians
-over each run's log windows), largest first: what ``kd_share`` sums for the method's own terms.
+names each loss term's share of the student's gradient over the whole run (``record.run_shares``:
+the mean over its log windows, so a phased method's stages are weighed by their length), the mean
+over the row's seeds, largest first, adding up to 100 %. ``kd_share`` is the method's own terms' part of it,
+counted the same way (the inert flag reads it).
 
 These paired intervals are descriptive: uncorrected, over seeds only, on every metric. The
 verdicts (gankd/results/judge.py) are the table's tests: the primary metric only, corrected over

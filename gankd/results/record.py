@@ -97,8 +97,9 @@ COST_COLUMNS = (
            "sides (gankd.engine.cost); cached teacher outputs cost nothing", order=250),
     Column("s_step", "s/step", False, "measured seconds per training step on the run's machine", order=260),
     Column("kd_share", "KD grad share", True,
-           "median share of the student's gradient norm carried by the method's own distillation terms "
-           f"(Method.defining_terms); under {100 * 0.01:g} % the method is flagged inert", order=270),
+           "share of the student's gradient norm carried by the method's own distillation terms over the "
+           f"run (Method.defining_terms; mean over log windows); under {100 * 0.01:g} % the method is "
+           "flagged inert", order=270),
 )
 
 #: below this share of the student's gradient a method's defining terms are flagged as inert
@@ -120,27 +121,51 @@ def gradient_shares(history: list[dict[str, Any]]) -> dict[str, float]:
     return {t: _median(v) for t, v in sorted(per_term.items())}
 
 
-def shares_text(per_run: list[dict[str, float]]) -> str:
-    """Each term's median share of the student's gradient over ``per_run`` (one dict per run, as
-    ``gradient_shares`` gives), largest first: ``"percep 97 %, l1 2.2 %, kd_adv 0.00058 %"``."""
-    terms: dict[str, list[float]] = {}
-    for shares in per_run:
-        for term, v in shares.items():
-            terms.setdefault(term, []).append(v)
-    medians = sorted(((_median(v), t) for t, v in terms.items()), reverse=True)
-    return ", ".join(f"{term} {100 * m:.0f} %" if m >= 0.1 else f"{term} {100 * m:.2g} %"
-                     for m, term in medians)
-
-
-def defining_share(history: list[dict[str, Any]], terms: list[str] | tuple[str, ...]) -> float | None:
-    """The median, over log windows, of the summed share of ``terms`` (None: not measured)."""
-    shares = []
+def _windows(history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Each log window's terms as shares of that window's summed gradient norm (windows without
+    norms left out)."""
+    out = []
     for row in history:
         norms = {k.split("/", 1)[1]: float(v) for k, v in row.items() if k.startswith("gradnorm/")}
         total = sum(norms.values())
-        if total > 0 and any(t in norms for t in terms):
-            shares.append(sum(norms.get(t, 0.0) for t in terms) / total)
-    return _median(shares) if shares else None
+        if total > 0:
+            out.append({term: n / total for term, n in norms.items()})
+    return out
+
+
+def run_shares(history: list[dict[str, Any]]) -> dict[str, float]:
+    """Each generator term's share of the student's gradient over the whole run: the mean over the
+    log windows where norms were measured, a term absent from a window (another stage's, e.g.
+    LIT's hint-only phase) counting 0 there, so the shares of a run add up to 1. Terms with no
+    pull in any window (OMGD's online-teacher terms: they train the teacher) are left out."""
+    windows = _windows(history)
+    terms = {term for w in windows for term, v in w.items() if v > 0}
+    return {term: sum(w.get(term, 0.0) for w in windows) / len(windows) for term in sorted(terms)}
+
+
+def pct(share: float) -> str:
+    """A share as a percentage that never rounds across the inert threshold (0.00996 -> 0.996 %)."""
+    return f"{100 * share:.0f} %" if share >= 0.1 else f"{100 * share:.3g} %"
+
+
+def shares_text(per_run: list[dict[str, float]]) -> str:
+    """The mean over runs of each term's ``run_shares`` (a term absent from a run counts 0 there),
+    largest first, adding up to 100 %: ``"percep 97 %, l1 2.1 %, kd_adv 0.000457 %"``."""
+    if not per_run:
+        return ""
+    terms = {term for shares in per_run for term in shares}
+    means = sorted(((sum(s.get(term, 0.0) for s in per_run) / len(per_run), term) for term in terms),
+                   reverse=True)
+    return ", ".join(f"{term} {pct(m)}" for m, term in means)
+
+
+def defining_share(history: list[dict[str, Any]], terms: list[str] | tuple[str, ...]) -> float | None:
+    """The summed share of ``terms`` over the whole run, as ``run_shares`` counts it (so the inert
+    flag and the row's per-term shares agree); 0 when measured and silent, None when never measured."""
+    windows = _windows(history)
+    if not any(t in w for w in windows for t in terms):
+        return None
+    return sum(w.get(t, 0.0) for w in windows for t in terms) / len(windows)
 
 
 def _median(values: list[float]) -> float:
@@ -281,7 +306,7 @@ class RunRecord:
             "s_step": _number(self.train.get("step_time_s")) or None,
             "kd_share": defining_share(self.history, self.defining_terms) if self.defining_terms else None,
         })
-        values["term_shares"] = gradient_shares(self.history)  # not a column: the leaderboard's text
+        values["term_shares"] = run_shares(self.history)  # not a column: the leaderboard's text
         values.update({c.key: deploy_latency(self.deploy, c.key[4:-3]) for c in DEPLOY_COLUMNS})
         weights = "; ".join(f"{k}={w['value']:.4g} ({w['source']})" for k, w in self.method_weights.items())
         if self.tuning.get("borrowed"):

@@ -74,24 +74,43 @@ def _table(model: str, pilot: bool, verdicts: dict[str, str], tost: dict[str, fl
 
 
 def test_a_verdict_on_a_method_whose_own_terms_are_inert_says_so(script) -> None:
-    """An "equivalent" for a method whose defining terms carried under 1 % of the gradient is a
-    verdict on the base recipe: the conclusion, the headline and its sentence say so; a method
-    whose terms act, or one without a recorded share, is not marked."""
+    """A verdict on a method whose defining terms carried under 1 % of the gradient does not test
+    what those terms add, whatever it is: the conclusion, the headline and its sentence say so,
+    with the share's spread and the factor tuning chose; a method whose terms act, or one without
+    a recorded share, is not marked."""
     table = _table("realesrgan", False, {"akdg": "equivalent", "mse": "equivalent", "dcd": "equivalent",
-                                         "omgd": "better"},
-                   shares={"akdg": 5e-6, "mse": 0.0026, "dcd": 0.26, "omgd": 1.0})
+                                         "omgd": "better", "sdakd": "worse"},
+                   shares={"akdg": 5e-6, "mse": 0.0026, "dcd": 0.26, "omgd": 1.0, "sdakd": 0.004})
     text = script.conclusion("realesrgan", [table])
     assert "equivalent to it within ±0.005 LPIPS (`akdg`, `mse` with their own terms inert)" in text
-    assert "`omgd` better than `scratch`;" in text and "verdict is one on the base recipe" in text
+    assert "`sdakd` worse (`sdakd` with its own terms inert)" in text  # better/worse too
+    assert "`omgd` better than `scratch`;" in text and "does not test what those terms add" in text
+    assert "not shown to be without effect" not in text  # no method here is undetermined
     assert "(`akdg`, `mse` with their own terms inert)" in script.headline([table])
+    inert = script._inert(table)
+    assert set(inert) == {"akdg", "mse", "sdakd"}
+    assert "its own terms carried 0.0005 % of the student's gradient at its tuned weights" in inert["akdg"]
+    table.aggs[0].update(kd_share_std=2e-6, weights="kd_weight=0.001 (tuned (x0.001 of the ours default))")
+    assert ("carried 0.0005 % ± 0.0002 % of the student's gradient at its tuned weights (x0.001 of its "
+            "defaults), under the 1 % the report flags as inert") in script._inert(table)["akdg"]
     row = {"verdict": "equivalent", "primary_delta": "0.00002", "primary_se": "0.0002",
            "verdict_p_tost_adj": "0.0001", "verdict_seeds": "8", "verdict_images": "36",
            "verdict_test": "seed x photo ANOVA"}
-    said = script._sentence("akdg", row, "lpips", "LPIPS", 0.005, 0.05, 0.8, inert=5e-6)
-    assert "its own terms carried 0.0005 % of the student's gradient (inert: under 1 %)" in said
-    assert "inert" not in script._sentence("dcd", row, "lpips", "LPIPS", 0.005, 0.05, 0.8)
+    said = script._sentence("akdg", row, "lpips", "LPIPS", 0.005, 0.05, 0.8, inert=inert["akdg"])
+    assert said.endswith(f"seed x photo ANOVA); {inert['akdg']}.")
     acting = _table("realesrgan", False, {"dcd": "equivalent"}, shares={"dcd": 0.26})
-    assert "inert" not in script.conclusion("realesrgan", [acting])
+    assert script._inert(acting) == {} and "inert" not in script.conclusion("realesrgan", [acting])
+    assert "Holm over 1 method at" in script.conclusion("realesrgan", [acting])
+
+
+def test_in_short_counts_decisive_and_pilot_comparisons_apart(script) -> None:
+    from collections import Counter
+
+    tally = Counter({("decisive", "better"): 1, ("decisive", "equivalent"): 5, ("pilot", "worse"): 1,
+                     ("pilot", "not tested"): 1})
+    decisive, pilot = script._tally(tally, "decisive", 1), script._tally(tally, "pilot", 4)
+    assert decisive == "1 decisive table: 6 comparisons with `scratch` (1 better, 5 equivalent)"
+    assert pilot == "4 pilot tables: 2 comparisons with `scratch` (1 worse, 1 not tested), no findings"
 
 
 def test_the_conclusion_says_what_decisive_verdicts_say_and_nothing_of_pilots(script) -> None:
@@ -145,13 +164,14 @@ def test_the_photos_share_of_the_variance_says_when_seeds_cannot_help(script) ->
     photo_bound = NS(components=wide, photos=36, seeds=5, methods=6, plan=plan, verdicts=verdicts)
     text = script._photo_floor(photo_bound)
     assert "of that pooled variance of a mean difference at 5 seeds x 36 photos" in text
-    assert "no number of seeds reaches 80% power" in text and "only more photos would" in text
+    assert "no number of seeds reaches 80% power" in text and "settled only by more photos" in text
     # per method: the pooled figure is not read as if no method could be decided
-    assert "the photos bound `omgd`: on these photos no number of seeds gives it 80% power" in text
+    assert "the difference test's power at the margin under 80% for `omgd` whatever the seeds" in text
     assert "`akdg`" not in text
     tight_only = NS(components=wide, photos=36, seeds=5, methods=6, plan=plan,
                     verdicts={"akdg": verdicts["akdg"]})
-    assert "every one's own variance leaves 80% power within reach" in script._photo_floor(tight_only)
+    assert "every method with per-image values has 80% power at the margin within reach" \
+        in script._photo_floor(tight_only)
     seed_bound = NS(components=Components(0.003**2, 0.001**2, 0.001**2), photos=36, seeds=5, methods=6,
                     plan=plan)
     said = script._photo_floor(seed_bound)

@@ -16,7 +16,7 @@ from gankd.results.leaderboard import (
     column_keys,
     quality_keys,
 )
-from gankd.results.record import INERT_SHARE, RunRecord, RunStatus, column
+from gankd.results.record import INERT_SHARE, RunRecord, RunStatus, column, pct
 from gankd.results.report.sections import Section
 from gankd.tasks import reference_roles
 
@@ -99,7 +99,7 @@ def board(s: Section, palette: dict[str, str]) -> dict[str, Any]:
                                "floor_title": FLOOR_TITLE}
         share = a.get("kd_share")
         if not is_ref and share is not None and share < INERT_SHARE:
-            row["inert"] = f"inert: own terms {100 * share:.2g} % of the gradient"
+            row["inert"] = f"inert: own terms {pct(share)} of the gradient"
         if not is_ref:
             row["colour"] = palette.get(method, "#999")
             if a["n"]:
@@ -124,8 +124,9 @@ def board(s: Section, palette: dict[str, str]) -> dict[str, Any]:
                 if k == "s_step" and a.get("timed_under_load"):
                     why = f"seeds {a['timed_under_load']} timed under load: not in this mean"
                 terms = a.get("term_shares") if k == "kd_share" and not is_ref else ""
-                if terms:  # every term's pull beside the method's own terms' sum (issue 36)
-                    why = f"share of the student's gradient per term (median over seeds): {terms}"
+                if terms:  # every term's pull beside the method's own terms' (issue 36)
+                    said = f"share of the student's gradient per term over the run (mean over seeds): {terms}"
+                    why = f"{why}; {said}" if why else said
                 cells.append({"v": None if val is None else f"{val:.10g}", "text": text,
                               "best": k in best and method in best[k], "why": why, "terms": terms,
                               "spread": spread if k not in ("params_m", "gmacs") else ""})  # sizes: no spread
