@@ -200,10 +200,17 @@ def _table(s: Any, rows: list[dict[str, str]], tally: Counter[tuple[str, str]]) 
     from gankd.results.report.views import label
     from gankd.tasks import task
 
+    out = [f"## {s.model} · {s.title} (suite `{s.suite}`)", ""]
+    if not any(r.status.has_results for r in s.runs):  # its records are all older, or none ran yet
+        shape = f"r{s.ratio:g}" + (f"-d{s.depth}" if s.depth else "")
+        out += [f"**Pilot**: no run of this table's current config has finished yet (`gankd sweep --model "
+                f"{s.model} --shape {shape}` runs them; older records are under \"Runs in no table\")."]
+        if na := [r["method"] for r in rows if r["kind"] == "student" and _na(r)]:
+            out += ["", f"Not applicable here: {', '.join(f'`{m}`' for m in na)}."]
+        return [*out, ""]
     st = s.study
     metric, margin, name = st.metric, st.plan.margin, label(st.metric)
     places = _places(margin, metric)
-    out = [f"## {s.model} · {s.title} (suite `{s.suite}`)", ""]
     out += [("**Pilot**: " + "; ".join(st.pilot_reasons) + ".") if st.pilot
             else f"Decisive: the {st.declared_seeds or st.decisive_seeds} seeds declared for it, per-image "
                  f"values on {st.photos} photos.", ""]

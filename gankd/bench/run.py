@@ -37,7 +37,7 @@ from gankd.locks import file_lock, holder
 from gankd.methods import METHODS
 from gankd.models import zoo
 from gankd.paths import cache_dir
-from gankd.results import store
+from gankd.results import epochs, store
 from gankd.results.record import RunRecord, RunStatus, gradient_shares, reference_dir
 from gankd.tasks import TeacherSource
 
@@ -125,7 +125,7 @@ def _run(r: ResolvedRun, results: Path, progress: bool, force: bool,
         record = RunRecord(suite=spec.suite, model=spec.model, method=spec.method, ratio=spec.ratio,
                            seed=spec.seed, depth=spec.depth, data=spec.data, status=RunStatus.NOT_APPLICABLE,
                            error=reason, run_dir=(Path("runs") / spec.rel_dir).as_posix(),
-                           git_sha=environment.git_sha())
+                           git_sha=environment.git_sha(), epoch=epochs.CURRENT)
         if dist.is_main:
             store.write_metrics(run_dir, record)
         log.info("%s: not applicable: %s", spec.rel_dir, reason)
@@ -268,7 +268,7 @@ def _base_record(r: ResolvedRun, teacher_source: str, recipe: Recipe, device: to
         perceptual_network=recipe.perceptual_network,
         method_weights=r.weights, tuning=r.tuning,
         defining_terms=list(METHODS.get(spec.method).defining_terms),
-        git_sha=environment.git_sha(), versions=environment.versions(),
+        git_sha=environment.git_sha(), epoch=epochs.CURRENT, versions=environment.versions(),
         device=environment.device_info(device), threading=environment.threading_info(),
         written_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 

@@ -74,7 +74,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def job_state(spec: RunSpec, suite: SuiteConfig, results: Path) -> str:
     """What the sweep will do with ``spec``: ``done`` / ``not applicable`` (skip), ``stale`` (done
-    with another config: runs again), ``resumes at step N``, ``failed`` (runs again) or ``to run``."""
+    with another config or in an older code epoch: runs again), ``resumes at step N``, ``failed``
+    (runs again) or ``to run``."""
     from gankd.bench.run import run_dir_of
     from gankd.bench.suite import resolve
     from gankd.engine.checkpoint import latest_step
@@ -86,7 +87,7 @@ def job_state(spec: RunSpec, suite: SuiteConfig, results: Path) -> str:
     record = store.read_metrics(run_dir)
     if record is not None and record.status.has_results:
         stale = config_change(run_dir, resolve(suite, spec).config)
-        return "stale (another config: runs again)" if stale else RunStatus.DONE.value
+        return "stale (another config or code epoch: runs again)" if stale else RunStatus.DONE.value
     if record is not None and record.status is RunStatus.NOT_APPLICABLE:
         return RunStatus.NOT_APPLICABLE.value
     step = latest_step(run_dir / "checkpoints")

@@ -69,6 +69,7 @@ from gankd.methods import METHODS
 from gankd.metrics import metric_of
 from gankd.models import zoo
 from gankd.paths import cache_dir
+from gankd.results import epochs
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +142,13 @@ def _score_run(suite: SuiteConfig, model: str, method: str, factor: float, data:
                                     "start": starting_networks(setup, shape, tune.seed, data, progress)}))
     if done.is_file():
         stored = json.loads(done.read_text())  # JSON: YAML would read 1e-05 as a string
-        if stored.get("config") == config:
+        # a score of an older code epoch (gankd/results/epochs.py): the same config, other numbers
+        epoch = stored["epoch"] if "epoch" in stored else epochs.dated(stored.get("git_sha", ""))
+        older = epoch is not None and epoch < epochs.CURRENT
+        if stored.get("config") == config and not older:
             return stored
-        log.warning("%s was scored with another config; scoring it again (the old score is kept as %s)",
-                    folder, STALE_SCORE)
+        log.warning("%s was scored with another config%s; scoring it again (the old score is kept as %s)",
+                    folder, f" (code epoch {epoch})" if older else "", STALE_SCORE)
         done.replace(folder / STALE_SCORE)
         checkpoint.prune(folder / "checkpoints", keep=0)
     started = folder / "config.json"
@@ -169,7 +173,7 @@ def _score_run(suite: SuiteConfig, model: str, method: str, factor: float, data:
               "metric": key, "higher_is_better": ev.higher_is_better[key],
               "validation": {"images": ev.num_images, **ev.metrics}, "steps": result.steps,
               "wall_time_s": time.perf_counter() - t0, "history": result.history,
-              "git_sha": environment.git_sha(), "config": config}
+              "git_sha": environment.git_sha(), "epoch": epochs.CURRENT, "config": config}
     atomic.write_json(done, record)
     checkpoint.prune(folder / "checkpoints", keep=0)
     return record

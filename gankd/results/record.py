@@ -248,6 +248,8 @@ class RunRecord:
     samples_dir: str = ""  # references only: results-relative folder of their PNGs
     source: str = ""  # references only: the teacher's identity
     git_sha: str = ""
+    #: the code epoch it ran in (gankd/results/epochs.py; None: older than the field, dated by commit)
+    epoch: int | None = None
     versions: dict[str, str] = field(default_factory=dict)
     device: dict[str, Any] = field(default_factory=dict)
     #: torch's threads and the OpenMP / MKL environment (gankd.bench.environment.threading_info)
@@ -348,7 +350,7 @@ class RunRecord:
 
 
 _NULLABLE = {"ratio", "seed", "depth", "params", "macs", "macs_input", "speedup_vs_teacher",
-             "comparable_with_papers", "total_time_s", "failed_step"}
+             "comparable_with_papers", "total_time_s", "failed_step", "epoch"}
 
 
 def _number(v: Any) -> float | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from gankd.results import store
+from gankd.results.epochs import epoch_of
 from gankd.results.judge import counted
 from gankd.results.record import RunRecord
 
@@ -70,15 +71,23 @@ def match(record: RunRecord, results: Path, sample_results: Path, metric: str) -
     same, differs = None, []
     theirs = store.read_metrics(sample_results / record.run_dir)
     if theirs is not None and counted(theirs) and metric in theirs.metrics:
-        differs = _differs(_config(sample_results / record.run_dir), mine)
+        differs = _differs(_config(sample_results / record.run_dir), mine) + _epochs(theirs, record)
         same = None if differs else theirs
     row = {}
     for r in store.iter_runs(sample_results):
         table = (r.suite, r.model, r.ratio, r.depth, r.method)
         if table == (record.suite, record.model, record.ratio, record.depth, record.method) and counted(r) \
-                and metric in r.metrics and not _differs(_config(sample_results / r.run_dir), mine):
+                and metric in r.metrics and not _differs(_config(sample_results / r.run_dir), mine) \
+                and not _epochs(r, record):
             row[r.seed] = r.metrics[metric]
     return SampleMatch(metric, record.metrics[metric], same, differs, row)
+
+
+def _epochs(theirs: RunRecord, mine: RunRecord) -> list[str]:
+    """The code epochs of two runs when they differ (gankd/results/epochs.py): the same config, other
+    numbers. An undatable record is taken as it is."""
+    a, b = epoch_of(theirs), epoch_of(mine)
+    return [] if a is None or b is None or a == b else [f"code epoch {a} (this run's: {b})"]
 
 
 def _config(run_dir: Path) -> dict | None:

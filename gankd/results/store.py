@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from gankd import atomic
+from gankd.results.epochs import epoch_change
 from gankd.results.record import RunRecord, RunStatus
 
 log = logging.getLogger(__name__)
@@ -117,11 +118,14 @@ def _records(results: Path, pattern: str,
 # -- a stored run against the config it would run with now ---------------------------------
 def config_change(run_dir: Path, config: dict[str, Any]) -> list[str]:
     """The dotted keys in which ``run_dir``'s stored config differs from ``config`` (empty: the
-    same, or no config stored, as in records older than config.yaml)."""
+    same, or no config stored, as in records older than config.yaml), and the code epoch when its
+    record's numbers come from before a change that moved them under the same config
+    (gankd/results/epochs.py)."""
     path = run_dir / "config.yaml"
-    if not path.is_file():
-        return []
-    return config_diff(yaml.safe_load(path.read_text()), plain_config(config))
+    changed = config_diff(yaml.safe_load(path.read_text()), plain_config(config)) if path.is_file() else []
+    record = read_metrics(run_dir)  # a record without numbers (not applicable) has none to date
+    older = epoch_change(record) if record is not None and record.status.has_results else None
+    return [*changed, older] if older else changed
 
 
 def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -11,7 +11,7 @@ import yaml
 
 from gankd.cli import main
 from gankd.paths import benchmarks_dir
-from gankd.results import store
+from gankd.results import epochs, store
 
 SPEC_METRICS = ("psnr", "ssim", "lpips", "fid", "kid", "niqe")
 
@@ -50,6 +50,7 @@ def test_smoke_bench_sdakd_gcfsr_writes_record_row_and_report(dirs, capsys):
     assert "fid" not in rec["per_image"] and "kid" not in rec["per_image"]
     assert rec["threading"]["torch_threads"] >= 1 and "OMP_WAIT_POLICY" in rec["threading"]["env"]
     assert rec["load"]["max"] >= rec["load"]["before"] and isinstance(rec["load"]["under_load"], bool)
+    assert rec["epoch"] == epochs.CURRENT  # the code epoch its numbers belong to (gankd/results/epochs.py)
     assert rec["schema"] == 3 and rec["references"] == f"runs/smoke/gcfsr/reference/{rec['eval']['evalset']}"
     assert (results / rec["references"] / "teacher.json").is_file()  # the run names its references
     assert rec["train"]["cost"]["gmacs_per_step"]["total"] > 0 and rec["floors"]["metric"] == "lpips"

@@ -88,6 +88,17 @@ def test_tune_scores_on_validation_images_and_bench_uses_the_choice(tmp_path, mo
     assert json.loads(hi.read_text())["config"]["start"] == start
     assert json.loads(hi.with_name("score.stale.json").read_text())["config"]["start"]["student"].endswith(
         "0123456789abcdef")
+    # ... and so is one of an older code epoch (gankd/results/epochs.py): the same config, other numbers
+    from gankd.results import epochs
+
+    stored = json.loads(lo.read_text())
+    assert stored["epoch"] == epochs.CURRENT
+    stored["epoch"] = 0
+    lo.write_text(json.dumps(stored))
+    assert main(["tune", "--suite", "smoke", "--model", "realesrgan", "--method", "mse", "--quiet",
+                 "--results", str(tmp_path / "results")]) == 0
+    assert json.loads(lo.with_name("score.stale.json").read_text())["epoch"] == 0
+    assert json.loads(lo.read_text())["epoch"] == epochs.CURRENT
 
 
 def test_tune_refuses_a_method_without_distillation_weights(capsys):

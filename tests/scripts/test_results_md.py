@@ -178,3 +178,25 @@ def test_the_photos_share_of_the_variance_says_when_seeds_cannot_help(script) ->
     assert said and "no number of seeds" not in said
     assert script._photo_floor(NS(components=Components(0.003**2), photos=None, seeds=5, methods=6,
                                   plan=plan)) == ""  # per-seed records: no photo term to speak of
+
+
+def test_a_table_with_no_finished_run_of_its_config_says_so_and_nothing_else(script) -> None:
+    """Every record of a table can be older (a changed config, an older code epoch) before the
+    sweep runs it again: its section names that and the command, with no empty numbers."""
+    from collections import Counter
+    from types import SimpleNamespace as NS
+
+    from gankd.results.record import RunStatus
+
+    na = NS(status=RunStatus.NOT_APPLICABLE, method="lit", seed=0, eval={}, per_image={})
+    section = NS(model="realesrgan", title="student r=0.5, 10 blocks", suite="cpu", ratio=0.5, depth=10,
+                 runs=[na], study=NS(pilot=True, pilot_reasons=["no method shares two seeds"]))
+    rows = [{"kind": "student", "method": "lit", "n": "0", "not_applicable": "LIT needs ..."},
+            {"kind": "reference", "method": "teacher", "n": "1", "not_applicable": ""}]
+    tally: Counter = Counter()
+    text = "\n".join(script._table(section, rows, tally))
+    assert "no run of this table's current config has finished yet" in text
+    assert "`gankd sweep --model realesrgan --shape r0.5-d10`" in text
+    assert "Not applicable here: `lit`." in text
+    assert "Commits:" not in text and "– images" not in text and "| method |" not in text
+    assert tally == Counter()
