@@ -429,3 +429,18 @@ def test_report_renders_and_sorts_in_chromium(report, tmp_path) -> None:
         page.screenshot(path=str(SCREENSHOT.with_name("gankd-report-table.png")))
         assert seen.console_errors == [] and seen.page_errors == [] and seen.failed_requests == []
     assert (tmp_path / "report.png").stat().st_size > 50_000
+
+
+def test_a_table_expects_the_references_of_its_task_even_with_no_run_yet() -> None:
+    """A table whose runs are all older (or not applicable) still knows its task's references:
+    an unconditional table waits for no bicubic row; an SR table waits for both."""
+    from gankd.results.protocol import Protocol
+    from gankd.results.report.sections import Section
+
+    def empty(task: str) -> Section:
+        return Section(suite="cpu", model="m", ratio=0.25, depth=None, runs=[], refs={}, aggs=[],
+                       evalset=None, evalsets=[], task=task, protocol=Protocol(), declared_seeds=None)
+
+    assert empty("unconditional").expected_refs == ("teacher",)
+    assert empty("sr").expected_refs == ("teacher", "bicubic")
+    assert empty("translation").expected_refs == ("teacher", "identity")
