@@ -22,7 +22,7 @@ from gankd.metrics import evaluate as ev
 from gankd.metrics.complexity import count
 from gankd.metrics.latency import measure
 from gankd.models import zoo
-from gankd.results import store
+from gankd.results import epochs, store
 from gankd.results.record import RunRecord, reference_dir
 from gankd.tasks import task
 
@@ -68,6 +68,11 @@ def reference_records(results: Path, spec: RunSpec, setup: ModelSetup, teacher: 
                 log.warning("%s holds teacher %s, not %s: evaluated again", path, found.source,
                             teacher.identity)
                 found = None
+            if found is not None and (epochs.epoch_of(found) or 0) < epochs.CURRENT:
+                # made by code of an older epoch (gankd/results/epochs.py); an undated one too: a
+                # reference is cheap to make again and every run of its table is ranked against it
+                log.warning("%s was evaluated by code of an older or undated epoch: evaluated again", path)
+                found = None
             if found is not None:
                 out[role] = found
                 continue
@@ -90,8 +95,9 @@ def reference_records(results: Path, spec: RunSpec, setup: ModelSetup, teacher: 
                 save_png(folder / role / f"{name}.png", img)
             record = RunRecord(suite=spec.suite, model=spec.model, method=role, role=role, ratio=None,
                                seed=None, data=spec.data, evalset=evalset.key, references=rel.as_posix(),
-                               git_sha=environment.git_sha(), threading=environment.threading_info(),
-                               metrics=result.metrics, missing_metrics=result.missing,
+                               git_sha=environment.git_sha(), epoch=epochs.CURRENT,
+                               threading=environment.threading_info(), metrics=result.metrics,
+                               missing_metrics=result.missing,
                                per_image=result.per_image, samples_dir=rel.as_posix(),
                                source=teacher.identity if role == "teacher" else "")
             if entry is not None:

@@ -4,6 +4,7 @@ reason, run again by the sweep, not compared with a newer run of the sample."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -103,3 +104,55 @@ def test_a_result_without_a_record_is_dated_by_its_commit() -> None:
     assert epochs.dated(_parent_of_first_epoch()) == 0
     assert epochs.dated(FIRST.commit + "-dirty") == 1
     assert epochs.dated("") is None and epochs.dated("unknown") is None
+
+
+def test_a_reference_of_an_older_or_undated_epoch_is_evaluated_again(tmp_path, monkeypatch) -> None:
+    """The teacher and bicubic rows are shared by every run of a table: one made by older code (or
+    one that cannot be dated) is made again by the next run that needs it; a current one is reused."""
+    from types import SimpleNamespace as NS
+
+    import torch
+
+    from gankd.bench import evaluation
+    from gankd.bench.suite import RunSpec, load_suite
+    from gankd.metrics.evaluate import EvalResult
+
+    calls: list[str] = []
+
+    def evaluate(gen, samples, metrics, device, cfg, keep):
+        calls.append("evaluated")
+        return EvalResult({"lpips": 0.3}, {"lpips": False}, {}, len(samples), 0.0, 0.0, {})
+
+    monkeypatch.setattr(evaluation, "evaluate_generator", evaluate)
+    monkeypatch.setattr(evaluation, "complexity_and_latency",
+                        lambda *a: {"params": 1, "macs": 1, "macs_input": 64, "latency": {}})
+    monkeypatch.setattr(evaluation, "measure", lambda *a, **k: NS(to_dict=dict))
+    monkeypatch.setattr(evaluation.ev, "bicubic_generator", lambda *a: None)
+    suite = load_suite("smoke")
+    setup = _without_deploy(suite.models["realesrgan"])
+    spec = RunSpec("smoke", "realesrgan", "mse", 0.25, 0, "builtin")
+    teacher = NS(identity="realesrgan_x4plus:0123", net=NS(example_inputs=lambda *a: None))
+    evalset = NS(key="ev", samples=[NS(name="a", scale=4, hr=torch.zeros(3, 8, 8), lr=torch.zeros(3, 2, 2))])
+
+    def refs():
+        return evaluation.reference_records(tmp_path, spec, setup, teacher, evalset, torch.device("cpu"), [])
+
+    made = refs()
+    assert len(calls) == 2 and {r.epoch for r in made.values()} == {epochs.CURRENT}
+    refs()
+    assert len(calls) == 2  # current: reused
+    folder = tmp_path / made["teacher"].references
+    for stale in ({"epoch": 0}, {"epoch": None, "git_sha": "", "written_at": ""}):
+        old = json.loads((folder / "teacher.json").read_text())
+        (folder / "teacher.json").write_text(json.dumps({**old, **stale}))
+        refs()
+        assert json.loads((folder / "teacher.json").read_text())["epoch"] == epochs.CURRENT
+    assert len(calls) == 4  # the teacher twice more; bicubic, current, reused
+
+
+def _without_deploy(setup):
+    """``setup`` with exports and runtime latency off (not what this test is about)."""
+    import dataclasses
+
+    ev = dataclasses.replace(setup.eval, deploy=dataclasses.replace(setup.eval.deploy, in_run=False))
+    return dataclasses.replace(setup, eval=ev)
