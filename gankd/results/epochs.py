@@ -10,8 +10,9 @@ Runs record the epoch they ran in (``RunRecord.epoch``). Records written before 
 dated by their commit: by git ancestry where this checkout's history knows both commits, else by
 ``written_at`` against the epoch commit's date (a shallow clone, a tarball).
 
-Open a new epoch (append one, never edit one) in the commit that changes numbers without a config
-key, and say why; the runs before it then run again.
+Open a new epoch (append one, never edit one) right after the commit that changes numbers without
+a config key (a commit cannot name itself), before any run is made at it, and say why; the runs
+before it then run again (docs/extending.md).
 """
 
 from __future__ import annotations
