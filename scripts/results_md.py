@@ -201,11 +201,11 @@ def _table(s: Any, rows: list[dict[str, str]], tally: Counter[tuple[str, str]]) 
     from gankd.tasks import task
 
     out = [f"## {s.model} · {s.title} (suite `{s.suite}`)", ""]
+    na = [r["method"] for r in rows if r["kind"] == "student" and _na(r)]
     if not any(r.status.has_results for r in s.runs):  # its records are all older, or none ran yet
-        shape = f"r{s.ratio:g}" + (f"-d{s.depth}" if s.depth else "")
         out += [f"**Pilot**: no run of this table's current config has finished yet (`gankd sweep --model "
-                f"{s.model} --shape {shape}` runs them; older records are under \"Runs in no table\")."]
-        if na := [r["method"] for r in rows if r["kind"] == "student" and _na(r)]:
+                f"{s.model} --shape {s.tag}` runs them; older records are under \"Runs in no table\")."]
+        if na:
             out += ["", f"Not applicable here: {', '.join(f'`{m}`' for m in na)}."]
         return [*out, ""]
     st = s.study
@@ -261,7 +261,7 @@ def _table(s: Any, rows: list[dict[str, str]], tally: Counter[tuple[str, str]]) 
             out.append(_sentence(r["method"], r, metric, name, margin, st.plan.alpha, st.plan.power,
                                  inert.get(r["method"], "")))
             tally["pilot" if st.pilot else "decisive", r.get("verdict") or "not tested"] += 1
-    if na := [r["method"] for r in rows if r["kind"] == "student" and _na(r)]:
+    if na:
         out.append(f"- Not applicable here: {', '.join(f'`{m}`' for m in na)}.")
     # the secondary metrics its task declares (descriptive: no test, no verdict)
     secondary = task(s.task).secondary

@@ -107,7 +107,7 @@ def _run(r: ResolvedRun, results: Path, progress: bool, force: bool,
     existing = store.read_metrics(run_dir)
     if existing and existing.status.finished and not force:
         done = existing.status.has_results
-        changed = store.config_change(run_dir, config) if done else []
+        changed = store.config_change(run_dir, config, existing) if done else []
         if not changed:
             log.info("%s already %s; skipping", spec.rel_dir, existing.status)
             return existing

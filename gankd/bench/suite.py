@@ -605,6 +605,6 @@ class SuiteIndex(Suites):
         spec = RunSpec(record.suite, record.model, record.method, record.ratio, record.seed, record.data,
                        record.depth)
         try:
-            return store.config_change(results / record.run_dir, resolve(found, spec).config)
+            return store.config_change(results / record.run_dir, resolve(found, spec).config, record)
         except ConfigError:  # a method the suite no longer knows: shown as it was recorded
             return []

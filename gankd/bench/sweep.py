@@ -86,7 +86,7 @@ def job_state(spec: RunSpec, suite: SuiteConfig, results: Path) -> str:
     run_dir = run_dir_of(results, spec)
     record = store.read_metrics(run_dir)
     if record is not None and record.status.has_results:
-        stale = config_change(run_dir, resolve(suite, spec).config)
+        stale = config_change(run_dir, resolve(suite, spec).config, record)
         return "stale (another config or code epoch: runs again)" if stale else RunStatus.DONE.value
     if record is not None and record.status is RunStatus.NOT_APPLICABLE:
         return RunStatus.NOT_APPLICABLE.value

@@ -116,14 +116,14 @@ def _records(results: Path, pattern: str,
 
 
 # -- a stored run against the config it would run with now ---------------------------------
-def config_change(run_dir: Path, config: dict[str, Any]) -> list[str]:
+def config_change(run_dir: Path, config: dict[str, Any], record: RunRecord | None = None) -> list[str]:
     """The dotted keys in which ``run_dir``'s stored config differs from ``config`` (empty: the
     same, or no config stored, as in records older than config.yaml), and the code epoch when its
     record's numbers come from before a change that moved them under the same config
-    (gankd/results/epochs.py)."""
+    (gankd/results/epochs.py). ``record``: its record, where the caller has read it already."""
     path = run_dir / "config.yaml"
     changed = config_diff(yaml.safe_load(path.read_text()), plain_config(config)) if path.is_file() else []
-    record = read_metrics(run_dir)  # a record without numbers (not applicable) has none to date
+    record = record or read_metrics(run_dir)  # a record without numbers (not applicable): none to date
     older = epoch_change(record) if record is not None and record.status.has_results else None
     return [*changed, older] if older else changed
 

@@ -189,7 +189,7 @@ def test_a_table_with_no_finished_run_of_its_config_says_so_and_nothing_else(scr
     from gankd.results.record import RunStatus
 
     na = NS(status=RunStatus.NOT_APPLICABLE, method="lit", seed=0, eval={}, per_image={})
-    section = NS(model="realesrgan", title="student r=0.5, 10 blocks", suite="cpu", ratio=0.5, depth=10,
+    section = NS(model="realesrgan", title="student r=0.5, 10 blocks", suite="cpu", tag="r0.5-d10",
                  runs=[na], study=NS(pilot=True, pilot_reasons=["no method shares two seeds"]))
     rows = [{"kind": "student", "method": "lit", "n": "0", "not_applicable": "LIT needs ..."},
             {"kind": "reference", "method": "teacher", "n": "1", "not_applicable": ""}]
