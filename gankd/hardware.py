@@ -73,3 +73,15 @@ def cpu_family(info: dict[str, Any] | None = None) -> str:
     # AMD's own tolerances, so such a run is a family of its own (unmeasured: cross-family values)
     isa_env = sorted(f"{k}={v}" for k, v in (info.get("kernel_env") or {}).items() if k != "OMP_NUM_THREADS")
     return f"{family} ({', '.join(isa_env)})" if isa_env else family
+
+
+def device_family(device: dict[str, Any]) -> str:
+    """The machine a record's numbers were made on, from its ``device`` (``environment.device_info``):
+    the GPU's name, the CPU family (without its oneDNN tier, as the run records have always been
+    grouped), or "" where the record names no device."""
+    if device.get("type") == "cuda":
+        return str(device.get("name", "cuda"))
+    if "cpu" not in device:
+        return ""
+    return cpu_family({"model": device["cpu"],
+                       "torch_capability": device.get("torch_cpu_capability", "unknown")})

@@ -64,6 +64,7 @@ from gankd.config import to_dict
 from gankd.engine import checkpoint
 from gankd.engine.trainer import resolve_device
 from gankd.errors import ConfigError
+from gankd.hardware import device_family
 from gankd.locks import file_lock, holder
 from gankd.methods import METHODS
 from gankd.metrics import metric_of
@@ -173,6 +174,7 @@ def _score_run(suite: SuiteConfig, model: str, method: str, factor: float, data:
               "metric": key, "higher_is_better": ev.higher_is_better[key],
               "validation": {"images": ev.num_images, **ev.metrics}, "steps": result.steps,
               "wall_time_s": time.perf_counter() - t0, "history": result.history,
+              "device": environment.device_info(device),
               "git_sha": environment.git_sha(), "epoch": epochs.CURRENT, "config": config}
     atomic.write_json(done, record)
     checkpoint.prune(folder / "checkpoints", keep=0)
@@ -261,6 +263,7 @@ def balance(suite: SuiteConfig, model: str, method: str, data: str, results: Pat
     result = {"weights": {weight: value}, "term": own, "against": list(refs), "steps": len(history),
               "median_norm_ratio": median, "default": getattr(cfg, weight)}
     atomic.write_json(done, {"config": config, "balanced": result, "history": history,
+                             "device": environment.device_info(resolve_device(train.device)),
                              "git_sha": environment.git_sha()})
     return result
 
@@ -304,10 +307,24 @@ def tune(suite: SuiteConfig, models: list[str], data: dict[str, str], results: P
                                      f"({floor + margin:.2f}); chosen among those within {margin:g} dB "
                                      "of the method's own best")
             entry["metric"] = best["metric"]
+            if machines := scored_on(runs):
+                entry["machines"] = machines
             log.info("%s %s: factor x%g (%s %s)", model, method, best["factor"], best["metric"],
                      entry["scores"])
             _record(path, protocol, model, method, entry)
     return path
+
+
+def scored_on(runs: list[dict[str, Any]]) -> dict[str, str]:
+    """Which machine scored each factor (``x<factor>``: its CPU family or GPU), where the scores
+    record one: a grid scored over several sessions can mix machines, whose kernels differ in the
+    last bits that a GAN run amplifies, and the table should say so. Empty where no score records
+    its machine (those written before scores did), so that re-running the protocol over them
+    leaves the entry, and the hash the runs record of it, as it was."""
+    found = {f"x{r['factor']:g}": device_family(r["device"]) for r in runs if r.get("device")}
+    if not found:
+        return {}
+    return {f"x{r['factor']:g}": found.get(f"x{r['factor']:g}", "not recorded") for r in runs}
 
 
 def _record(path: Path, protocol: dict[str, Any], model: str, method: str, entry: dict[str, Any]) -> None:

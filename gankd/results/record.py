@@ -339,14 +339,9 @@ class RunRecord:
     def machine(self) -> str:
         """What the run's times were measured on: the GPU's name, or the CPU family (a sample
         assembled over sessions mixes machines; its s/step is comparable only within one)."""
-        d = self.device or {}
-        if d.get("type") == "cuda":
-            return str(d.get("name", "cuda"))
-        if "cpu" not in d:
-            return ""
-        from gankd.hardware import cpu_family  # here: the report reads records without torch
+        from gankd.hardware import device_family  # here: the report reads records without torch
 
-        return cpu_family({"model": d["cpu"], "torch_capability": d.get("torch_cpu_capability", "unknown")})
+        return device_family(self.device or {})
 
 
 _NULLABLE = {"ratio", "seed", "depth", "params", "macs", "macs_input", "speedup_vs_teacher",

@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from gankd.bench.suite import load_suite, method_options, method_weights
+from gankd.bench.tune import scored_on
 from gankd.cli import main
+from gankd.hardware import cpu_info, device_family
 
 
 @pytest.mark.slow
@@ -42,6 +44,10 @@ def test_tune_scores_on_validation_images_and_bench_uses_the_choice(tmp_path, mo
         assert rec["weights"]["weight"] == pytest.approx(default * f)
         assert rec["steps"] == suite.tune.steps(suite.models["realesrgan"].train.steps)
         assert rec["validation"]["images"] >= 1 and rec["metric"] == "lpips"
+        assert rec["device"]["type"] == "cpu" and rec["device"]["cpu_isa"] == cpu_info()["isa"]
+    # the table says which machine scored each factor (here: this one, for all)
+    assert chosen["machines"] == {k: device_family(rec["device"]) for k in grid}
+    assert device_family(rec["device"]).startswith(("AMD ", "Intel ", "x86_64 ", "aarch64 "))
     # the PSNR guard's reference: scratch at the same budget, once per student shape
     ref = json.loads((tmp_path / "results" / "tune" / "smoke" / "realesrgan" / "scratch" / "r0.25"
                       / "score.json").read_text())
@@ -243,3 +249,16 @@ def test_dcd_lambda_cd_is_balanced_against_its_output_kd_before_the_grid(tmp_pat
     assert cfg.cd_weight == pytest.approx(0.1 * got["weights"]["cd_weight"])
     assert cfg.feature_weight == pytest.approx(0.1 * 1e4)
     assert "balanced" in method_weights(suite, "realesrgan", "dcd")["cd_weight"]["source"]
+
+
+def test_the_tuned_table_names_each_factors_machine_only_where_scores_record_one():
+    avx2 = {"type": "cpu", "cpu": "AMD EPYC", "torch_cpu_capability": "AVX2"}
+    avx512 = {"type": "cpu", "cpu": "AMD EPYC 9B14", "torch_cpu_capability": "AVX512"}
+    old = [{"factor": 0.1, "score": 0.3}, {"factor": 1.0, "score": 0.2}]
+    # scores written before they recorded a machine: no key, so a re-run of the protocol over them
+    # writes the entry (and the hash each run records of it) unchanged
+    assert scored_on(old) == {}
+    mixed = [{**old[0], "device": avx512}, old[1], {"factor": 10.0, "score": 0.4, "device": avx2}]
+    assert scored_on(mixed) == {"x0.1": "AMD AVX512", "x1": "not recorded", "x10": "AMD AVX2"}
+    gpu = {"type": "cuda", "name": "NVIDIA H100 80GB HBM3"}
+    assert scored_on([{**old[0], "device": gpu}]) == {"x0.1": "NVIDIA H100 80GB HBM3"}
