@@ -144,7 +144,7 @@ def _score_run(suite: SuiteConfig, model: str, method: str, factor: float, data:
     if done.is_file():
         stored = json.loads(done.read_text())  # JSON: YAML would read 1e-05 as a string
         # a score of an older code epoch (gankd/results/epochs.py): the same config, other numbers
-        epoch = stored["epoch"] if "epoch" in stored else epochs.dated(stored.get("git_sha", ""))
+        epoch = score_epoch(stored)
         older = epoch is not None and epoch < epochs.CURRENT
         if stored.get("config") == config and not older:
             return stored
@@ -321,10 +321,15 @@ def scored_on(runs: list[dict[str, Any]]) -> dict[str, str]:
     last bits that a GAN run amplifies, and the table should say so. Empty where no score records
     its machine (those written before scores did), so that re-running the protocol over them
     leaves the entry, and the hash the runs record of it, as it was."""
-    found = {f"x{r['factor']:g}": device_family(r["device"]) for r in runs if r.get("device")}
-    if not found:
+    if not any(r.get("device") for r in runs):
         return {}
-    return {f"x{r['factor']:g}": found.get(f"x{r['factor']:g}", "not recorded") for r in runs}
+    return {f"x{r['factor']:g}": device_family(r["device"]) if r.get("device") else "not recorded"
+            for r in runs}
+
+
+def score_epoch(stored: dict[str, Any]) -> int | None:
+    """The code epoch a stored score was made in (dated by its commit where it names none)."""
+    return stored["epoch"] if "epoch" in stored else epochs.dated(stored.get("git_sha", ""))
 
 
 def _record(path: Path, protocol: dict[str, Any], model: str, method: str, entry: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from gankd.bench.tune import score_epoch
 from gankd.hardware import device_family
 from gankd.paths import benchmarks_dir
 from gankd.results import epochs
@@ -38,7 +39,7 @@ def disagreements(table: dict[str, Any], scores: Path) -> list[str]:
                     out.append(f"{where} {name}: no {path.relative_to(scores)}")
                     continue
                 stored = json.loads(path.read_text())
-                epoch = stored["epoch"] if "epoch" in stored else epochs.dated(stored.get("git_sha", ""))
+                epoch = score_epoch(stored)
                 if round(stored["score"], 5) != value:
                     out.append(f"{where} {name}: the table says {value}, its score.json {stored['score']}")
                 if epoch != epochs.CURRENT:
